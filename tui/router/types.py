@@ -221,6 +221,9 @@ class Started:
 class TextDelta:
     t: float
     text: str
+    # When the request asked for logprobs (OpenAI-compatible only): the alternatives for the first
+    # token of this delta as (token, logprob) pairs, most likely first. None when not available.
+    logprobs: tuple[tuple[str, float], ...] | None = None
 
 
 @dataclass(frozen=True)
