@@ -292,6 +292,8 @@ class AttemptEnded:
     model: str
     outcome: Literal["ok", "failed", "cancelled", "lost-hedge"]
     error: StreamError | None = None
+    # True on the side's last event: no further attempt follows, the side is done.
+    final: bool = False
 
 
 @dataclass(frozen=True)
@@ -313,6 +315,10 @@ class AttemptSummary:
     output_tokens: int = 0
     cost_usd: float | None = None
     error: str | None = None
+    # Part of input_tokens read from the provider's cache.
+    cached_tokens: int = 0
+    # True when the provider reported no usage for this attempt and the counts are our estimate.
+    usage_estimated: bool = False
 
 
 @dataclass(frozen=True)
