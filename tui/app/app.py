@@ -1,0 +1,192 @@
+"""The RouteDeck Textual app: a thin layer over tui.router's Session."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import work
+from textual.app import App
+from textual.binding import Binding
+
+from tui.router.session import Session
+from tui.router.table import ConflictError, save_table
+from tui.router.types import RoutingTable
+
+
+class RouteDeckApp(App):
+    CSS_PATH = "app.tcss"
+    TITLE = "RouteDeck"
+    ENABLE_COMMAND_PALETTE = True
+
+    BINDINGS = [
+        Binding("f1", "help", "Help", id="help", tooltip="Every key and what it does"),
+        Binding("f2", "grid", "Routes", id="grid", tooltip="The routing table: edit cells, save"),
+        Binding("f3", "history", "History", id="history", tooltip="Past runs from the run log"),
+        Binding("ctrl+s", "save_routes", "Save", id="save", tooltip="Save the routing table to routes.toml", show=False),
+        Binding("ctrl+q", "quit", "Quit", id="quit", priority=True),
+    ]
+
+    def __init__(self, session: Session, *, keymap: dict[str, str] | None = None) -> None:
+        super().__init__()
+        self.session = session
+        self.saved_table: RoutingTable = session.table
+        self._keymap_overrides = keymap or {}
+        from tui.app.commands import RouteDeckCommands
+
+        self.COMMANDS = App.COMMANDS | {RouteDeckCommands}
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        if self._keymap_overrides:
+            self.set_keymap(self._keymap_overrides)
+        from tui.app.screens.main import MainScreen
+
+        self.push_screen(MainScreen())
+        self.load_classifier()
+
+    @work(thread=True, exclusive=True, group="classifier", exit_on_error=False)
+    def load_classifier(self) -> None:
+        try:
+            self.session.load_classifier()
+        except Exception as exc:  # fail open: the UI stays usable, runs go to the default route
+            self.call_from_thread(self._classifier_failed, f"{type(exc).__name__}: {exc}")
+            return
+        self.call_from_thread(self._classifier_loaded)
+
+    def _main(self):
+        from tui.app.screens.main import MainScreen
+
+        for screen in self.screen_stack:
+            if isinstance(screen, MainScreen):
+                return screen
+        return None
+
+    def _classifier_loaded(self) -> None:
+        if main := self._main():
+            main.classifier_loaded()
+
+    def _classifier_failed(self, message: str) -> None:
+        if main := self._main():
+            main.classifier_failed(message)
+
+    # -- the routing table ----------------------------------------------------------------
+
+    @property
+    def dirty(self) -> bool:
+        return self.session.table != self.saved_table
+
+    def apply_table(self, table: RoutingTable) -> None:
+        """Edits apply to the next run at once, saved or not."""
+        self.session.set_table(table)
+        if main := self._main():
+            main.refresh_sub_title()
+            main.reclassify()
+
+    def save_routes(self, *, force: bool = False) -> bool:
+        """Save through the engine's atomic save; returns False when the file changed on disk."""
+        try:
+            saved = save_table(self.session.table, force=force)
+        except ConflictError:
+            return False
+        except OSError as exc:
+            self.notify(Text(f"could not save: {exc}"), severity="error", timeout=8)
+            return True
+        self.session.set_table(saved)
+        self.saved_table = saved
+        if main := self._main():
+            main.refresh_sub_title()
+        self.notify(Text(f"saved {saved.path}"), timeout=3)
+        return True
+
+    def action_save_routes(self) -> None:
+        self.save_with_conflict_check()
+
+    def save_with_conflict_check(self, then=None) -> None:
+        if self.save_routes():
+            if then:
+                then()
+            return
+        from tui.app.screens.confirm import Choice, ChoiceScreen
+
+        def decided(choice: str | None) -> None:
+            if choice == "overwrite":
+                self.save_routes(force=True)
+                if then:
+                    then()
+            elif choice == "reload":
+                self.reload_routes()
+
+        self.push_screen(
+            ChoiceScreen(
+                "routes.toml changed on disk since it was loaded.",
+                [
+                    Choice("overwrite", "Overwrite it with my edits", "error"),
+                    Choice("reload", "Reload it and drop my edits", "warning"),
+                    Choice("cancel", "Cancel", "default"),
+                ],
+            ),
+            decided,
+        )
+
+    def reload_routes(self) -> None:
+        from tui.router.table import TableError, load_table
+
+        try:
+            table = load_table(self.session.table.path)
+        except (TableError, OSError) as exc:
+            self.notify(Text(f"could not reload: {exc}"), severity="error", timeout=10)
+            return
+        self.saved_table = table
+        self.apply_table(table)
+        self.notify("routes.toml reloaded", timeout=3)
+
+    # -- screens --------------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        from tui.app.screens.help import HelpScreen
+
+        self.push_screen(HelpScreen())
+
+    def action_grid(self) -> None:
+        from tui.app.screens.grid import GridScreen
+
+        if not isinstance(self.screen, GridScreen):
+            self.push_screen(GridScreen())
+
+    def action_history(self) -> None:
+        from tui.app.screens.history import HistoryScreen
+
+        if not isinstance(self.screen, HistoryScreen):
+            self.push_screen(HistoryScreen())
+
+    async def action_quit(self) -> None:
+        if not self.dirty:
+            self.exit()
+            return
+        from tui.app.screens.confirm import Choice, ChoiceScreen
+
+        def decided(choice: str | None) -> None:
+            if choice == "save":
+                self.save_with_conflict_check(then=self.exit)
+            elif choice == "discard":
+                self.exit()
+
+        self.push_screen(
+            ChoiceScreen(
+                "The routing table has unsaved edits.",
+                [
+                    Choice("save", "Save and quit", "primary"),
+                    Choice("discard", "Discard and quit", "error"),
+                    Choice("cancel", "Cancel", "default"),
+                ],
+            ),
+            decided,
+        )
+
+
+def run_app(session: Session, *, web: bool = False) -> int:
+    from tui.app.keymap import load_keymap
+
+    app = RouteDeckApp(session, keymap=load_keymap())
+    app.run()
+    return app.return_code or 0

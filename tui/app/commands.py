@@ -1,0 +1,44 @@
+"""The command palette: the main actions by name, built from the current state."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+
+class RouteDeckCommands(Provider):
+    def _commands(self) -> list[tuple[str, object, str]]:
+        app = self.app
+        main = app._main()
+        cmds: list[tuple[str, object, str]] = [
+            ("Run the prompt", lambda: main and main.query_one("#prompt").action_submit(), "run it on the routed model and the baseline"),
+            ("Cancel the run", lambda: main and main.action_cancel_run(), "stop both streams"),
+            ("Open the routing table", app.action_grid, "edit cells and save routes.toml"),
+            ("Save the routing table", app.action_save_routes, "write routes.toml atomically"),
+            ("Reload routes.toml", app.reload_routes, "drop unsaved edits"),
+            ("Open history", app.action_history, "past runs and totals"),
+            ("Pin a model for the next runs", lambda: main and main.action_pin_model(), "run on a chosen model"),
+            ("Help: every key", app.action_help, "keys, remapping"),
+        ]
+        if main is not None:
+            for name in ["auto", *app.session.table.priority_names]:
+                cmds.append((f"Priority: {name}", partial(self._set_priority, name), "route with this priority"))
+        return cmds
+
+    def _set_priority(self, name: str) -> None:
+        main = self.app._main()
+        if main is not None:
+            main.priority_mode = name
+            main.reclassify()
+
+    async def discover(self) -> Hits:
+        for name, action, help_text in self._commands():
+            yield DiscoveryHit(name, action, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name, action, help_text in self._commands():
+            score = matcher.match(name)
+            if score > 0:
+                yield Hit(score, matcher.highlight(name), action, help=help_text)

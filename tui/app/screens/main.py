@@ -1,0 +1,175 @@
+"""The main screen: type a prompt, see its route as you type, run it side by side."""
+
+from __future__ import annotations
+
+import asyncio
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer, Header, TextArea
+from textual.worker import get_current_worker
+
+from tui.app.widgets.comparison import ComparisonBar
+from tui.app.widgets.decision_bar import DecisionBar
+from tui.app.widgets.prompt_editor import PromptEditor
+from tui.app.widgets.run_pane import RunPane
+from tui.router.types import Decision, PairResult
+
+
+class MainScreen(Screen):
+    BINDINGS = [
+        Binding("escape", "cancel_run", "Cancel", id="cancel", tooltip="Cancel the run in flight"),
+        Binding(
+            "ctrl+t",
+            "cycle_priority",
+            "Priority",
+            id="priority",
+            tooltip="Cycle the priority: auto (from cues in the prompt), then each priority",
+        ),
+        Binding(
+            "f4",
+            "pin_model",
+            "Pin model",
+            id="pin_model",
+            tooltip="Run the next prompt on a model you choose instead of the routed one",
+        ),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.priority_mode = "auto"  # "auto" or a priority name
+        self.pinned_model: str | None = None
+        self.last_decision: Decision | None = None
+        self.last_pair: PairResult | None = None
+        self._run_started = False
+
+    @property
+    def session(self):
+        return self.app.session
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False)
+        yield PromptEditor(id="prompt")
+        yield DecisionBar(id="decision")
+        with Horizontal(id="panes"):
+            yield RunPane("routed", "routed", id="routed")
+            yield RunPane("baseline", "baseline", id="baseline")
+        yield ComparisonBar(id="comparison")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(DecisionBar).show_message("loading the classifier…")
+        self.query_one(ComparisonBar).show(None, None)
+        self.query_one(PromptEditor).focus()
+        self.refresh_sub_title()
+
+    def refresh_sub_title(self) -> None:
+        parts = [self.session.table_label]
+        if self.app.dirty:
+            parts.append("routes edited, unsaved")
+        if self.pinned_model:
+            parts.append(f"pinned: {self.pinned_model}")
+        self.sub_title = " · ".join(parts)
+
+    # -- live classification --------------------------------------------------------------
+
+    @on(TextArea.Changed, "#prompt")
+    def prompt_changed(self, event: TextArea.Changed) -> None:
+        self.reclassify()
+
+    def reclassify(self) -> None:
+        text = self.query_one(PromptEditor).text
+        if not self.session.classifier_ready:
+            return
+        if not text.strip():
+            self.last_decision = None
+            self.query_one(DecisionBar).show_message("type a prompt to see where it goes")
+            return
+        self.classify_text(text, self.current_priority())
+
+    def current_priority(self) -> str | None:
+        return None if self.priority_mode == "auto" else self.priority_mode
+
+    @work(thread=True, exclusive=True, group="classify", exit_on_error=False)
+    def classify_text(self, text: str, priority: str | None) -> None:
+        decision = self.session.decide(text, priority)
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self.show_decision, decision)
+
+    def show_decision(self, decision: Decision) -> None:
+        self.last_decision = decision
+        self.query_one(DecisionBar).show_decision(decision, priority_mode=self.priority_mode)
+
+    def classifier_loaded(self) -> None:
+        self.query_one(DecisionBar).show_message("type a prompt to see where it goes")
+        self.reclassify()
+
+    def classifier_failed(self, message: str) -> None:
+        self.query_one(DecisionBar).show_message(
+            f"classifier unavailable ({message}); prompts go to the default route", style="yellow"
+        )
+
+    # -- actions --------------------------------------------------------------------------
+
+    def action_cycle_priority(self) -> None:
+        modes = ["auto", *self.session.table.priority_names]
+        i = modes.index(self.priority_mode) if self.priority_mode in modes else 0
+        self.priority_mode = modes[(i + 1) % len(modes)]
+        self.notify(Text(f"priority: {self.priority_mode}"), timeout=2)
+        self.reclassify()
+
+    def action_pin_model(self) -> None:
+        from tui.app.screens.model_picker import ModelPicker
+
+        def chosen(model: str | None) -> None:
+            self.pinned_model = model or None
+            self.refresh_sub_title()
+            note = f"next runs use {model}" if model else "routing restored"
+            self.notify(Text(note), timeout=3)
+
+        self.app.push_screen(ModelPicker(self.session, current=self.pinned_model, allow_none=True), chosen)
+
+    def action_cancel_run(self) -> None:
+        if self.workers and any(w.group == "run" and w.is_running for w in self.workers):
+            self.workers.cancel_group(self, "run")
+            self.notify("run cancelled", timeout=2)
+
+    @on(PromptEditor.Submitted)
+    def submitted(self, event: PromptEditor.Submitted) -> None:
+        if not event.text.strip():
+            self.notify("type a prompt first", severity="warning", timeout=2)
+            return
+        self.run_prompt(event.text, self.current_priority(), self.pinned_model)
+
+    # -- running --------------------------------------------------------------------------
+
+    @work(exclusive=True, group="run", exit_on_error=False)
+    async def run_prompt(self, text: str, priority: str | None, pinned: str | None) -> None:
+        routed, baseline = self.query_one("#routed", RunPane), self.query_one("#baseline", RunPane)
+        decision = await asyncio.to_thread(self.session.decide, text, priority)
+        self.show_decision(decision)
+        run = self.session.start(decision, model=pinned)
+        panes = {"routed": routed, "baseline": baseline}
+        await routed.reset(pinned or decision.cell.primary)
+        await baseline.reset(self.session.table.baseline.model)
+        ticker = self.set_interval(0.1, lambda: (routed.tick(), baseline.tick()))
+        try:
+            async for run_event in run.events():
+                await panes[run_event.side].handle(run_event)
+            pair = run.result
+            await routed.finish(pair.routed)
+            await baseline.finish(pair.baseline)
+            self.last_pair = pair
+            await asyncio.to_thread(self.session.record, pair)
+            self.query_one(ComparisonBar).show(pair, self.session.totals)
+        except asyncio.CancelledError:
+            await run.cancel()
+            await routed.finish(None)
+            await baseline.finish(None)
+            raise
+        finally:
+            ticker.stop()

@@ -1,0 +1,145 @@
+"""One object that holds the engine's state for a person's session: the table, the classifier,
+the run log and the running totals. The TUI and the CLI both drive the engine through it, so
+neither re-implements a step of prompt → decision → runs → cost → log.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from tui.router.types import Decision, PairResult, RoutingTable, split_model_id
+
+
+@dataclass
+class Totals:
+    runs: int = 0
+    routed_usd: float = 0.0
+    baseline_usd: float = 0.0
+    # Runs where a cost was unknown (a model with no price) are counted but not summed.
+    unpriced_runs: int = 0
+
+    @property
+    def savings_usd(self) -> float:
+        return self.baseline_usd - self.routed_usd
+
+    @property
+    def savings_pct(self) -> float | None:
+        if self.baseline_usd <= 0:
+            return None
+        return 100.0 * self.savings_usd / self.baseline_usd
+
+    def add(self, pair: PairResult) -> None:
+        self.runs += 1
+        if pair.routed.cost_usd is None or pair.baseline.cost_usd is None:
+            self.unpriced_runs += 1
+            return
+        self.routed_usd += pair.routed.cost_usd
+        self.baseline_usd += pair.baseline.cost_usd
+
+
+@dataclass
+class Session:
+    table: RoutingTable
+    env: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    force_simulated: bool = False
+    # A RunLog, or None to keep nothing (tests, --no-log).
+    runlog: object | None = None
+    totals: Totals = field(default_factory=Totals)
+    on_progress: Callable[[str], None] | None = None
+
+    def __post_init__(self) -> None:
+        self._classifier = None
+        self._classifier_table: RoutingTable | None = None
+        self._lock = threading.Lock()
+
+    # -- the table ------------------------------------------------------------------------
+
+    @property
+    def table_label(self) -> str:
+        return str(self.table.path) if self.table.path else "routes.toml (packaged default)"
+
+    def set_table(self, table: RoutingTable) -> None:
+        """Use an edited table from the next decision on (saved or not)."""
+        self.table = table
+
+    # -- classification -------------------------------------------------------------------
+
+    @property
+    def classifier_ready(self) -> bool:
+        return self._classifier is not None
+
+    def load_classifier(self):
+        """Load (or train) the classifier for the current table. Blocking: call off the UI loop."""
+        from tui.router.classify import build_classifier
+
+        with self._lock:
+            if self._classifier is None or not _same_training(self._classifier_table, self.table):
+                self._classifier = build_classifier(self.table, on_progress=self.on_progress)
+                self._classifier_table = self.table
+            return self._classifier
+
+    def decide(self, prompt: str, priority: str | None = None) -> Decision:
+        from tui.router.classify import decide
+
+        classifier = self.load_classifier()
+        return decide(prompt, self.table, classifier, priority=priority)
+
+    # -- runs -----------------------------------------------------------------------------
+
+    def start(self, decision: Decision, *, model: str | None = None, baseline: str | None = None):
+        """Start the routed run and the baseline run in parallel; returns the engine's PairRun."""
+        from tui.router.execute import PairRun
+
+        return PairRun(
+            decision,
+            self.table,
+            model=model,
+            baseline=baseline,
+            env=self.env,
+            force_simulated=self.force_simulated,
+        )
+
+    def record(self, pair: PairResult) -> int | None:
+        self.totals.add(pair)
+        if self.runlog is None:
+            return None
+        return self.runlog.record(pair)
+
+    # -- models ---------------------------------------------------------------------------
+
+    def known_models(self) -> list[str]:
+        """Models a person can pick: the table's own, then every model the price library knows
+        for the table's providers. (Local servers' models are added by the caller.)"""
+        from genai_prices.data_snapshot import get_snapshot
+
+        seen: dict[str, None] = {m: None for m in self.table.models()}
+        by_price_id: dict[str, list[str]] = {}
+        for name, provider in self.table.providers.items():
+            by_price_id.setdefault(provider.price_provider or name, []).append(name)
+        for lib_provider in get_snapshot().providers:
+            for name in by_price_id.get(lib_provider.id, ()):
+                for model in lib_provider.models:
+                    seen[f"{name}/{model.id}"] = None
+        return list(seen)
+
+    def is_simulated(self, model_id: str) -> tuple[bool, str | None]:
+        """Whether a model would run on the simulator here, and why."""
+        if self.force_simulated:
+            return True, "simulation forced"
+        try:
+            provider = self.table.providers[split_model_id(model_id)[0]]
+        except (KeyError, ValueError):
+            return True, "unknown provider"
+        if provider.kind == "simulated":
+            return True, "simulated provider"
+        if provider.api_key_env and not self.env.get(provider.api_key_env):
+            return True, f"no {provider.api_key_env} in the environment"
+        return False, None
+
+
+def _same_training(a: RoutingTable | None, b: RoutingTable) -> bool:
+    """The classifier depends only on the task types (examples, rules), not on cells."""
+    return a is not None and a.tasks == b.tasks
