@@ -1,0 +1,453 @@
+"""Every run, stored: for the history screen, what-if replay, savings totals and verdicts.
+
+One SQLite file, by default ``runs.sqlite3`` in the user's data folder (platformdirs), else the
+``ROUTEDECK_LOG`` environment variable, else the ``path`` given. The file is created with mode
+0600 before SQLite opens it (whatever the umask), runs in WAL mode with a busy timeout so two
+RouteDeck processes can write at once, and carries its schema version in ``PRAGMA user_version``
+(migrations below, applied in order, never edited once released).
+
+Stored per run: the time, the prompt, the decision (task, priority, confidence, classifier,
+reason, uncertain, the cell) and both sides (model, simulated, usage, cost, timings, fallback and
+hedge, error, answer, attempts as JSON). Keys are never stored: every text is passed through
+:func:`~tui.router.sanitize.redact` (the given secret values and anything shaped like a key).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from tui.router.sanitize import redact
+from tui.router.types import AttemptSummary, PairResult, RunResult
+
+ENV_VAR = "ROUTEDECK_LOG"
+FILE_NAME = "runs.sqlite3"
+BUSY_TIMEOUT_MS = 10_000
+Verdict = Literal["routed", "tie", "baseline"]
+VERDICTS: tuple[str, ...] = ("routed", "tie", "baseline")
+
+
+class RunLogError(Exception):
+    """The run log cannot be used (a newer schema, a file we may not open, ...)."""
+
+
+_SIDE_COLUMNS = (
+    "model TEXT",
+    "simulated INTEGER",
+    "input_tokens INTEGER",
+    "output_tokens INTEGER",
+    "usage_estimated INTEGER",
+    "cost_usd REAL",
+    "ttft_ms REAL",
+    "total_ms REAL",
+    "fallback_used INTEGER",
+    "fallback_reason TEXT",
+    "hedged INTEGER",
+    "error TEXT",
+    "text TEXT",
+    "discarded_text TEXT",
+    "attempts TEXT",
+)
+
+
+def _side_columns(prefix: str) -> str:
+    return ",\n    ".join(f"{prefix}_{c}" for c in _SIDE_COLUMNS)
+
+
+# Each migration is a list of statements; migration i brings the schema to version i + 1.
+MIGRATIONS: list[list[str]] = [
+    [
+        f"""CREATE TABLE runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at TEXT NOT NULL,
+    prompt TEXT NOT NULL,
+    task TEXT NOT NULL,
+    priority TEXT NOT NULL,
+    priority_reason TEXT,
+    label TEXT,
+    confidence REAL,
+    classifier TEXT,
+    classify_ms REAL,
+    reason TEXT,
+    uncertain INTEGER NOT NULL DEFAULT 0,
+    cell_primary TEXT NOT NULL,
+    cell_fallback TEXT,
+    cell_hedge_after_ms INTEGER,
+    wall_ms REAL,
+    {_side_columns("r")},
+    {_side_columns("b")}
+)""",
+        "CREATE INDEX runs_task ON runs(task, id)",
+        """CREATE TABLE verdicts (
+    run_id INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+    verdict TEXT NOT NULL CHECK (verdict IN ('routed', 'tie', 'baseline')),
+    decided_at TEXT NOT NULL
+)""",
+    ],
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def default_path() -> Path:
+    """``$ROUTEDECK_LOG`` if set, else ``runs.sqlite3`` in the user's data folder."""
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("routedeck")) / FILE_NAME
+
+
+@dataclass(frozen=True)
+class SideRecord:
+    model: str
+    simulated: bool
+    input_tokens: int
+    output_tokens: int
+    usage_estimated: bool
+    cost_usd: float | None
+    ttft_ms: float | None
+    total_ms: float | None
+    fallback_used: bool
+    fallback_reason: str | None
+    hedged: bool
+    error: str | None
+    text: str
+    discarded_text: str
+    attempts: tuple[AttemptSummary, ...]
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: int
+    created_at: datetime
+    prompt: str
+    task: str
+    priority: str
+    priority_reason: str | None
+    label: str | None
+    confidence: float | None
+    classifier: str | None
+    classify_ms: float | None
+    reason: str | None
+    uncertain: bool
+    cell_primary: str
+    cell_fallback: str | None
+    cell_hedge_after_ms: int | None
+    wall_ms: float | None
+    routed: SideRecord
+    baseline: SideRecord
+    verdict: str | None
+
+    @property
+    def savings_usd(self) -> float | None:
+        if self.routed.cost_usd is None or self.baseline.cost_usd is None:
+            return None
+        return self.baseline.cost_usd - self.routed.cost_usd
+
+
+@dataclass(frozen=True)
+class Totals:
+    runs: int
+    # Runs where both sides' costs are known; the sums and savings are over these.
+    priced_runs: int
+    routed_cost_usd: float
+    baseline_cost_usd: float
+
+    @property
+    def savings_usd(self) -> float:
+        return self.baseline_cost_usd - self.routed_cost_usd
+
+    @property
+    def savings_pct(self) -> float | None:
+        if not self.baseline_cost_usd:
+            return None
+        return 100.0 * self.savings_usd / self.baseline_cost_usd
+
+
+class RunLog:
+    """The run log. Safe to share between threads; several processes may write at once."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path).expanduser() if path is not None else default_path()
+        _create_private(self.path)
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as exc:
+            raise RunLogError(f"cannot open the run log {self.path}: {exc}") from None
+        self._db.row_factory = sqlite3.Row
+        try:
+            self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA foreign_keys = ON")
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            self._migrate()
+        except BaseException:
+            self._db.close()
+            raise
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> RunLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def schema_version(self) -> int:
+        with self._lock:
+            return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise RunLogError(
+                f"{self.path} was written by a newer RouteDeck (schema {version}, "
+                f"this one knows {SCHEMA_VERSION})"
+            )
+        if version == SCHEMA_VERSION:
+            return
+        self._db.execute("BEGIN IMMEDIATE")  # one process migrates; the others wait, then see it
+        try:
+            version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+            for i in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[i]:
+                    self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {i + 1}")
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def record(
+        self, pair: PairResult, *, when: datetime | None = None, secrets: Iterable[str] = ()
+    ) -> int:
+        """Store one run; its id. ``secrets``: values to redact besides anything key-shaped."""
+        secrets = tuple(secrets)
+
+        def r(s: str | None) -> str | None:
+            return None if s is None else redact(s, secrets)
+
+        d = pair.decision
+        c = d.classification
+        when = when or datetime.now(UTC)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        row: dict[str, Any] = {
+            "created_at": when.astimezone(UTC).isoformat(),
+            "prompt": r(d.prompt),
+            "task": d.task,
+            "priority": d.priority,
+            "priority_reason": d.priority_reason,
+            "label": c.label,
+            "confidence": c.confidence,
+            "classifier": c.classifier,
+            "classify_ms": c.elapsed_ms,
+            "reason": r(d.reason),
+            "uncertain": int(d.uncertain),
+            "cell_primary": d.cell.primary,
+            "cell_fallback": d.cell.fallback,
+            "cell_hedge_after_ms": d.cell.hedge_after_ms,
+            "wall_ms": pair.wall_ms,
+        }
+        row.update(_side_row("r", pair.routed, r))
+        row.update(_side_row("b", pair.baseline, r))
+        names = ", ".join(row)
+        marks = ", ".join(f":{k}" for k in row)
+        with self._lock:
+            cur = self._db.execute(f"INSERT INTO runs ({names}) VALUES ({marks})", row)
+            return int(cur.lastrowid or 0)
+
+    def set_verdict(self, run_id: int, verdict: Verdict, *, when: datetime | None = None) -> None:
+        """A person's verdict on a run: the routed answer was better, as good, or worse."""
+        if verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {VERDICTS}, not {verdict!r}")
+        when = (when or datetime.now(UTC)).astimezone(UTC)
+        with self._lock:
+            try:
+                self._db.execute(
+                    "INSERT INTO verdicts (run_id, verdict, decided_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT(run_id) DO UPDATE SET verdict = excluded.verdict, "
+                    "decided_at = excluded.decided_at",
+                    (run_id, verdict, when.isoformat()),
+                )
+            except sqlite3.IntegrityError:
+                raise KeyError(f"no run {run_id}") from None
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def get(self, run_id: int) -> RunRecord | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT runs.*, verdicts.verdict FROM runs LEFT JOIN verdicts "
+                "ON verdicts.run_id = runs.id WHERE runs.id = ?",
+                (run_id,),
+            ).fetchone()
+        return _record(row) if row else None
+
+    def recent(self, limit: int = 50, task: str | None = None) -> list[RunRecord]:
+        """The newest runs first, of one task type if given."""
+        sql = ("SELECT runs.*, verdicts.verdict FROM runs "
+               "LEFT JOIN verdicts ON verdicts.run_id = runs.id")
+        args: list[Any] = []
+        if task is not None:
+            sql += " WHERE runs.task = ?"
+            args.append(task)
+        sql += " ORDER BY runs.id DESC LIMIT ?"
+        args.append(int(limit))
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+        return [_record(row) for row in rows]
+
+    def totals(self, task: str | None = None) -> Totals:
+        """How many runs, and what routing saved on those whose two costs are known."""
+        where, args = ("WHERE task = ?", [task]) if task is not None else ("", [])
+        with self._lock:
+            row = self._db.execute(
+                f"""SELECT COUNT(*),
+                    SUM(r_cost_usd IS NOT NULL AND b_cost_usd IS NOT NULL),
+                    TOTAL(CASE WHEN b_cost_usd IS NOT NULL THEN r_cost_usd END),
+                    TOTAL(CASE WHEN r_cost_usd IS NOT NULL THEN b_cost_usd END)
+                FROM runs {where}""",
+                args,
+            ).fetchone()
+        return Totals(int(row[0]), int(row[1] or 0), float(row[2]), float(row[3]))
+
+    def avg_output_tokens_by_task(self, side: Literal["routed", "baseline"] | None = None
+                                  ) -> dict[str, float]:
+        """Mean output tokens of the answers, per task type (for cost projections).
+
+        Both sides' answers count unless ``side`` is given; failed sides are left out.
+        """
+        parts = []
+        if side in (None, "routed"):
+            parts.append("SELECT task, r_output_tokens AS n FROM runs WHERE r_error IS NULL")
+        if side in (None, "baseline"):
+            parts.append("SELECT task, b_output_tokens AS n FROM runs WHERE b_error IS NULL")
+        sql = f"SELECT task, AVG(n) FROM ({' UNION ALL '.join(parts)}) GROUP BY task ORDER BY task"
+        with self._lock:
+            rows = self._db.execute(sql).fetchall()
+        return {row[0]: float(row[1]) for row in rows}
+
+    def verdict_counts(self, task: str | None = None) -> dict[str, int]:
+        """How many runs got each verdict."""
+        sql = ("SELECT verdict, COUNT(*) FROM verdicts JOIN runs ON runs.id = verdicts.run_id")
+        args: list[Any] = []
+        if task is not None:
+            sql += " WHERE runs.task = ?"
+            args.append(task)
+        sql += " GROUP BY verdict"
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+        counts = dict.fromkeys(VERDICTS, 0)
+        counts.update({row[0]: int(row[1]) for row in rows})
+        return counts
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _create_private(path: Path) -> None:
+    """Create the file (and its folder) readable by its owner only, before SQLite opens it."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise RunLogError(f"cannot create the run log {path}: {exc}") from None
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)  # an older file, or one created by something else
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _side_row(prefix: str, s: RunResult, r: Any) -> dict[str, Any]:
+    attempts = [asdict(a) for a in s.attempts]
+    for a in attempts:
+        a["error"] = r(a["error"])
+    return {
+        f"{prefix}_model": s.model,
+        f"{prefix}_simulated": int(s.simulated),
+        f"{prefix}_input_tokens": s.input_tokens,
+        f"{prefix}_output_tokens": s.output_tokens,
+        f"{prefix}_usage_estimated": int(s.usage_estimated),
+        f"{prefix}_cost_usd": s.cost_usd,
+        f"{prefix}_ttft_ms": s.ttft_ms,
+        f"{prefix}_total_ms": s.total_ms,
+        f"{prefix}_fallback_used": int(s.fallback_used),
+        f"{prefix}_fallback_reason": r(s.fallback_reason),
+        f"{prefix}_hedged": int(s.hedged),
+        f"{prefix}_error": r(s.error),
+        f"{prefix}_text": r(s.text),
+        f"{prefix}_discarded_text": r(s.discarded_text),
+        f"{prefix}_attempts": json.dumps(attempts),
+    }
+
+
+def _side(row: sqlite3.Row, p: str) -> SideRecord:
+    fields = set(AttemptSummary.__dataclass_fields__)
+    attempts = tuple(
+        AttemptSummary(**{k: v for k, v in a.items() if k in fields})
+        for a in json.loads(row[f"{p}_attempts"] or "[]")
+    )
+    return SideRecord(
+        model=row[f"{p}_model"],
+        simulated=bool(row[f"{p}_simulated"]),
+        input_tokens=int(row[f"{p}_input_tokens"] or 0),
+        output_tokens=int(row[f"{p}_output_tokens"] or 0),
+        usage_estimated=bool(row[f"{p}_usage_estimated"]),
+        cost_usd=row[f"{p}_cost_usd"],
+        ttft_ms=row[f"{p}_ttft_ms"],
+        total_ms=row[f"{p}_total_ms"],
+        fallback_used=bool(row[f"{p}_fallback_used"]),
+        fallback_reason=row[f"{p}_fallback_reason"],
+        hedged=bool(row[f"{p}_hedged"]),
+        error=row[f"{p}_error"],
+        text=row[f"{p}_text"] or "",
+        discarded_text=row[f"{p}_discarded_text"] or "",
+        attempts=attempts,
+    )
+
+
+def _record(row: sqlite3.Row) -> RunRecord:
+    return RunRecord(
+        id=int(row["id"]),
+        created_at=datetime.fromisoformat(row["created_at"]),
+        prompt=row["prompt"],
+        task=row["task"],
+        priority=row["priority"],
+        priority_reason=row["priority_reason"],
+        label=row["label"],
+        confidence=row["confidence"],
+        classifier=row["classifier"],
+        classify_ms=row["classify_ms"],
+        reason=row["reason"],
+        uncertain=bool(row["uncertain"]),
+        cell_primary=row["cell_primary"],
+        cell_fallback=row["cell_fallback"],
+        cell_hedge_after_ms=row["cell_hedge_after_ms"],
+        wall_ms=row["wall_ms"],
+        routed=_side(row, "r"),
+        baseline=_side(row, "b"),
+        verdict=row["verdict"],
+    )
