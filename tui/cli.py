@@ -32,7 +32,11 @@ class UserError(Exception):
 def _console(stderr: bool = False):
     from rich.console import Console
 
-    return Console(stderr=stderr, markup=False, highlight=False, emoji=False, soft_wrap=False)
+    console = Console(stderr=stderr, markup=False, highlight=False, emoji=False, soft_wrap=False)
+    if not console.is_terminal:
+        # Piped or captured: wide enough that tables keep their columns whole.
+        console.width = max(console.width, 140)
+    return console
 
 
 def _safe(text: str) -> str:
@@ -224,6 +228,228 @@ def _print_eval(report) -> None:
 
 
 # ------------------------------------------------------------------------------------------
+# routedeck route
+# ------------------------------------------------------------------------------------------
+
+
+def _make_session(args: argparse.Namespace, table, *, log: bool = True):
+    from tui.router.session import Session
+
+    runlog = None
+    if log and not getattr(args, "no_log", False):
+        from tui.router.runlog import RunLog, RunLogError
+
+        try:
+            runlog = RunLog(getattr(args, "log", None))
+        except (RunLogError, OSError) as exc:
+            _err(f"routedeck: run log disabled: {exc}")
+    return Session(
+        table=table, force_simulated=getattr(args, "simulate", False), runlog=runlog,
+        on_progress=_progress_note,
+    )
+
+
+def _simulation_note(session, models: list[str]) -> str | None:
+    simulated = {m: session.is_simulated(m) for m in models}
+    sims = {m: why for m, (sim, why) in simulated.items() if sim}
+    if not sims:
+        return None
+    if len(sims) == len(models):
+        if session.force_simulated:
+            return "every model runs on the simulator (asked for): answers, timings and tokens are simulated"
+        return (
+            "no API key found for these models: they run on the simulator, so answers, timings "
+            "and tokens are simulated (costs use the real models' prices)"
+        )
+    return "simulated: " + "; ".join(f"{m} ({why})" for m, why in sims.items())
+
+
+def side_json(r) -> dict[str, Any]:
+    return {
+        "model": r.model,
+        "simulated": r.simulated,
+        "ttft_ms": r.ttft_ms,
+        "total_ms": r.total_ms,
+        "input_tokens": r.input_tokens,
+        "output_tokens": r.output_tokens,
+        "usage_estimated": r.usage_estimated,
+        "cost_usd": r.cost_usd,
+        "fallback_used": r.fallback_used,
+        "fallback_reason": r.fallback_reason,
+        "hedged": r.hedged,
+        "error": r.error,
+        "text": r.text,
+    }
+
+
+def pair_json(pair) -> dict[str, Any]:
+    return {
+        "decision": decision_json(pair.decision),
+        "routed": side_json(pair.routed),
+        "baseline": side_json(pair.baseline),
+        "savings_usd": pair.savings_usd,
+        "savings_pct": pair.savings_pct,
+        "wall_ms": pair.wall_ms,
+    }
+
+
+def cmd_route(args: argparse.Namespace) -> int:
+    import asyncio
+
+    prompt = _read_prompt(args.prompt)
+    table = _load_table(args.routes)
+    if args.priority is not None and args.priority not in table.priorities:
+        raise UserError(
+            f'unknown priority "{args.priority}" (known: {", ".join(table.priority_names)})'
+        )
+    for flag, model in (("--model", args.model), ("--baseline", args.baseline)):
+        if model is not None:
+            _check_model(table, flag, model)
+    session = _make_session(args, table)
+    decision = session.decide(prompt, args.priority)
+    models = [args.model or decision.cell.primary, args.baseline or table.baseline.model]
+    note = _simulation_note(session, models)
+    if note:
+        _err(f"routedeck: {note}")
+    live = not args.json and sys.stdout.isatty()
+    pair = asyncio.run(_run_pair(session, decision, args, live=live, plain=not args.json and not live))
+    session.record(pair)
+    if args.json:
+        _print_json(pair_json(pair))
+    else:
+        _print_pair_summary(pair)
+    both_failed = pair.routed.error is not None and pair.baseline.error is not None
+    return EXIT_FAILED if both_failed else EXIT_OK
+
+
+def _check_model(table, flag: str, model: str) -> None:
+    provider, sep, name = model.partition("/")
+    if not sep or not provider or not name:
+        raise UserError(f"{flag} {model!r}: a model id looks like provider/model")
+    if provider not in table.providers:
+        raise UserError(
+            f'{flag} {model!r}: unknown provider "{provider}" (known: {", ".join(table.providers)})'
+        )
+
+
+async def _run_pair(session, decision, args, *, live: bool, plain: bool):
+    from tui.router.types import TextDelta
+
+    run = session.start(decision, model=args.model, baseline=args.baseline)
+    if live:
+        return await _run_live(run)
+    # Not a terminal: each side's complete lines, prefixed with the side, as they arrive.
+    pending = {"routed": "", "baseline": ""}
+    out = sys.stdout
+    async with run:
+        async for ev in run:
+            if plain and isinstance(ev.event, TextDelta):
+                pending[ev.side] += ev.event.text
+                *lines, pending[ev.side] = pending[ev.side].split("\n")
+                for line in lines:
+                    out.write(f"{ev.side:>8} | {line}\n")
+    if plain:
+        for side, rest in pending.items():
+            if rest:
+                out.write(f"{side:>8} | {rest}\n")
+        out.flush()
+    return run.result
+
+
+async def _run_live(run):
+    """A terminal: both answers side by side, streaming, with live figures."""
+    import asyncio
+
+    from rich.console import Group
+    from rich.live import Live
+    from rich.panel import Panel
+    from rich.table import Table
+    from rich.text import Text
+
+    console = _console()
+    texts = {"routed": [], "baseline": []}
+
+    def render():
+        grid = Table.grid(expand=True, padding=(0, 1))
+        grid.add_column(ratio=1)
+        grid.add_column(ratio=1)
+        height = max(5, console.size.height - 8)
+        cells = []
+        for side in ("routed", "baseline"):
+            snap = run.metrics[side].snapshot()
+            body = "".join(texts[side])
+            lines = body.splitlines()[-height:]
+            title = Text(f"{side}: {snap.model}")
+            if snap.badges:
+                title.append("  " + " ".join(b.upper() for b in snap.badges), style="yellow")
+            figures = Text(_figures(snap), style="dim")
+            cells.append(Panel(Group(Text("\n".join(lines)), figures), title=title, title_align="left", height=height + 3))
+        grid.add_row(*cells)
+        return grid
+
+    from tui.router.types import TextDelta
+
+    with Live(render(), console=console, refresh_per_second=10, transient=False) as view:
+        async with run:
+            async for ev in run:
+                if isinstance(ev.event, TextDelta):
+                    texts[ev.side].append(ev.event.text)
+                view.update(render())
+            await asyncio.sleep(0)
+        view.update(render())
+    return run.result
+
+
+def _figures(snap) -> str:
+    from tui.router.pricing import format_usd
+
+    ttft = "–" if snap.ttft_ms is None else f"{snap.ttft_ms:,.0f} ms"
+    elapsed = "–" if snap.elapsed_ms is None else f"{snap.elapsed_ms:,.0f} ms"
+    est = "~" if snap.tokens_estimated else ""
+    rate = "–" if not snap.tokens_per_s else f"{snap.tokens_per_s:,.0f}"
+    return (
+        f"TTFT {ttft}  elapsed {elapsed}  tokens {est}{snap.input_tokens}/{est}{snap.output_tokens}"
+        f"  {rate} tok/s  cost {format_usd(snap.cost_usd, estimated=snap.cost_estimated)}"
+    )
+
+
+def _print_pair_summary(pair) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from tui.router.pricing import format_usd
+
+    t = Table(title="routed vs baseline", title_justify="left")
+    for col in ("side", "model", "real/sim", "TTFT ms", "total ms", "in tok", "out tok", "cost", "fallback", "error"):
+        t.add_column(col, justify="right" if col in ("TTFT ms", "total ms", "in tok", "out tok", "cost") else "left")
+    for r in (pair.routed, pair.baseline):
+        est = "~" if r.usage_estimated else ""
+        t.add_row(
+            r.side,
+            Text(r.model),
+            "simulated" if r.simulated else "real",
+            "–" if r.ttft_ms is None else f"{r.ttft_ms:,.0f}",
+            "–" if r.total_ms is None else f"{r.total_ms:,.0f}",
+            f"{est}{r.input_tokens:,}",
+            f"{est}{r.output_tokens:,}",
+            format_usd(r.cost_usd),
+            Text(("hedge" if r.hedged else "yes") + (f" ({r.fallback_reason})" if r.fallback_reason else "")) if r.fallback_used else "no",
+            Text(_safe(r.error or "")),
+        )
+    console = _console()
+    console.print(t)
+    d = pair.decision
+    line = Text(f"task {d.task} ({d.priority}), ")
+    if pair.savings_usd is None:
+        line.append("savings n/a (a model has no known price)")
+    else:
+        pct = "" if pair.savings_pct is None else f" ({pair.savings_pct:.1f}%)"
+        word = "saved" if pair.savings_usd >= 0 else "cost more"
+        line.append(f"routing {word} {format_usd(abs(pair.savings_usd))}{pct}", style="bold")
+    console.print(line)
+
+
+# ------------------------------------------------------------------------------------------
 # The parser
 # ------------------------------------------------------------------------------------------
 
@@ -252,6 +478,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="JSONL file, one {\"prompt\", \"task_type\"} per line")
     p.add_argument("--json", action="store_true", help="print JSON")
 
+    p = add("route", "run a prompt on the routed model and on the baseline, side by side", cmd_route)
+    p.add_argument("prompt", help="the prompt, or - to read it from stdin")
+    p.add_argument("--priority", "-p", help="priority to route with (default: inferred from the prompt)")
+    p.add_argument("--model", "-m", help="run the routed side on this provider/model instead")
+    p.add_argument("--baseline", "-b", help="compare against this provider/model instead")
+    p.add_argument("--simulate", action="store_true", help="run every model on the simulator")
+    p.add_argument("--log", metavar="PATH", help="run log file (default: the user data folder, or ROUTEDECK_LOG)")
+    p.add_argument("--no-log", action="store_true", help="do not record this run")
+    p.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
 

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from tui.router.types import Decision, PairResult, RoutingTable, split_model_id
+from tui.router.types import Decision, PairResult, RoutingTable
 
 
 @dataclass
@@ -91,9 +91,9 @@ class Session:
 
     def start(self, decision: Decision, *, model: str | None = None, baseline: str | None = None):
         """Start the routed run and the baseline run in parallel; returns the engine's PairRun."""
-        from tui.router.execute import PairRun
+        from tui.router.execute import run_pair
 
-        return PairRun(
+        return run_pair(
             decision,
             self.table,
             model=model,
@@ -126,18 +126,13 @@ class Session:
         return list(seen)
 
     def is_simulated(self, model_id: str) -> tuple[bool, str | None]:
-        """Whether a model would run on the simulator here, and why."""
-        if self.force_simulated:
-            return True, "simulation forced"
-        try:
-            provider = self.table.providers[split_model_id(model_id)[0]]
-        except (KeyError, ValueError):
-            return True, "unknown provider"
-        if provider.kind == "simulated":
-            return True, "simulated provider"
-        if provider.api_key_env and not self.env.get(provider.api_key_env):
-            return True, f"no {provider.api_key_env} in the environment"
-        return False, None
+        """Whether a model would run on the simulator here, and why (the registry decides)."""
+        from tui.router.providers.registry import resolve_client
+
+        resolved = resolve_client(
+            model_id, self.table, env=self.env, force_simulated=self.force_simulated
+        )
+        return resolved.simulated, resolved.why_simulated
 
 
 def _same_training(a: RoutingTable | None, b: RoutingTable) -> bool:

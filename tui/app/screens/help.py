@@ -5,9 +5,9 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
-from textual.containers import Vertical
 
 ABOUT = (
     "RouteDeck classifies each prompt as you type, routes it through the grid of task types × "

@@ -150,26 +150,29 @@ class MainScreen(Screen):
     @work(exclusive=True, group="run", exit_on_error=False)
     async def run_prompt(self, text: str, priority: str | None, pinned: str | None) -> None:
         routed, baseline = self.query_one("#routed", RunPane), self.query_one("#baseline", RunPane)
+        panes = {"routed": routed, "baseline": baseline}
         decision = await asyncio.to_thread(self.session.decide, text, priority)
         self.show_decision(decision)
         run = self.session.start(decision, model=pinned)
-        panes = {"routed": routed, "baseline": baseline}
         await routed.reset(pinned or decision.cell.primary)
         await baseline.reset(self.session.table.baseline.model)
-        ticker = self.set_interval(0.1, lambda: (routed.tick(), baseline.tick()))
+
+        def tick() -> None:
+            for side, pane in panes.items():
+                pane.show_metrics(run.metrics[side].snapshot())
+
+        ticker = self.set_interval(0.1, tick)
         try:
-            async for run_event in run.events():
-                await panes[run_event.side].handle(run_event)
-            pair = run.result
-            await routed.finish(pair.routed)
-            await baseline.finish(pair.baseline)
-            self.last_pair = pair
-            await asyncio.to_thread(self.session.record, pair)
-            self.query_one(ComparisonBar).show(pair, self.session.totals)
-        except asyncio.CancelledError:
-            await run.cancel()
-            await routed.finish(None)
-            await baseline.finish(None)
-            raise
+            async with run:
+                async for run_event in run:
+                    side = run_event.side
+                    await panes[side].handle(run_event, run.metrics[side].snapshot())
         finally:
             ticker.stop()
+            pair = run.result
+            if pair is not None:
+                await routed.finish(pair.routed, run.metrics["routed"].snapshot())
+                await baseline.finish(pair.baseline, run.metrics["baseline"].snapshot())
+        self.last_pair = pair
+        await asyncio.to_thread(self.session.record, pair)
+        self.query_one(ComparisonBar).show(pair, self.session.totals)

@@ -7,16 +7,9 @@ from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Markdown, Static
 
-from tui.router.metrics import LiveMetrics
-from tui.router.sanitize import StreamCleaner, clean
-from tui.router.types import (
-    AttemptEnded,
-    AttemptStarted,
-    RunEvent,
-    RunResult,
-    StreamError,
-    TextDelta,
-)
+from tui.router.metrics import MetricsSnapshot
+from tui.router.sanitize import clean
+from tui.router.types import AttemptEnded, AttemptStarted, RunEvent, RunResult, TextDelta
 
 
 def _ms(value: float | None) -> str:
@@ -31,16 +24,19 @@ def _usd(value: float | None) -> str:
     return f"${value:.6f}" if value < 0.01 else f"${value:.4f}"
 
 
-def render_metrics(m: LiveMetrics) -> Text:
-    est = "~" if m.tokens_estimated else ""
+def render_metrics(m: MetricsSnapshot | None) -> Text:
     out = Text()
+    if m is None:
+        out.append("TTFT – elapsed – tokens – cost –", style="dim")
+        return out
+    est = "~" if m.tokens_estimated else ""
     out.append("TTFT ", style="dim")
     out.append(_ms(m.ttft_ms))
     out.append("  elapsed ", style="dim")
     out.append(_ms(m.elapsed_ms))
     out.append("  tokens ", style="dim")
     out.append(f"{est}{m.input_tokens:,} in / {est}{m.output_tokens:,} out")
-    out.append("  ", style="dim")
+    out.append("  ")
     out.append(f"{m.tokens_per_s:,.0f} tok/s" if m.tokens_per_s else "– tok/s")
     out.append("  cost ", style="dim")
     out.append(("~" if m.cost_estimated and m.cost_usd is not None else "") + _usd(m.cost_usd))
@@ -48,7 +44,11 @@ def render_metrics(m: LiveMetrics) -> Text:
 
 
 class RunPane(Vertical):
-    """Shows one side ("routed" or "baseline") of a side-by-side run as it streams."""
+    """Shows one side ("routed" or "baseline") of a side-by-side run as it streams.
+
+    The engine's PairRun folds every event into a LiveMetrics; the pane only draws snapshots of
+    it, so no figure is computed here. Text arrives already cleaned of control sequences.
+    """
 
     DEFAULT_CSS = """
     RunPane { width: 1fr; height: 1fr; border: round $primary 40%; }
@@ -64,22 +64,19 @@ class RunPane(Vertical):
         super().__init__(**kwargs)
         self.side = side
         self.title = title
-        self.metrics: LiveMetrics | None = None
         self._stream = None
-        self._cleaner = StreamCleaner()
-        self._text_parts: list[str] = []
+        self._parts: list[str] = []
         self._attempt: int | None = None
-        self._badges: list[str] = []
+        self._model: str | None = None
+        self._simulated: bool | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(Text(f"{self.title}: –", style="bold"), classes="pane-header")
         with VerticalScroll():
             yield Static("", classes="pane-discarded", markup=False)
-            yield Markdown("", classes="pane-answer")
+            yield Markdown("", classes="pane-answer", open_links=False)
             yield Static("", classes="pane-error", markup=False)
-        yield Static("", classes="pane-metrics")
-
-    # -- state --------------------------------------------------------------------------
+        yield Static(render_metrics(None), classes="pane-metrics")
 
     @property
     def answer(self) -> Markdown:
@@ -87,106 +84,98 @@ class RunPane(Vertical):
 
     @property
     def text(self) -> str:
-        return "".join(self._text_parts)
+        """The answer shown so far (the current attempt's text)."""
+        return "".join(self._parts)
 
     async def reset(self, model: str | None = None) -> None:
         await self._stop_stream()
-        self.metrics = LiveMetrics(self.side)
-        self._cleaner = StreamCleaner()
-        self._text_parts.clear()
+        self._parts.clear()
         self._attempt = None
-        self._badges = []
+        self._model, self._simulated = model, None
         self.remove_class("-error")
         for cls in (".pane-discarded", ".pane-error"):
             w = self.query_one(cls, Static)
             w.update("")
             w.display = False
         await self.answer.update("")
-        self._header(model, simulated=None)
-        self._refresh_metrics()
+        self._draw_header(())
+        self.query_one(".pane-metrics", Static).update(render_metrics(None))
 
-    def _header(self, model: str | None, simulated: bool | None) -> None:
+    def _draw_header(self, badges: tuple[str, ...]) -> None:
         out = Text()
         out.append(f"{self.title}: ", style="bold")
-        out.append(clean(model or "–"), style="bold")
-        if simulated is True:
-            out.append("  SIMULATED ", style="black on yellow")
-        elif simulated is False:
-            out.append("  real ", style="black on green")
-        for badge in self._badges:
-            out.append("  ")
-            out.append(f" {badge} ", style="black on magenta")
+        out.append(clean(self._model or "–"), style="bold")
+        if self._simulated is True:
+            out.append(" ")
+            out.append(" SIMULATED ", style="bold black on yellow")
+        elif self._simulated is False:
+            out.append(" ")
+            out.append(" real ", style="black on green")
+        for badge in badges:
+            if badge == "simulated":
+                continue
+            out.append(" ")
+            style = "black on red" if badge in ("error", "cancelled") else "black on magenta"
+            out.append(f" {badge.upper()} ", style=style)
         self.query_one(".pane-header", Static).update(out)
 
-    def _refresh_metrics(self) -> None:
-        if self.metrics is not None:
-            self.query_one(".pane-metrics", Static).update(render_metrics(self.metrics))
+    def show_metrics(self, snap: MetricsSnapshot) -> None:
+        self.query_one(".pane-metrics", Static).update(render_metrics(snap))
 
     async def _stop_stream(self) -> None:
         if self._stream is not None:
             stream, self._stream = self._stream, None
             await stream.stop()
 
-    # -- events -------------------------------------------------------------------------
-
-    async def handle(self, run_event: RunEvent) -> None:
-        if self.metrics is None:
-            self.metrics = LiveMetrics(self.side)
-        self.metrics.apply(run_event)
+    async def handle(self, run_event: RunEvent, snap: MetricsSnapshot) -> None:
+        """Draw one event of this side; ``snap`` is the side's metrics with it folded in."""
         event = run_event.event
         if isinstance(event, AttemptStarted):
-            if event.role in ("fallback", "hedge"):
-                self._badges.append("HEDGE" if event.role == "hedge" else "FALLBACK")
-            self._header(event.model, event.simulated)
+            if self._model is None or event.role != "primary" or self._attempt is None:
+                self._model, self._simulated = event.model, event.simulated
         elif isinstance(event, TextDelta):
             if self._attempt is not None and run_event.attempt != self._attempt:
-                await self._switch_attempt()
-            self._attempt = run_event.attempt
-            chunk = self._cleaner.feed(event.text)
-            if chunk:
-                self._text_parts.append(chunk)
-                if self._stream is None:
-                    self._stream = Markdown.get_stream(self.answer)
-                await self._stream.write(chunk)
+                await self._set_aside_failed_text()
+            if self._attempt != run_event.attempt:
+                self._attempt = run_event.attempt
+                self._model, self._simulated = snap.model, snap.simulated
+            self._parts.append(event.text)
+            if self._stream is None:
+                self._stream = Markdown.get_stream(self.answer)
+            await self._stream.write(event.text)
         elif isinstance(event, AttemptEnded) and event.outcome == "failed" and event.error:
-            self._show_error(event.error, final=False)
-        self._refresh_metrics()
+            self._show_error(f"{event.model} failed: {event.error.message}")
+            if self._parts:
+                await self._set_aside_failed_text()
+        self._draw_header(snap.badges)
+        self.show_metrics(snap)
 
-    async def _switch_attempt(self) -> None:
-        """A new attempt streams: keep the failed attempt's text visibly apart."""
+    async def _set_aside_failed_text(self) -> None:
+        """A failed attempt's text stays visible, apart from the answer that replaces it."""
         discarded = self.text
         await self._stop_stream()
-        self._text_parts.clear()
-        self._cleaner = StreamCleaner()
+        self._parts.clear()
+        self._attempt = None
         if discarded:
             note = self.query_one(".pane-discarded", Static)
-            note.update(Text("from the failed attempt, before it broke:\n" + discarded))
+            note.update(Text("streamed before the failure (not the answer):\n" + discarded))
             note.display = True
         await self.answer.update("")
 
-    def _show_error(self, error: StreamError, *, final: bool) -> None:
+    def _show_error(self, message: str) -> None:
         w = self.query_one(".pane-error", Static)
-        prefix = "error" if final else "attempt failed"
-        w.update(Text(f"{prefix}: {clean(error.message)}"))
+        w.update(Text(clean(message)))
         w.display = True
-        if final:
-            self.add_class("-error")
 
-    async def finish(self, result: RunResult | None, *, tick_only: bool = False) -> None:
-        """The side ended: one full update of the answer, final metrics and any error."""
+    async def finish(self, result: RunResult | None, snap: MetricsSnapshot | None) -> None:
+        """The side ended: one full update of the answer, the final figures and any error."""
         await self._stop_stream()
         if result is not None:
-            if self.metrics is not None:
-                self.metrics.finish(result)
-            if result.text:
-                await self.answer.update(clean(result.text))
+            self._model, self._simulated = result.model, result.simulated
+            await self.answer.update(clean(result.text))
             if result.error:
-                w = self.query_one(".pane-error", Static)
-                w.update(Text("error: " + clean(result.error)))
-                w.display = True
+                self._show_error("error: " + result.error)
                 self.add_class("-error")
-        self._refresh_metrics()
-
-    def tick(self) -> None:
-        """Refresh the elapsed time while a run is in flight."""
-        self._refresh_metrics()
+        if snap is not None:
+            self._draw_header(snap.badges)
+            self.show_metrics(snap)

@@ -1,0 +1,285 @@
+"""The routing table as a grid: task types (rows) × priorities (columns), editable cell by cell.
+
+Task and priority names, models and providers all come from routes.toml: every one of them is
+cleaned and shown as plain Text, never as markup. Prices are computed in a thread worker (the
+price library takes a moment to load), so cells show "…" for a moment on the first opening.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.coordinate import Coordinate
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+from textual.worker import get_current_worker
+
+from tui.app.widgets.model_list import price_label, price_style
+from tui.router.pricing import price_per_mtok
+from tui.router.sanitize import clean
+from tui.router.types import Cell, RoutingTable
+
+TITLE = "Routes"
+DIRTY_TITLE = "Routes •"
+
+Prices = dict[str, tuple[float, float] | None]
+
+
+def _price_text(model: str, prices: Prices, table: RoutingTable) -> Text:
+    if model not in prices:
+        return Text("…", style="dim")
+    label = price_label(model, prices[model], table)
+    return Text(label, style=price_style(label) or "dim")
+
+
+def render_cell(cell: Cell, table: RoutingTable, prices: Prices) -> Text:
+    """Primary and its price, then "→ fallback" and its price, then the hedge marker."""
+    out = Text(no_wrap=True, overflow="ellipsis")
+    out.append(clean(cell.primary), style="bold")
+    out.append("\n  ")
+    out.append_text(_price_text(cell.primary, prices, table))
+    out.append("\n")
+    if cell.fallback:
+        out.append("→ ", style="dim")
+        out.append(clean(cell.fallback))
+        out.append("\n  ")
+        out.append_text(_price_text(cell.fallback, prices, table))
+    else:
+        out.append("→ no fallback", style="dim italic")
+        out.append("\n")
+    if cell.hedge_after_ms is not None:
+        out.append("\n")
+        out.append(f"⚡ hedge after {cell.hedge_after_ms} ms", style="magenta")
+    return out
+
+
+def render_baseline(table: RoutingTable, prices: Prices) -> Text:
+    out = Text()
+    out.append("baseline ", style="dim")
+    out.append(clean(table.baseline.model), style="bold")
+    out.append("  ")
+    out.append_text(_price_text(table.baseline.model, prices, table))
+    if table.baseline.fallback:
+        out.append("   → ", style="dim")
+        out.append(clean(table.baseline.fallback))
+        out.append("  ")
+        out.append_text(_price_text(table.baseline.fallback, prices, table))
+    out.append("\nprices: USD per million tokens, input / output · ", style="dim")
+    out.append("⚡", style="magenta")
+    out.append(" the fallback also starts when the primary is slow to its first token", style="dim")
+    return out
+
+
+def display_path(path: Path | None) -> str:
+    """The routes file as a person reads it: relative to the current folder when inside it."""
+    if path is None:
+        return "routes.toml (packaged default, saved to ./routes.toml)"
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+class GridScreen(Screen):
+    """Task types × priorities; enter edits a cell, ctrl+s saves, r reloads, escape goes back."""
+
+    DEFAULT_CSS = """
+    GridScreen { layout: vertical; }
+    GridScreen #grid-baseline { height: auto; padding: 0 1; }
+    GridScreen #grid-dirty { height: 1; padding: 0 1; color: $warning; text-style: bold; display: none; }
+    GridScreen #grid-dirty.-dirty { display: block; }
+    GridScreen #grid { height: 1fr; }
+    """
+
+    BINDINGS = [
+        Binding(
+            "enter",
+            "edit_cell",
+            "Edit cell",
+            id="grid_edit",
+            tooltip="Edit the selected cell: primary, fallback, hedge delay (applies to the next run)",
+            priority=True,
+        ),
+        Binding(
+            "ctrl+s",
+            "save",
+            "Save",
+            id="grid_save",
+            tooltip="Save the table to routes.toml (asks first if the file changed on disk)",
+        ),
+        Binding(
+            "r,ctrl+r",
+            "reload",
+            "Reload",
+            id="grid_reload",
+            tooltip="Reload routes.toml from disk (asks first when there are unsaved edits)",
+        ),
+        Binding("escape", "back", "Back", id="grid_back", tooltip="Back to the previous screen"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.prices: Prices = {}
+        # The table the grid shows (compared with the session's on resume).
+        self.shown_table: RoutingTable | None = None
+
+    @property
+    def session(self):
+        return self.app.session
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False)
+        yield Static("", id="grid-baseline")
+        yield Static("", id="grid-dirty")
+        yield DataTable(id="grid", cursor_type="cell", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.refresh_grid()
+        self.query_one(DataTable).focus()
+
+    def on_screen_resume(self) -> None:
+        # Back from the editor, a save/reload question, or another screen: show what is current.
+        self.refresh_grid()
+
+    # -- showing ------------------------------------------------------------------------------
+
+    @property
+    def grid(self) -> DataTable:
+        return self.query_one("#grid", DataTable)
+
+    def refresh_grid(self) -> None:
+        """Redraw everything from the session's table, keeping the cursor where it was."""
+        table = self.session.table
+        dt = self.grid
+        cursor = dt.cursor_coordinate
+        dt.clear(columns=True)
+        for name in table.priority_names:
+            dt.add_column(Text(clean(name), style="bold"), key=name)
+        for task in table.task_names:
+            cells = [
+                render_cell(table.routes[(task, p)], table, self.prices)
+                if (task, p) in table.routes
+                else Text("missing", style="red")
+                for p in table.priority_names
+            ]
+            dt.add_row(*cells, key=task, label=Text(clean(task), style="bold"), height=None)
+        if dt.row_count and dt.is_valid_coordinate(cursor):
+            dt.cursor_coordinate = cursor
+        self.shown_table = table
+        self.query_one("#grid-baseline", Static).update(render_baseline(table, self.prices))
+        self.refresh_dirty()
+        if any(m not in self.prices for m in table.models()):
+            self.load_prices()
+
+    def refresh_dirty(self) -> None:
+        dirty = self.app.dirty
+        self.title = DIRTY_TITLE if dirty else TITLE
+        self.sub_title = clean(display_path(self.session.table.path))
+        marker = self.query_one("#grid-dirty", Static)
+        marker.set_class(dirty, "-dirty")
+        marker.update(
+            Text("● unsaved edits (they already apply to runs): ctrl+s saves, r reloads from disk")
+            if dirty
+            else ""
+        )
+
+    @work(thread=True, exclusive=True, group="grid-prices", exit_on_error=False)
+    def load_prices(self) -> None:
+        table = self.session.table
+        prices = {m: price_per_mtok(m, table) for m in table.models()}
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self._prices_loaded, prices)
+
+    def _prices_loaded(self, prices: Prices) -> None:
+        self.prices.update(prices)
+        self.refresh_grid()
+
+    # -- the selected cell --------------------------------------------------------------------
+
+    def selected(self) -> tuple[str, str] | None:
+        """``(task, priority)`` under the cursor."""
+        dt = self.grid
+        if not dt.row_count or not dt.columns:
+            return None
+        try:
+            row_key, column_key = dt.coordinate_to_cell_key(dt.cursor_coordinate)
+        except Exception:
+            return None
+        return str(row_key.value), str(column_key.value)
+
+    def select(self, task: str, priority: str) -> None:
+        """Move the cursor to a cell (used by tests and the command palette)."""
+        table = self.session.table
+        self.grid.cursor_coordinate = Coordinate(
+            table.task_names.index(task), table.priority_names.index(priority)
+        )
+
+    @on(DataTable.CellSelected, "#grid")
+    def _cell_clicked(self, event: DataTable.CellSelected) -> None:
+        event.stop()
+        self.action_edit_cell()
+
+    # -- actions ------------------------------------------------------------------------------
+
+    def action_edit_cell(self) -> None:
+        where = self.selected()
+        if where is None:
+            return
+        task, priority = where
+        table = self.session.table
+        cell = table.routes.get((task, priority))
+        if cell is None:
+            self.notify(Text("this cell is missing from the table"), severity="warning")
+            return
+        from tui.app.screens.cell_editor import CellEditor
+
+        def edited(new: Cell | None) -> None:
+            if new is None:
+                return
+            current = self.session.table
+            if current.routes.get((task, priority)) == new:
+                return
+            self.app.apply_table(current.with_cell(task, priority, new))
+            self.refresh_grid()
+            note = Text(f"{clean(task)} × {clean(priority)} → {clean(new.primary)}")
+            note.append("  (applies to the next run; ctrl+s saves)", style="dim")
+            self.notify(note, timeout=3)
+
+        self.app.push_screen(CellEditor(self.session, task, priority, cell), edited)
+
+    def action_save(self) -> None:
+        self.app.save_with_conflict_check(then=self.refresh_grid)
+        self.refresh_dirty()
+
+    def action_reload(self) -> None:
+        if not self.app.dirty:
+            self._reload()
+            return
+        from tui.app.screens.confirm import Choice, ChoiceScreen
+
+        def decided(choice: str | None) -> None:
+            if choice == "reload":
+                self._reload()
+
+        self.app.push_screen(
+            ChoiceScreen(
+                "Reloading routes.toml drops the unsaved edits to the table.",
+                [
+                    Choice("reload", "Reload and drop my edits", "warning"),
+                    Choice("cancel", "Keep editing", "default"),
+                ],
+            ),
+            decided,
+        )
+
+    def _reload(self) -> None:
+        self.app.reload_routes()
+        self.refresh_grid()
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
