@@ -461,6 +461,11 @@ def build_parser() -> argparse.ArgumentParser:
         "With no command, opens the TUI.",
     )
     parser.add_argument("--routes", metavar="PATH", help="routes.toml to use (default: ./routes.toml, else the packaged one)")
+    parser.add_argument("--simulate", action="store_true", help="run every model on the simulator")
+    parser.add_argument("--log", metavar="PATH", help="run log file (default: the user data folder, or ROUTEDECK_LOG)")
+    parser.add_argument("--no-log", action="store_true", help="do not record runs")
+    parser.add_argument("--web", action="store_true", help="serve the TUI to a browser on 127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000, help="port for --web (default 8000)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def add(name: str, help_: str, func: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
@@ -483,9 +488,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--priority", "-p", help="priority to route with (default: inferred from the prompt)")
     p.add_argument("--model", "-m", help="run the routed side on this provider/model instead")
     p.add_argument("--baseline", "-b", help="compare against this provider/model instead")
-    p.add_argument("--simulate", action="store_true", help="run every model on the simulator")
-    p.add_argument("--log", metavar="PATH", help="run log file (default: the user data folder, or ROUTEDECK_LOG)")
-    p.add_argument("--no-log", action="store_true", help="do not record this run")
+    p.add_argument("--simulate", action="store_true", default=argparse.SUPPRESS, help="run every model on the simulator")
+    p.add_argument("--log", metavar="PATH", default=argparse.SUPPRESS, help="run log file (default: the user data folder, or ROUTEDECK_LOG)")
+    p.add_argument("--no-log", action="store_true", default=argparse.SUPPRESS, help="do not record this run")
     p.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
@@ -513,13 +518,38 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run_tui(args: argparse.Namespace) -> int:
-    try:
-        from tui.app.app import run_app
-    except ImportError:
-        build_parser().print_help()
-        return EXIT_OK
+    if getattr(args, "web", False):
+        return _serve_web(args)
     table = _load_table(args.routes)
-    return run_app(table) or 0
+    session = _make_session(args, table)
+    from tui.app.app import run_app
+
+    return run_app(session)
+
+
+def _serve_web(args: argparse.Namespace) -> int:
+    """Serve the TUI to a browser on 127.0.0.1 only (textual-serve has no authentication)."""
+    try:
+        from textual_serve.server import Server
+    except ImportError:
+        raise UserError(
+            "--web needs textual-serve: pip install 'routedeck[web]' "
+            "(or run: textual serve routedeck, from textual-dev)"
+        ) from None
+    command = [sys.executable, "-m", "tui.cli"]
+    if args.routes:
+        command += ["--routes", os.path.abspath(args.routes)]
+    if getattr(args, "simulate", False):
+        command.append("--simulate")
+    _err(f"routedeck: serving on http://127.0.0.1:{args.port} (ctrl+c stops)")
+    Server(" ".join(_shell_quote(c) for c in command), host="127.0.0.1", port=args.port).serve()
+    return EXIT_OK
+
+
+def _shell_quote(word: str) -> str:
+    import shlex
+
+    return shlex.quote(word)
 
 
 if __name__ == "__main__":  # pragma: no cover

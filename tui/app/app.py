@@ -184,7 +184,7 @@ class RouteDeckApp(App):
         )
 
 
-def run_app(session: Session, *, web: bool = False) -> int:
+def run_app(session: Session) -> int:
     from tui.app.keymap import load_keymap
 
     app = RouteDeckApp(session, keymap=load_keymap())

@@ -15,31 +15,28 @@ from tui.router.types import AttemptEnded, AttemptStarted, RunEvent, RunResult, 
 def _ms(value: float | None) -> str:
     if value is None:
         return "–"
-    return f"{value:,.0f} ms" if value < 10_000 else f"{value / 1000:,.1f} s"
-
-
-def _usd(value: float | None) -> str:
-    if value is None:
-        return "n/a"
-    return f"${value:.6f}" if value < 0.01 else f"${value:.4f}"
+    return f"{value:,.0f} ms" if value < 1_000 else f"{value / 1000:,.2f} s"
 
 
 def render_metrics(m: MetricsSnapshot | None) -> Text:
-    out = Text()
+    """One compact line: TTFT, elapsed, tokens in→out, speed, cost ("~" marks an estimate)."""
+    from tui.router.pricing import format_usd
+
+    out = Text(no_wrap=True, overflow="ellipsis")
     if m is None:
-        out.append("TTFT – elapsed – tokens – cost –", style="dim")
+        out.append("TTFT –  elapsed –  tokens –  cost –", style="dim")
         return out
     est = "~" if m.tokens_estimated else ""
     out.append("TTFT ", style="dim")
     out.append(_ms(m.ttft_ms))
-    out.append("  elapsed ", style="dim")
+    out.append("  ⏱ ", style="dim")
     out.append(_ms(m.elapsed_ms))
-    out.append("  tokens ", style="dim")
-    out.append(f"{est}{m.input_tokens:,} in / {est}{m.output_tokens:,} out")
+    out.append("  tok ", style="dim")
+    out.append(f"{est}{m.input_tokens:,}→{est}{m.output_tokens:,}")
     out.append("  ")
-    out.append(f"{m.tokens_per_s:,.0f} tok/s" if m.tokens_per_s else "– tok/s")
+    out.append(f"{m.tokens_per_s:,.0f}/s" if m.tokens_per_s else "–/s")
     out.append("  cost ", style="dim")
-    out.append(("~" if m.cost_estimated and m.cost_usd is not None else "") + _usd(m.cost_usd))
+    out.append(format_usd(m.cost_usd, estimated=m.cost_estimated), style="bold")
     return out
 
 
