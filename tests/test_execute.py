@@ -1,9 +1,10 @@
 """The executor: retries, fallback, hedging, cancellation, parallel pairs, and the metrics it folds.
 
-These tests drive the executor with small fake ProviderClients (scripted event streams) so every
-failure can be produced exactly; tests/test_execute_loopback.py runs the same paths through the
-real protocol clients against the loopback fake server. No test asserts on durations: waits are
-recorded through an injected ``sleep``, and ``asyncio.wait_for`` bounds only catch hangs.
+The first part drives the executor with small fake ProviderClients (scripted event streams) so
+every path can be produced exactly; the second runs the same paths through the registry and the
+real protocol clients against the loopback fake server (tests/fakeserver.py). No test asserts on
+durations: retry waits are recorded through an injected ``sleep``, and ``asyncio.wait_for``
+bounds only catch hangs.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import time
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
+import httpx
 import pytest
+from fakeserver import FakeServer, Reply, closed_port_url
 
 from tui.router.execute import PairRun, plan_of, run_pair, run_side, run_side_result
 from tui.router.metrics import LiveMetrics, estimate_tokens
@@ -109,8 +112,13 @@ class FakeClient:
 
 
 def ok(text="Hello world, this is the answer.", inp=20, out=8, cached=0):
-    return [("started",), ("text", text[:5]), ("text", text[5:]), ("usage", inp, out, cached),
-            ("finish",)]
+    return [
+        ("started",),
+        ("text", text[:5]),
+        ("text", text[5:]),
+        ("usage", inp, out, cached),
+        ("finish",),
+    ]
 
 
 def err(kind="http", status=None, retry_after=None):
@@ -172,10 +180,11 @@ async def collect_side(plan, resolver, *, table=None, sleep=None, prompt=PROMPT,
     metrics = LiveMetrics("routed", prompt, table=table)
 
     async def go():
-        async for ev in run_side("routed", plan, prompt, table, resolver=resolver,
-                                 sleep=sleep or Sleeps(), env={}, **kw):
+        async for ev in run_side(
+            "routed", plan, prompt, table, resolver=resolver, sleep=sleep or Sleeps(), env={}, **kw
+        ):
             events.append(ev)
-            metrics.fold(ev)
+            metrics.apply(ev)
 
     await asyncio.wait_for(go(), BOUND)
     return events, metrics.result()
@@ -194,7 +203,12 @@ async def test_single_side_ok_streams_and_prices():
     primary = FakeClient(CHEAP, [ok(inp=20, out=8)])
     events, res = await collect_side(Cell(CHEAP, BACKUP), Resolver(p=primary))
     assert [type(e.event).__name__ for e in events] == [
-        "AttemptStarted", "Started", "TextDelta", "TextDelta", "UsageReport", "Finished",
+        "AttemptStarted",
+        "Started",
+        "TextDelta",
+        "TextDelta",
+        "UsageReport",
+        "Finished",
         "AttemptEnded",
     ]
     end = events[-1].event
@@ -220,8 +234,9 @@ async def test_429_retried_honouring_retry_after():
     primary = FakeClient(CHEAP, [err("http", 429, 1.5), ok()])
     backup = FakeClient(BACKUP, [ok()])
     sleeps = Sleeps()
-    events, res = await collect_side(Cell(CHEAP, BACKUP), Resolver(p=primary, b=backup),
-                                     sleep=sleeps)
+    events, res = await collect_side(
+        Cell(CHEAP, BACKUP), Resolver(p=primary, b=backup), sleep=sleeps
+    )
     assert sleeps.waits == [1.5]
     starts = kinds(events, AttemptStarted)
     assert [(s.role, s.model) for s in starts] == [("primary", CHEAP), ("retry", CHEAP)]
@@ -236,8 +251,9 @@ async def test_retryable_statuses_then_fallback_when_retries_run_out(status):
     primary = FakeClient(CHEAP, [err("http", status, 0.25)])
     backup = FakeClient(BACKUP, [ok("from the backup")])
     sleeps = Sleeps()
-    events, res = await collect_side(Cell(CHEAP, BACKUP), Resolver(p=primary, b=backup),
-                                     sleep=sleeps)
+    events, res = await collect_side(
+        Cell(CHEAP, BACKUP), Resolver(p=primary, b=backup), sleep=sleeps
+    )
     assert sleeps.waits == [0.25, 0.25]  # max_retries = 2
     assert primary.calls == 3
     roles = [s.role for s in kinds(events, AttemptStarted)]
@@ -250,8 +266,9 @@ async def test_retry_after_over_the_cap_falls_back_without_waiting():
     primary = FakeClient(CHEAP, [err("http", 429, 3600.0)])
     backup = FakeClient(BACKUP, [ok()])
     sleeps = Sleeps()
-    events, res = await collect_side(Cell(CHEAP, BACKUP), Resolver(p=primary, b=backup),
-                                     sleep=sleeps)
+    events, res = await collect_side(
+        Cell(CHEAP, BACKUP), Resolver(p=primary, b=backup), sleep=sleeps
+    )
     assert sleeps.waits == []
     assert primary.calls == 1
     assert res.model == BACKUP and res.fallback_used
@@ -279,10 +296,14 @@ async def test_429_on_the_fallback_is_retried_on_the_fallback():
     primary = FakeClient(CHEAP, [err("http", 503)])
     backup = FakeClient(BACKUP, [err("http", 429, 0.2), ok("second try")])
     sleeps = Sleeps()
-    events, res = await collect_side(Cell(CHEAP, BACKUP), Resolver(p=primary, b=backup),
-                                     sleep=sleeps)
+    events, res = await collect_side(
+        Cell(CHEAP, BACKUP), Resolver(p=primary, b=backup), sleep=sleeps
+    )
     assert [(s.role, s.model) for s in kinds(events, AttemptStarted)] == [
-        ("primary", CHEAP), ("fallback", BACKUP), ("retry", BACKUP)]
+        ("primary", CHEAP),
+        ("fallback", BACKUP),
+        ("retry", BACKUP),
+    ]
     assert res.text == "second try" and res.model == BACKUP and res.fallback_used
 
 
@@ -329,8 +350,9 @@ async def test_no_fallback_on_client_errors(status):
     primary = FakeClient(CHEAP, [err("http", status)])
     backup = FakeClient(BACKUP, [ok()])
     sleeps = Sleeps()
-    events, res = await collect_side(Cell(CHEAP, BACKUP), Resolver(p=primary, b=backup),
-                                     sleep=sleeps)
+    events, res = await collect_side(
+        Cell(CHEAP, BACKUP), Resolver(p=primary, b=backup), sleep=sleeps
+    )
     assert backup.calls == 0 and sleeps.waits == [] and primary.calls == 1
     assert len(kinds(events, AttemptStarted)) == 1
     assert res.error == f"HTTP {status} from fake"
@@ -369,8 +391,9 @@ async def test_unknown_provider_is_a_config_error_without_fallback():
 async def test_hedge_starts_and_wins_when_the_primary_stalls():
     primary = FakeClient(CHEAP, [[("started",), ("stall",)]])
     backup = FakeClient(BACKUP, [ok("hedge answer", inp=20, out=4)])
-    events, res = await collect_side(Cell(CHEAP, BACKUP, hedge_after_ms=30),
-                                     Resolver(p=primary, b=backup))
+    events, res = await collect_side(
+        Cell(CHEAP, BACKUP, hedge_after_ms=30), Resolver(p=primary, b=backup)
+    )
     starts = kinds(events, AttemptStarted)
     assert [(s.role, s.model) for s in starts] == [("primary", CHEAP), ("hedge", BACKUP)]
     assert "30 ms" in starts[1].reason
@@ -391,8 +414,18 @@ async def test_hedge_starts_and_wins_when_the_primary_stalls():
 
 async def test_hedge_loses_when_the_primary_streams_first():
     go_primary = asyncio.Event()
-    primary = FakeClient(CHEAP, [[("started",), ("wait", go_primary), ("text", "primary wins"),
-                                  ("usage", 20, 3), ("finish",)]])
+    primary = FakeClient(
+        CHEAP,
+        [
+            [
+                ("started",),
+                ("wait", go_primary),
+                ("text", "primary wins"),
+                ("usage", 20, 3),
+                ("finish",),
+            ]
+        ],
+    )
     backup = FakeClient(BACKUP, [[("started",), ("stall",)]])
 
     async def release_when_hedged():
@@ -400,8 +433,9 @@ async def test_hedge_loses_when_the_primary_streams_first():
         go_primary.set()
 
     helper = asyncio.create_task(release_when_hedged())
-    events, res = await collect_side(Cell(CHEAP, BACKUP, hedge_after_ms=20),
-                                     Resolver(p=primary, b=backup))
+    events, res = await collect_side(
+        Cell(CHEAP, BACKUP, hedge_after_ms=20), Resolver(p=primary, b=backup)
+    )
     await helper
     ends = {e.attempt: e.event for e in events if isinstance(e.event, AttemptEnded)}
     assert ends[1].outcome == "lost-hedge" and ends[0].outcome == "ok"
@@ -411,30 +445,44 @@ async def test_hedge_loses_when_the_primary_streams_first():
     hedge = res.attempts[1]
     assert hedge.usage_estimated and hedge.input_tokens == estimate_tokens(len(PROMPT))
     assert res.cost_usd == pytest.approx(
-        cost_usd(CHEAP, 20, 3) + cost_usd(BACKUP, hedge.input_tokens, 0))
+        cost_usd(CHEAP, 20, 3) + cost_usd(BACKUP, hedge.input_tokens, 0)
+    )
 
 
 async def test_no_hedge_when_the_primary_is_fast():
     primary = FakeClient(CHEAP, [ok()])
     backup = FakeClient(BACKUP, [ok()])
-    events, res = await collect_side(Cell(CHEAP, BACKUP, hedge_after_ms=5000),
-                                     Resolver(p=primary, b=backup))
+    events, res = await collect_side(
+        Cell(CHEAP, BACKUP, hedge_after_ms=5000), Resolver(p=primary, b=backup)
+    )
     assert backup.calls == 0 and not res.hedged
 
 
 async def test_primary_failure_during_the_race_leaves_the_hedge_running():
     go = asyncio.Event()
     primary = FakeClient(CHEAP, [[("wait", go), ("error", "http", 503, None)]])
-    backup = FakeClient(BACKUP, [[("started",), ("wait", go), ("sleep", 0.01), ("text", "hedge"),
-                                  ("usage", 10, 1), ("finish",)]])
+    backup = FakeClient(
+        BACKUP,
+        [
+            [
+                ("started",),
+                ("wait", go),
+                ("sleep", 0.01),
+                ("text", "hedge"),
+                ("usage", 10, 1),
+                ("finish",),
+            ]
+        ],
+    )
 
     async def release():
         await backup.opened.wait()
         go.set()
 
     helper = asyncio.create_task(release())
-    events, res = await collect_side(Cell(CHEAP, BACKUP, hedge_after_ms=10),
-                                     Resolver(p=primary, b=backup))
+    events, res = await collect_side(
+        Cell(CHEAP, BACKUP, hedge_after_ms=10), Resolver(p=primary, b=backup)
+    )
     await helper
     assert [(s.role) for s in kinds(events, AttemptStarted)] == ["primary", "hedge"]
     assert res.text == "hedge" and res.model == BACKUP and res.error is None
@@ -451,8 +499,9 @@ async def test_primary_client_error_during_the_race_ends_the_side():
         go.set()
 
     helper = asyncio.create_task(release())
-    events, res = await collect_side(Cell(CHEAP, BACKUP, hedge_after_ms=10),
-                                     Resolver(p=primary, b=backup))
+    events, res = await collect_side(
+        Cell(CHEAP, BACKUP, hedge_after_ms=10), Resolver(p=primary, b=backup)
+    )
     await helper
     assert res.error == "HTTP 401 from fake"
     assert [a.outcome for a in res.attempts] == ["failed", "cancelled"]
@@ -467,10 +516,15 @@ async def test_primary_client_error_during_the_race_ends_the_side():
 async def test_pair_runs_both_sides_in_parallel():
     gate = asyncio.Event()
     routed = FakeClient(CHEAP, [[("started",), ("text", "fast"), ("usage", 10, 1), ("finish",)]])
-    base = FakeClient(FRONTIER, [[("started",), ("wait", gate), ("text", "slow"),
-                                  ("usage", 10, 1), ("finish",)]])
-    run = run_pair(make_decision(Cell(CHEAP, BACKUP)), make_table(),
-                   resolver=Resolver(r=routed, b=base), env={})
+    base = FakeClient(
+        FRONTIER, [[("started",), ("wait", gate), ("text", "slow"), ("usage", 10, 1), ("finish",)]]
+    )
+    run = run_pair(
+        make_decision(Cell(CHEAP, BACKUP)),
+        make_table(),
+        resolver=Resolver(r=routed, b=base),
+        env={},
+    )
     order = []
 
     async def consume():
@@ -492,15 +546,15 @@ async def test_pair_runs_both_sides_in_parallel():
     assert result.routed.text == "fast" and result.baseline.text == "slow"
     assert result.baseline.model == FRONTIER
     assert result.wall_ms >= max(result.routed.total_ms, result.baseline.total_ms) - 1
-    assert result.savings_usd == pytest.approx(
-        cost_usd(FRONTIER, 10, 1) - cost_usd(CHEAP, 10, 1))
+    assert result.savings_usd == pytest.approx(cost_usd(FRONTIER, 10, 1) - cost_usd(CHEAP, 10, 1))
 
 
 async def test_pair_metrics_are_updated_before_each_event_is_seen():
     routed = FakeClient(CHEAP, [ok("abcdefgh" * 4, inp=30, out=9)])
     base = FakeClient(FRONTIER, [ok()])
-    run = run_pair(make_decision(Cell(CHEAP)), make_table(), resolver=Resolver(r=routed, b=base),
-                   env={})
+    run = run_pair(
+        make_decision(Cell(CHEAP)), make_table(), resolver=Resolver(r=routed, b=base), env={}
+    )
     seen = []
     async with run:
         async for ev in run:
@@ -517,9 +571,14 @@ async def test_pair_metrics_are_updated_before_each_event_is_seen():
 async def test_model_override_and_baseline_argument():
     forced = FakeClient("openai/gpt-4o-mini", [ok("forced")])
     other = FakeClient(BACKUP, [ok("other baseline")])
-    run = run_pair(make_decision(Cell(CHEAP, BACKUP)), make_table(),
-                   model="openai/gpt-4o-mini", baseline=BACKUP,
-                   resolver=Resolver(f=forced, o=other), env={})
+    run = run_pair(
+        make_decision(Cell(CHEAP, BACKUP)),
+        make_table(),
+        model="openai/gpt-4o-mini",
+        baseline=BACKUP,
+        resolver=Resolver(f=forced, o=other),
+        env={},
+    )
     result = await asyncio.wait_for(run.wait(), BOUND)
     assert result.routed.model == "openai/gpt-4o-mini" and result.routed.text == "forced"
     assert result.baseline.model == BACKUP
@@ -528,8 +587,12 @@ async def test_model_override_and_baseline_argument():
 async def test_cancel_stops_both_sides_and_closes_connections():
     routed = FakeClient(CHEAP, [[("started",), ("text", "part"), ("stall",)]])
     base = FakeClient(FRONTIER, [[("started",), ("stall",)]])
-    run = run_pair(make_decision(Cell(CHEAP, BACKUP)), make_table(),
-                   resolver=Resolver(r=routed, b=base), env={})
+    run = run_pair(
+        make_decision(Cell(CHEAP, BACKUP)),
+        make_table(),
+        resolver=Resolver(r=routed, b=base),
+        env={},
+    )
     finals = []
 
     async def consume():
@@ -551,8 +614,12 @@ async def test_cancel_stops_both_sides_and_closes_connections():
 async def test_cancelling_the_consumer_cancels_the_sides():
     routed = FakeClient(CHEAP, [[("started",), ("stall",)]])
     base = FakeClient(FRONTIER, [[("started",), ("stall",)]])
-    run = run_pair(make_decision(Cell(CHEAP, BACKUP)), make_table(),
-                   resolver=Resolver(r=routed, b=base), env={})
+    run = run_pair(
+        make_decision(Cell(CHEAP, BACKUP)),
+        make_table(),
+        resolver=Resolver(r=routed, b=base),
+        env={},
+    )
 
     async def consume():
         async for _ in run:
@@ -572,8 +639,9 @@ async def test_leaving_the_context_cancels():
     base = FakeClient(FRONTIER, [[("started",), ("stall",)]])
 
     async def go():
-        async with run_pair(make_decision(Cell(CHEAP)), make_table(),
-                            resolver=Resolver(r=routed, b=base), env={}) as run:
+        async with run_pair(
+            make_decision(Cell(CHEAP)), make_table(), resolver=Resolver(r=routed, b=base), env={}
+        ) as run:
             async for ev in run:
                 if isinstance(ev.event, TextDelta):
                     break
@@ -593,8 +661,13 @@ async def test_cancel_during_a_retry_wait():
         waiting.set()
         await asyncio.sleep(3600)
 
-    run = run_pair(make_decision(Cell(CHEAP)), make_table(), resolver=Resolver(p=primary, b=base),
-                   env={}, sleep=slow_sleep)
+    run = run_pair(
+        make_decision(Cell(CHEAP)),
+        make_table(),
+        resolver=Resolver(p=primary, b=base),
+        env={},
+        sleep=slow_sleep,
+    )
 
     async def canceller():
         await waiting.wait()
@@ -612,9 +685,20 @@ async def test_cancel_during_a_retry_wait():
 
 
 async def test_streamed_text_is_cleaned_even_when_escapes_are_split():
-    primary = FakeClient(CHEAP, [[("started",), ("text", "safe \x1b]52;c;"), ("text", "ZXZpbA=="),
-                                  ("text", "\x07text\x1b["), ("text", "2J!"), ("usage", 5, 3),
-                                  ("finish",)]])
+    primary = FakeClient(
+        CHEAP,
+        [
+            [
+                ("started",),
+                ("text", "safe \x1b]52;c;"),
+                ("text", "ZXZpbA=="),
+                ("text", "\x07text\x1b["),
+                ("text", "2J!"),
+                ("usage", 5, 3),
+                ("finish",),
+            ]
+        ],
+    )
     events, res = await collect_side(CHEAP, Resolver(p=primary))
     assert res.text == "safe text!"
     assert all("\x1b" not in e.event.text for e in events if isinstance(e.event, TextDelta))
@@ -624,14 +708,19 @@ async def test_error_messages_never_carry_keys():
     class Leaky(FakeClient):
         async def stream(self, request, timeouts):
             self.calls += 1
-            yield StreamError(now(), "http", "HTTP 401: bad key sk-secret-value-1234 \x1b[2J",
-                              401)
+            yield StreamError(now(), "http", "HTTP 401: bad key sk-secret-value-1234 \x1b[2J", 401)
 
     leaky = Leaky(CHEAP, [[]])
     table = make_table()
     events = []
-    async for ev in run_side("routed", CHEAP, PROMPT, table, resolver=Resolver(p=leaky),
-                             env={"OPENAI_API_KEY": "sk-secret-value-1234"}):
+    async for ev in run_side(
+        "routed",
+        CHEAP,
+        PROMPT,
+        table,
+        resolver=Resolver(p=leaky),
+        env={"OPENAI_API_KEY": "sk-secret-value-1234"},
+    ):
         events.append(ev)
     text = repr(events)
     assert "sk-secret-value-1234" not in text and "\x1b" not in text
@@ -649,30 +738,30 @@ def ev(attempt, event, side="routed"):
 
 def test_metrics_ttft_tokens_and_cost():
     m = LiveMetrics("routed", "x" * 400, table=make_table())
-    assert m.state == "waiting" and m.elapsed_ms() is None
-    m.fold(ev(0, AttemptStarted(100.0, CHEAP, False, "primary")))
-    m.fold(ev(0, Started(100.1, CHEAP, False)))
+    assert m.state == "waiting" and m.elapsed_ms is None
+    m.apply(ev(0, AttemptStarted(100.0, CHEAP, False, "primary")))
+    m.apply(ev(0, Started(100.1, CHEAP, False)))
     assert m.state == "waiting" and m.ttft_ms is None
     # Before any text the accepted request counts its prompt as an estimate.
     assert m.cost_usd == pytest.approx(cost_usd(CHEAP, 100, 0))
-    m.fold(ev(0, TextDelta(100.25, "a" * 40)))
+    m.apply(ev(0, TextDelta(100.25, "a" * 40)))
     assert m.ttft_ms == pytest.approx(250.0)
     assert m.state == "streaming"
     snap = m.snapshot(now=100.35)
     assert (snap.input_tokens, snap.output_tokens, snap.tokens_estimated) == (100, 10, True)
     assert snap.elapsed_ms == pytest.approx(350.0)
     assert snap.tokens_per_s == pytest.approx(10 / 0.1)
-    m.fold(ev(0, TextDelta(100.45, "b" * 40)))
-    m.fold(ev(0, UsageReport(100.5, 90, 25, cached_tokens=10)))
-    m.fold(ev(0, Finished(100.5, "stop")))
+    m.apply(ev(0, TextDelta(100.45, "b" * 40)))
+    m.apply(ev(0, UsageReport(100.5, 90, 25, cached_tokens=10)))
+    m.apply(ev(0, Finished(100.5, "stop")))
     snap = m.snapshot()
     assert (snap.input_tokens, snap.output_tokens, snap.tokens_estimated) == (90, 25, False)
     assert snap.cost_usd == pytest.approx(cost_usd(CHEAP, 90, 25, 10))
     assert not m.done
-    m.fold(ev(0, AttemptEnded(100.5, CHEAP, "ok", final=True)))
+    m.apply(ev(0, AttemptEnded(100.5, CHEAP, "ok", final=True)))
     assert m.done and m.state == "done"
     assert m.total_ms == pytest.approx(500.0)
-    assert m.tokens_per_s() == pytest.approx(25 / 0.2)
+    assert m.tokens_per_s == pytest.approx(25 / 0.2)
     r = m.result()
     assert r.text == "a" * 40 + "b" * 40 and not r.usage_estimated
     assert r.attempts[0].cached_tokens == 10
@@ -680,20 +769,25 @@ def test_metrics_ttft_tokens_and_cost():
 
 def test_metrics_fallback_keeps_failed_text_apart_and_ttft_from_side_start():
     m = LiveMetrics("baseline", "hi", table=make_table())
-    m.fold(ev(0, AttemptStarted(10.0, FRONTIER, False, "primary"), "baseline"))
-    m.fold(ev(0, Started(10.1, FRONTIER, False), "baseline"))
-    m.fold(ev(0, TextDelta(10.2, "broken "), "baseline"))
+    m.apply(ev(0, AttemptStarted(10.0, FRONTIER, False, "primary"), "baseline"))
+    m.apply(ev(0, Started(10.1, FRONTIER, False), "baseline"))
+    m.apply(ev(0, TextDelta(10.2, "broken "), "baseline"))
     assert m.text == "broken "
     e = StreamError(10.3, "stream", "stream broke")
-    m.fold(ev(0, e, "baseline"))
-    m.fold(ev(0, AttemptEnded(10.3, FRONTIER, "failed", e), "baseline"))
+    m.apply(ev(0, e, "baseline"))
+    m.apply(ev(0, AttemptEnded(10.3, FRONTIER, "failed", e), "baseline"))
     assert m.text == "" and m.ttft_ms is None and m.discarded_text == "broken "
-    m.fold(ev(1, AttemptStarted(10.3, FRONTIER_FB, True, "fallback", "primary failed: stream broke"),
-              "baseline"))
-    m.fold(ev(1, TextDelta(11.0, "good"), "baseline"))
-    m.fold(ev(1, UsageReport(11.1, 5, 1, estimated=True), "baseline"))
-    m.fold(ev(1, AttemptEnded(11.1, FRONTIER_FB, "ok", final=True), "baseline"))
-    m.fold(ev(0, TextDelta(11.2, "other side"), "routed"))  # ignored: not this side
+    m.apply(
+        ev(
+            1,
+            AttemptStarted(10.3, FRONTIER_FB, True, "fallback", "primary failed: stream broke"),
+            "baseline",
+        )
+    )
+    m.apply(ev(1, TextDelta(11.0, "good"), "baseline"))
+    m.apply(ev(1, UsageReport(11.1, 5, 1, estimated=True), "baseline"))
+    m.apply(ev(1, AttemptEnded(11.1, FRONTIER_FB, "ok", final=True), "baseline"))
+    m.apply(ev(0, TextDelta(11.2, "other side"), "routed"))  # ignored: not this side
     r = m.result()
     assert r.text == "good" and r.discarded_text == "broken "
     assert r.ttft_ms == pytest.approx(1000.0)
@@ -707,25 +801,26 @@ def test_metrics_fallback_keeps_failed_text_apart_and_ttft_from_side_start():
 
 def test_metrics_unknown_price_makes_the_cost_unknown_but_unused_attempts_cost_nothing():
     m = LiveMetrics("routed", "hello")
-    m.fold(ev(0, AttemptStarted(1.0, "openai/not-a-real-model", False, "primary")))
+    m.apply(ev(0, AttemptStarted(1.0, "openai/not-a-real-model", False, "primary")))
     e = StreamError(1.1, "http", "HTTP 503", 503)
-    m.fold(ev(0, e))
-    m.fold(ev(0, AttemptEnded(1.1, "openai/not-a-real-model", "failed", e)))
-    m.fold(ev(1, AttemptStarted(1.1, CHEAP, False, "fallback", "primary failed: HTTP 503")))
-    m.fold(ev(1, UsageReport(1.5, 10, 10)))
-    m.fold(ev(1, AttemptEnded(1.5, CHEAP, "ok", final=True)))
+    m.apply(ev(0, e))
+    m.apply(ev(0, AttemptEnded(1.1, "openai/not-a-real-model", "failed", e)))
+    m.apply(ev(1, AttemptStarted(1.1, CHEAP, False, "fallback", "primary failed: HTTP 503")))
+    m.apply(ev(1, UsageReport(1.5, 10, 10)))
+    m.apply(ev(1, AttemptEnded(1.5, CHEAP, "ok", final=True)))
     assert m.cost_usd == pytest.approx(cost_usd(CHEAP, 10, 10))
     m2 = LiveMetrics("routed", "hello")
-    m2.fold(ev(0, AttemptStarted(1.0, "openai/not-a-real-model", False, "primary")))
-    m2.fold(ev(0, UsageReport(1.5, 10, 10)))
+    m2.apply(ev(0, AttemptStarted(1.0, "openai/not-a-real-model", False, "primary")))
+    m2.apply(ev(0, UsageReport(1.5, 10, 10)))
     assert m2.cost_usd is None
 
 
 async def test_run_side_result_and_plan_of():
     primary = FakeClient(CHEAP, [ok("done")])
     res = await asyncio.wait_for(
-        run_side_result("routed", (CHEAP,), PROMPT, make_table(), resolver=Resolver(p=primary),
-                        env={}),
+        run_side_result(
+            "routed", (CHEAP,), PROMPT, make_table(), resolver=Resolver(p=primary), env={}
+        ),
         BOUND,
     )
     assert res.text == "done"
@@ -737,3 +832,252 @@ async def test_run_side_result_and_plan_of():
 def test_pair_run_is_created_without_a_loop():
     run = PairRun(make_decision(Cell(CHEAP)), make_table(), resolver=Resolver(), env={})
     assert run.result is None and not run.finished
+
+
+# --------------------------------------------------------------------------------------------
+# Through the real protocol clients, against the loopback fake server
+# --------------------------------------------------------------------------------------------
+
+OPENAI_KEY = "sk-loopback-openai-0123456789"
+ANTHROPIC_KEY = "sk-ant-loopback-0123456789"
+LOOP_ENV = {"OPENAI_API_KEY": OPENAI_KEY, "ANTHROPIC_API_KEY": ANTHROPIC_KEY}
+
+
+@pytest.fixture
+def server():
+    with FakeServer() as srv:
+        yield srv
+
+
+def loop_table(server, timeouts: Timeouts | None = None, openai_url: str | None = None):
+    return RoutingTable(
+        tasks={},
+        priorities={},
+        routes={},
+        baseline=Baseline(FRONTIER, FRONTIER_FB),
+        classifier=ClassifierSettings(),
+        providers={
+            "openai": Provider(
+                "openai", "openai-compatible", openai_url or server.openai_url, "OPENAI_API_KEY"
+            ),
+            "anthropic": Provider(
+                "anthropic", "anthropic", server.anthropic_url, "ANTHROPIC_API_KEY"
+            ),
+        },
+        timeouts=timeouts
+        or Timeouts(connect=2.0, first_token=5.0, idle=5.0, max_retries=2, max_retry_wait=20.0),
+    )
+
+
+async def loop_side(server, cell, *, table=None, sleep=None):
+    table = table or loop_table(server)
+    events: list[RunEvent] = []
+    metrics = LiveMetrics("routed", PROMPT, table=table)
+    async with httpx.AsyncClient() as http:
+
+        async def go():
+            async for e in run_side(
+                "routed",
+                cell,
+                PROMPT,
+                table,
+                env=LOOP_ENV,
+                http_client=http,
+                sleep=sleep or Sleeps(),
+            ):
+                events.append(e)
+                metrics.apply(e)
+
+        await asyncio.wait_for(go(), BOUND)
+    return events, metrics.result()
+
+
+async def test_loopback_ok_with_real_usage(server):
+    server.route(
+        "gpt-5-mini",
+        Reply.ok("Real protocol answer.", input_tokens=42, output_tokens=7, cached_tokens=2),
+    )
+    events, res = await loop_side(server, Cell(CHEAP, BACKUP))
+    assert res.text == "Real protocol answer." and res.model == CHEAP and not res.simulated
+    assert (res.input_tokens, res.output_tokens, res.usage_estimated) == (42, 7, False)
+    assert res.cost_usd == pytest.approx(cost_usd(CHEAP, 42, 7, 2))
+    req = server.requests[0]
+    assert req.json["model"] == "gpt-5-mini"
+    assert req.json["messages"] == [{"role": "user", "content": PROMPT}]
+
+
+LOOP_FALLS_BACK = {
+    "500": Reply.http(500),
+    "502": Reply.http(502),
+    "503": Reply.http(503),
+    "529": Reply.http(529, error_type="overloaded_error"),
+    "hangup": Reply.hangup(),
+    "reset mid-stream": Reply.reset(after=2, text="one two three four five"),
+    "malformed chunk": Reply.malformed(after=1),
+    "error inside the stream": Reply.stream_error(after=1),
+    "cut before [DONE]": Reply.cut(after=2),
+}
+
+
+@pytest.mark.parametrize("case", list(LOOP_FALLS_BACK))
+async def test_loopback_falls_back(server, case):
+    server.route("gpt-5-mini", LOOP_FALLS_BACK[case])
+    server.route("claude-haiku-4-5", Reply.ok("Anthropic saves the day."))
+    events, res = await loop_side(server, Cell(CHEAP, BACKUP))
+    starts = kinds(events, AttemptStarted)
+    assert [(s.role, s.model) for s in starts] == [("primary", CHEAP), ("fallback", BACKUP)]
+    assert res.text == "Anthropic saves the day." and res.model == BACKUP and res.error is None
+    assert res.fallback_used
+    if case.isdigit():
+        assert res.fallback_reason == f"primary failed: HTTP {case}"
+    if case in ("reset mid-stream", "cut before [DONE]"):
+        assert res.discarded_text.strip()  # what the broken stream showed is kept apart
+        assert res.discarded_text not in res.text
+
+
+async def test_loopback_connection_refused_falls_back(server):
+    server.route("claude-haiku-4-5", Reply.ok("from anthropic"))
+    table = loop_table(server, openai_url=closed_port_url() + "/v1")
+    events, res = await loop_side(server, Cell(CHEAP, BACKUP), table=table)
+    assert kinds(events, StreamError)[0].kind == "connect"
+    assert res.text == "from anthropic" and res.fallback_used
+
+
+async def test_loopback_first_token_timeout_falls_back(server):
+    server.route("gpt-5-mini", Reply.stall_headers(seconds=30))
+    server.route("claude-haiku-4-5", Reply.ok("from anthropic"))
+    table = loop_table(server, Timeouts(connect=2.0, first_token=0.3, idle=0.3))
+    events, res = await loop_side(server, Cell(CHEAP, BACKUP), table=table)
+    assert kinds(events, StreamError)[0].kind == "timeout"
+    assert res.text == "from anthropic" and res.fallback_used
+    assert server.wait_disconnect(1, timeout=BOUND)  # the stalled call's connection was closed
+
+
+async def test_loopback_429_retry_after_honoured(server):
+    server.route("gpt-5-mini", Reply.http(429, retry_after="0.05"), Reply.ok("after the wait"))
+    sleeps = Sleeps()
+    events, res = await loop_side(server, Cell(CHEAP, BACKUP), sleep=sleeps)
+    assert sleeps.waits == [pytest.approx(0.05)]
+    assert [s.role for s in kinds(events, AttemptStarted)] == ["primary", "retry"]
+    assert res.text == "after the wait" and not res.fallback_used
+
+
+async def test_loopback_429_over_cap_falls_back_at_once(server):
+    server.route("gpt-5-mini", Reply.http(429, retry_after_ms=600_000))
+    server.route("claude-haiku-4-5", Reply.ok("fallback"))
+    sleeps = Sleeps()
+    events, res = await loop_side(server, Cell(CHEAP, BACKUP), sleep=sleeps)
+    assert sleeps.waits == []
+    assert res.text == "fallback" and "cap" in res.fallback_reason
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404])
+async def test_loopback_no_fallback_on_client_errors(server, status):
+    server.route("gpt-5-mini", Reply.http(status, "bad request for key {key}"))
+    server.route("claude-haiku-4-5", Reply.ok("must not be used"))
+    events, res = await loop_side(server, Cell(CHEAP, BACKUP))
+    assert [r.model for r in server.requests] == ["gpt-5-mini"]
+    assert res.error and f"HTTP {status}" in res.error
+    assert OPENAI_KEY not in res.error and OPENAI_KEY not in repr(events)
+    assert res.text == "" and not res.fallback_used
+
+
+async def test_loopback_hedge_wins_and_the_loser_is_disconnected(server):
+    server.route("gpt-5-mini", Reply.stall_headers(seconds=30))
+    server.route("claude-haiku-4-5", Reply.ok("hedged answer", input_tokens=30, output_tokens=3))
+    events, res = await loop_side(server, Cell(CHEAP, BACKUP, hedge_after_ms=50))
+    assert [s.role for s in kinds(events, AttemptStarted)] == ["primary", "hedge"]
+    assert res.hedged and res.text == "hedged answer" and res.model == BACKUP
+    assert server.wait_disconnect(1, timeout=BOUND)
+    loser = res.attempts[0]
+    assert loser.outcome == "lost-hedge" and loser.usage_estimated
+    assert res.cost_usd == pytest.approx(
+        cost_usd(CHEAP, loser.input_tokens, 0) + cost_usd(BACKUP, 30, 3)
+    )
+
+
+async def test_loopback_hedge_loses_to_a_primary_that_streams_first(server):
+    server.route(
+        "gpt-5-mini", Reply.ok("primary answer", first_delay=0.3, input_tokens=20, output_tokens=2)
+    )
+    server.route("claude-haiku-4-5", Reply.stall_headers(seconds=30))
+    events, res = await loop_side(server, Cell(CHEAP, BACKUP, hedge_after_ms=50))
+    # The primary's headers come at once but its first token only after 0.3 s: the hedge starts.
+    assert [s.role for s in kinds(events, AttemptStarted)] == ["primary", "hedge"]
+    assert res.text == "primary answer" and res.model == CHEAP
+    assert res.attempts[1].outcome == "lost-hedge"
+    assert server.wait_disconnect(1, timeout=BOUND)
+
+
+async def test_loopback_pair_in_parallel_and_cancel_closes_connections(server):
+    server.route("gpt-5-mini", Reply.stall(after=1, seconds=30))
+    server.route("gpt-5.2", Reply.stall_headers(seconds=30))
+    table = loop_table(server)
+    async with httpx.AsyncClient() as http:
+        run = run_pair(make_decision(Cell(CHEAP, BACKUP)), table, env=LOOP_ENV, http_client=http)
+
+        async def consume():
+            async for e in run:
+                if isinstance(e.event, TextDelta):
+                    # Both requests are in flight at once: the pair runs in parallel.
+                    assert server.wait_requests(2, timeout=BOUND)
+                    run.cancel()
+
+        await asyncio.wait_for(consume(), BOUND)
+    assert server.wait_disconnect(2, timeout=BOUND)
+    assert run.result.routed.error == "cancelled" and run.result.baseline.error == "cancelled"
+
+
+async def test_loopback_pair_result(server):
+    server.route(
+        "gpt-5-mini", Reply.ok("routed answer", delay=0.01, input_tokens=12, output_tokens=2)
+    )
+    server.route(
+        "gpt-5.2", Reply.ok("baseline answer", delay=0.02, input_tokens=12, output_tokens=2)
+    )
+    async with httpx.AsyncClient() as http:
+        run = run_pair(
+            make_decision(Cell(CHEAP, BACKUP)), loop_table(server), env=LOOP_ENV, http_client=http
+        )
+        result = await asyncio.wait_for(run.wait(), BOUND)
+    assert result.routed.text == "routed answer" and result.baseline.text == "baseline answer"
+    assert result.savings_usd == pytest.approx(cost_usd(FRONTIER, 12, 2) - cost_usd(CHEAP, 12, 2))
+    assert result.savings_pct > 0
+
+
+async def test_missing_key_runs_simulated(server):
+    table = loop_table(server)
+    res = await asyncio.wait_for(
+        run_side_result("routed", CHEAP, PROMPT, table, env={"ROUTEDECK_SIM_SPEED": "200"}),
+        BOUND,
+    )
+    assert res.simulated and res.text and res.error is None
+    assert server.requests == []
+
+
+async def test_cancel_right_after_start_and_awaiting_cancel():
+    routed = FakeClient(CHEAP, [[("started",), ("stall",)]])
+    base = FakeClient(FRONTIER, [[("started",), ("stall",)]])
+    run = run_pair(
+        make_decision(Cell(CHEAP)), make_table(), resolver=Resolver(r=routed, b=base), env={}
+    )
+    run.start()
+    await asyncio.wait_for(run.cancel(), BOUND)  # before either side ran a single step
+    result = await asyncio.wait_for(run.wait(), BOUND)
+    assert result.routed.error == "cancelled" and result.baseline.error == "cancelled"
+    assert routed.calls == 0 and base.calls == 0
+
+
+async def test_await_cancel_waits_until_connections_are_closed():
+    routed = FakeClient(CHEAP, [[("started",), ("stall",)]])
+    base = FakeClient(FRONTIER, [[("started",), ("stall",)]])
+    run = run_pair(
+        make_decision(Cell(CHEAP)), make_table(), resolver=Resolver(r=routed, b=base), env={}
+    )
+    run.start()
+    await asyncio.wait_for(asyncio.gather(routed.opened.wait(), base.opened.wait()), BOUND)
+    await asyncio.wait_for(run.cancel(), BOUND)
+    assert routed.closed == 1 and base.closed == 1
+    await run.cancel()  # a second cancel is harmless
+    result = await asyncio.wait_for(run.wait(), BOUND)
+    assert result.routed.error == "cancelled"

@@ -441,13 +441,14 @@ class _MergedRun:
         self._tasks: list[asyncio.Task[None]] = []
         self._iterated = False
         self._cancelled = False
+        self._failures: dict[Side, str] = {}
         self._t0: float | None = None
         self.wall_ms: float | None = None
         self.finished = False
 
     def start(self) -> None:
         """Start every side now (iterating starts them too). Needs a running event loop."""
-        if self._tasks:
+        if self._tasks or self._cancelled:
             return
         self._t0 = time.perf_counter()
         for side, plan in self.plans.items():
@@ -456,21 +457,32 @@ class _MergedRun:
                 timeouts=self._timeouts, sleep=self._sleep, max_tokens=self._max_tokens,
                 secrets=self._secrets,
             )
-            self._tasks.append(asyncio.create_task(self._side(runner), name=f"routedeck-{side}"))
+            task = asyncio.create_task(runner.run(), name=f"routedeck-{side}")
+            # A done callback, not a finally: a task cancelled before its first step never runs.
+            task.add_done_callback(lambda t, side=side: self._side_done(side, t))
+            self._tasks.append(task)
 
-    async def _side(self, runner: _SideRunner) -> None:
-        try:
-            await runner.run()
-        finally:
-            self._queue.put_nowait(_SideDone(runner.side))
+    def _side_done(self, side: Side, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            self._failures[side] = f"internal error: {type(exc).__name__}: {exc}"
+        self._queue.put_nowait(_SideDone(side))
 
-    def cancel(self) -> None:
-        """Stop every side at once (their connections are closed); the event stream then ends."""
-        if self._cancelled:
-            return
-        self._cancelled = True
-        for t in self._tasks:
-            t.cancel()
+    def cancel(self) -> asyncio.Future[Any]:
+        """Stop every side at once; their connections are closed and the event stream ends.
+
+        Returns a future done when the sides have stopped: ``run.cancel()`` from a key binding,
+        or ``await run.cancel()`` to wait until every connection is closed.
+        """
+        if not self._cancelled:
+            self._cancelled = True
+            for t in self._tasks:
+                t.cancel()
+        if not self._tasks:
+            done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+        return asyncio.gather(*self._tasks, return_exceptions=True)
 
     def __aiter__(self) -> AsyncIterator[RunEvent]:
         return self.events()
@@ -481,32 +493,38 @@ class _MergedRun:
             raise RuntimeError("the events of a run can be iterated only once")
         self._iterated = True
         self.start()
-        waiting = set(self.plans)
+        waiting = set(self.plans) if self._tasks else set()
         try:
             while waiting:
                 item = await self._queue.get()
                 if isinstance(item, _SideDone):
                     waiting.discard(item.side)
                     continue
-                self.metrics[item.side].fold(item)
+                self.metrics[item.side].apply(item)
                 yield item
         finally:
             if waiting:  # the consumer was cancelled or stopped iterating
-                self.cancel()
-                await asyncio.wait(self._tasks, timeout=CLOSE_WAIT_S * 2)
-                self._drain()
+                await self._stop()
             self._finish()
 
-    def _drain(self) -> None:
+    async def _stop(self) -> None:
+        """Cancel the sides, wait (bounded) for them, and take in their last events."""
+        self.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=CLOSE_WAIT_S * 2)
         while not self._queue.empty():
             item = self._queue.get_nowait()
             if not isinstance(item, _SideDone):
-                self.metrics[item.side].fold(item)
+                self.metrics[item.side].apply(item)
 
     def _finish(self) -> None:
         if self.finished:
             return
         self.finished = True
+        for side, m in self.metrics.items():
+            if side in self._failures:
+                m.close("failed", self._failures[side])
+            m.close("cancelled")  # no-op for a side that ended normally
         if self._t0 is not None:
             # Until the slower side ended (not until the consumer finished reading).
             ends = [m.end_t for m in self.metrics.values() if m.end_t is not None]
@@ -523,14 +541,8 @@ class _MergedRun:
 
     async def __aexit__(self, *exc: object) -> None:
         if not self.finished:
-            self.cancel()
-            if not self._iterated:
-                async for _ in self.events():
-                    pass
-            else:
-                await asyncio.wait(self._tasks, timeout=CLOSE_WAIT_S * 2)
-                self._drain()
-                self._finish()
+            await self._stop()
+            self._finish()
 
 
 class PairRun(_MergedRun):

@@ -6,9 +6,11 @@ are computed. The executor builds its results with it, and the CLI and the UI sh
 
     m = LiveMetrics("routed", prompt, table=table)
     for event in events_of_that_side:
-        m.fold(event)
-        show(m.snapshot())        # what a pane draws, at any moment
+        m.apply(event)
+        show(m.snapshot())        # or read m.ttft_ms, m.elapsed_ms, m.cost_usd, ... directly
     result = m.result()           # once m.done
+
+A PairRun keeps one per side, already fed (``run.metrics["routed"]``): use those.
 
 Timing comes from the ``t`` of each event (``time.perf_counter()`` when it was produced), so it is
 the same whichever provider streamed it. Usage rules, per attempt:
@@ -157,7 +159,7 @@ class LiveMetrics:
 
     # -- folding ------------------------------------------------------------------------------
 
-    def fold(self, ev: RunEvent) -> None:
+    def apply(self, ev: RunEvent) -> None:
         """Take one event of this side into account (events of the other side are ignored)."""
         if ev.side != self.side:
             return
@@ -209,6 +211,18 @@ class LiveMetrics:
                 elif e.outcome == "failed":
                     err = e.error or att.error
                     self._error = err.message if err else "failed"
+
+    def close(self, outcome: str = "cancelled", error: str | None = None) -> None:
+        """End the side without a final event (it was stopped before it could send one)."""
+        if self.done:
+            return
+        self.done = True
+        self.end_t = time.perf_counter()
+        if outcome == "cancelled":
+            self.cancelled = True
+            self._error = "cancelled"
+        else:
+            self._error = error or outcome
 
     def _attempt(self, index: int) -> _Attempt | None:
         for att in reversed(self.attempts):
@@ -273,15 +287,20 @@ class LiveMetrics:
             return None
         return (a.first_delta_t - self.t0) * 1000.0
 
-    def elapsed_ms(self, now: float | None = None) -> float | None:
+    @property
+    def elapsed_ms(self) -> float | None:
+        """From the side's start until now, or until its end once done."""
+        return self._elapsed(time.perf_counter())
+
+    def _elapsed(self, now: float) -> float | None:
         if self.t0 is None:
             return None
-        end = self.end_t if self.done else (now if now is not None else time.perf_counter())
+        end = self.end_t if self.done and self.end_t is not None else now
         return (end - self.t0) * 1000.0
 
     @property
     def total_ms(self) -> float | None:
-        return self.elapsed_ms() if self.done else None
+        return self.elapsed_ms if self.done else None
 
     @property
     def usage(self) -> Usage:
@@ -297,13 +316,22 @@ class LiveMetrics:
     def output_tokens(self) -> int:
         return self.usage.output_tokens
 
-    def tokens_per_s(self, now: float | None = None) -> float | None:
+    @property
+    def tokens_estimated(self) -> bool:
+        """The answer's token counts are an estimate (no usage report yet, or none given)."""
+        return self.usage.estimated
+
+    @property
+    def tokens_per_s(self) -> float | None:
         """Output tokens per second of streaming (from the answer's first token on)."""
+        return self._rate(time.perf_counter())
+
+    def _rate(self, now: float) -> float | None:
         a = self._answer
         if a is None or a.first_delta_t is None:
             return None
         if a.outcome is None and not self.done:
-            end = now if now is not None else time.perf_counter()
+            end = now
         else:
             end = a.last_delta_t or a.first_delta_t
         span = end - a.first_delta_t
@@ -386,11 +414,11 @@ class LiveMetrics:
             model=self.model,
             simulated=self.simulated,
             ttft_ms=self.ttft_ms,
-            elapsed_ms=self.elapsed_ms(now),
+            elapsed_ms=self._elapsed(now),
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,
             tokens_estimated=usage.estimated,
-            tokens_per_s=self.tokens_per_s(now),
+            tokens_per_s=self._rate(now),
             cost_usd=self.cost_usd,
             cost_estimated=self.cost_estimated,
             fallback_used=self.fallback_used,
@@ -430,7 +458,7 @@ class LiveMetrics:
             simulated=self.simulated,
             text=self.text,
             ttft_ms=self.ttft_ms,
-            total_ms=self.elapsed_ms(),
+            total_ms=self.elapsed_ms,
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,
             usage_estimated=(usage.estimated and usage.used) or self.cost_estimated,
