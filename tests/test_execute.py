@@ -796,7 +796,7 @@ def test_metrics_fallback_keeps_failed_text_apart_and_ttft_from_side_start():
     assert r.usage_estimated
     # The broken attempt is charged an estimate (it was accepted and streamed).
     assert r.attempts[0].usage_estimated and r.attempts[0].output_tokens == estimate_tokens(7)
-    assert "fallback" in m.badges() and "simulated" in m.badges()
+    assert "fallback" in m.badges and "simulated" in m.badges
 
 
 def test_metrics_unknown_price_makes_the_cost_unknown_but_unused_attempts_cost_nothing():

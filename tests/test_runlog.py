@@ -30,18 +30,36 @@ KEY = "sk-test-0123456789abcdef"
 
 def side(side, model, cost, *, out=50, error=None, text="answer", attempts=None, **kw):
     return RunResult(
-        side=side, model=model, simulated=False, text=text, ttft_ms=120.5, total_ms=900.0,
-        input_tokens=30, output_tokens=out, usage_estimated=False, cost_usd=cost, error=error,
+        side=side,
+        model=model,
+        simulated=False,
+        text=text,
+        ttft_ms=120.5,
+        total_ms=900.0,
+        input_tokens=30,
+        output_tokens=out,
+        usage_estimated=False,
+        cost_usd=cost,
+        error=error,
         attempts=attempts or (AttemptSummary(model, "primary", False, "ok", 30, out, cost),),
         **kw,
     )
 
 
 def pair(task="code", routed_cost=0.001, baseline_cost=0.01, prompt="fix my bug", **kw):
-    c = Classification(task, 0.82, ((task, 0.82), ("general", 0.1)), "local", "local classifier",
-                       3.5)
-    d = Decision(prompt, c, task, "default", "default", Cell("openai/gpt-5-mini",
-                 "anthropic/claude-haiku-4-5", 800), False, f"{task}/default")
+    c = Classification(
+        task, 0.82, ((task, 0.82), ("general", 0.1)), "local", "local classifier", 3.5
+    )
+    d = Decision(
+        prompt,
+        c,
+        task,
+        "default",
+        "default",
+        Cell("openai/gpt-5-mini", "anthropic/claude-haiku-4-5", 800),
+        False,
+        f"{task}/default",
+    )
     return PairResult(
         decision=d,
         routed=side("routed", "openai/gpt-5-mini", routed_cost, **kw),
@@ -60,11 +78,26 @@ def test_round_trip(log):
     when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     attempts = (
         AttemptSummary("openai/gpt-5-mini", "primary", False, "failed", 0, 0, 0.0, "HTTP 503"),
-        AttemptSummary("anthropic/claude-haiku-4-5", "fallback", True, "ok", 30, 50, 0.0004,
-                       None, cached_tokens=10, usage_estimated=True),
+        AttemptSummary(
+            "anthropic/claude-haiku-4-5",
+            "fallback",
+            True,
+            "ok",
+            30,
+            50,
+            0.0004,
+            None,
+            cached_tokens=10,
+            usage_estimated=True,
+        ),
     )
-    p = pair(attempts=attempts, fallback_used=True, fallback_reason="primary failed: HTTP 503",
-             hedged=True, discarded_text="half")
+    p = pair(
+        attempts=attempts,
+        fallback_used=True,
+        fallback_reason="primary failed: HTTP 503",
+        hedged=True,
+        discarded_text="half",
+    )
     run_id = log.record(p, when=when)
     rec = log.get(run_id)
     assert rec is not None
@@ -74,7 +107,12 @@ def test_round_trip(log):
     assert rec.cell_primary == "openai/gpt-5-mini" and rec.cell_hedge_after_ms == 800
     assert not rec.uncertain and rec.wall_ms == 950.0
     r = rec.routed
-    assert (r.model, r.cost_usd, r.ttft_ms, r.total_ms) == ("openai/gpt-5-mini", 0.001, 120.5, 900.0)
+    assert (r.model, r.cost_usd, r.ttft_ms, r.total_ms) == (
+        "openai/gpt-5-mini",
+        0.001,
+        120.5,
+        900.0,
+    )
     assert r.fallback_used and r.hedged and r.fallback_reason == "primary failed: HTTP 503"
     assert r.attempts == attempts and r.discarded_text == "half" and r.text == "answer"
     assert rec.baseline.model == "openai/gpt-5.2" and rec.baseline.cost_usd == 0.01
@@ -173,16 +211,20 @@ def test_migrations_run_from_an_older_version(tmp_path, monkeypatch):
 
 def test_keys_are_never_stored(tmp_path):
     path = tmp_path / "runs.sqlite3"
-    p = pair(prompt=f"my key is {KEY}, and Bearer abcdefghijklmnop", error=f"HTTP 401: {KEY}",
-             text="the custom secret hunter2-long-value")
+    p = pair(
+        prompt=f"my key is {KEY}, and Bearer abcdefghijklmnop",
+        error=f"HTTP 401: {KEY}",
+        text="the custom secret hunter2-long-value",
+    )
     with RunLog(path) as rl:
         run_id = rl.record(p, secrets=["hunter2-long-value"])
         rec = rl.get(run_id)
     assert KEY not in rec.prompt and "abcdefghijklmnop" not in rec.prompt
     assert KEY not in (rec.routed.error or "")
     assert "hunter2-long-value" not in rec.routed.text
-    raw = path.read_bytes() + (Path(f"{path}-wal").read_bytes()
-                               if Path(f"{path}-wal").exists() else b"")
+    raw = path.read_bytes() + (
+        Path(f"{path}-wal").read_bytes() if Path(f"{path}-wal").exists() else b""
+    )
     assert KEY.encode() not in raw and b"hunter2-long-value" not in raw
 
 
@@ -221,8 +263,10 @@ def test_concurrent_writers_threads(tmp_path):
 
 def test_one_log_shared_between_threads(tmp_path):
     with RunLog(tmp_path / "runs.sqlite3") as rl:
-        threads = [threading.Thread(target=lambda: [rl.record(pair()) for _ in range(25)])
-                   for _ in range(4)]
+        threads = [
+            threading.Thread(target=lambda: [rl.record(pair()) for _ in range(25)])
+            for _ in range(4)
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -245,11 +289,22 @@ def test_concurrent_writers_processes(tmp_path):
     )
     root = str(Path(__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    procs = [subprocess.Popen([sys.executable, "-c", script], env=env, cwd=root,
-                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script], env=env, cwd=root, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
+    ]
     for p in procs:
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err
     with RunLog(path) as rl:
         assert rl.totals().runs == 150
         assert rl.schema_version == SCHEMA_VERSION
+
+
+def test_environment_keys_are_redacted_without_being_passed(tmp_path, monkeypatch):
+    monkeypatch.setenv("SOMEPROVIDER_API_KEY", "plainvalue-without-key-shape")
+    with RunLog(tmp_path / "runs.sqlite3") as rl:
+        run_id = rl.record(pair(prompt="echo plainvalue-without-key-shape please"))
+        assert "plainvalue-without-key-shape" not in rl.get(run_id).prompt

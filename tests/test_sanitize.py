@@ -76,8 +76,36 @@ def test_stream_cleaner_character_by_character():
 
 def test_stream_cleaner_matches_clean_on_random_splits():
     rng = random.Random(1234)
-    alphabet = ["a", "b", " ", "\n", "\t", "\r", ESC, "[", "]", "P", "\\", "_", "^", "X", BEL,
-                "1", ";", "m", "(", "B", " ", "!", "\x9b", "\x9c", "\x9d", "\x90", "\x85", "?"]
+    alphabet = [
+        "a",
+        "b",
+        " ",
+        "\n",
+        "\t",
+        "\r",
+        ESC,
+        "[",
+        "]",
+        "P",
+        "\\",
+        "_",
+        "^",
+        "X",
+        BEL,
+        "1",
+        ";",
+        "m",
+        "(",
+        "B",
+        " ",
+        "!",
+        "\x9b",
+        "\x9c",
+        "\x9d",
+        "\x90",
+        "\x85",
+        "?",
+    ]
     for _ in range(3000):
         raw = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
         cuts = sorted(rng.sample(range(len(raw) + 1), k=min(len(raw) + 1, rng.randint(0, 5))))
@@ -158,3 +186,10 @@ def test_redact_given_secrets_and_key_shapes():
 def test_env_secrets():
     env = {"A_KEY": "value-a", "EMPTY": ""}
     assert env_secrets(env, ["A_KEY", "EMPTY", None, "MISSING"]) == ("value-a",)
+
+
+def test_env_secrets_by_name_shape():
+    env = {"MY_SERVICE_TOKEN": "tok-123456789", "OPENAI_API_KEY": "sk-abcdefgh123",
+           "HOME": "/root", "SHORT_KEY": "abc", "KEYBOARD": "us-international", "CUSTOM": "xyz12"}
+    got = env_secrets(env, ["CUSTOM"])
+    assert set(got) == {"tok-123456789", "sk-abcdefgh123", "xyz12"}

@@ -388,7 +388,9 @@ class LiveMetrics:
             return "cancelled" if self.cancelled else ("failed" if self._error else "done")
         return "streaming" if self._answer is not None else "waiting"
 
+    @property
     def badges(self) -> tuple[str, ...]:
+        """Short labels for the pane header: simulated, retry xN, hedged / hedge won, ..."""
         out: list[str] = []
         if self.simulated:
             out.append("simulated")
@@ -426,7 +428,7 @@ class LiveMetrics:
             hedged=self.hedged,
             retries=self.retries,
             error=self._error,
-            badges=self.badges(),
+            badges=self.badges,
         )
 
     def attempt_summaries(self) -> tuple[AttemptSummary, ...]:

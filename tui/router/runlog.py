@@ -9,7 +9,8 @@ RouteDeck processes can write at once, and carries its schema version in ``PRAGM
 Stored per run: the time, the prompt, the decision (task, priority, confidence, classifier,
 reason, uncertain, the cell) and both sides (model, simulated, usage, cost, timings, fallback and
 hedge, error, answer, attempts as JSON). Keys are never stored: every text is passed through
-:func:`~tui.router.sanitize.redact` (the given secret values and anything shaped like a key).
+:func:`~tui.router.sanitize.redact` with the values of the environment's key variables
+(``*_API_KEY``, ``*_TOKEN``, ...), any secrets given, and anything shaped like a key.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from tui.router.sanitize import redact
+from tui.router.sanitize import env_secrets, redact
 from tui.router.types import AttemptSummary, PairResult, RunResult
 
 ENV_VAR = "ROUTEDECK_LOG"
@@ -177,6 +178,7 @@ class RunLog:
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path).expanduser() if path is not None else default_path()
+        self._secrets = env_secrets(os.environ)
         _create_private(self.path)
         self._lock = threading.Lock()
         try:
@@ -240,8 +242,8 @@ class RunLog:
     def record(
         self, pair: PairResult, *, when: datetime | None = None, secrets: Iterable[str] = ()
     ) -> int:
-        """Store one run; its id. ``secrets``: values to redact besides anything key-shaped."""
-        secrets = tuple(secrets)
+        """Store one run; its id. ``secrets``: more values to redact (keys are always redacted)."""
+        secrets = (*secrets, *self._secrets)
 
         def r(s: str | None) -> str | None:
             return None if s is None else redact(s, secrets)

@@ -137,6 +137,17 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     return _HEADER_KEY.sub(lambda m: m.group(1) + REDACTED, text)
 
 
-def env_secrets(env: Mapping[str, str], names: Iterable[str | None]) -> tuple[str, ...]:
-    """The values of the named environment variables that are set (the keys to redact)."""
-    return tuple(env[n] for n in names if n and env.get(n))
+_SECRET_NAME = re.compile(r"(?:^|_)(?:API_?KEY|KEY|TOKEN|SECRET|PASSWORD)$", re.IGNORECASE)
+
+
+def env_secrets(env: Mapping[str, str], names: Iterable[str | None] = ()) -> tuple[str, ...]:
+    """Values to redact: those of the named variables (a table's ``api_key_env``), and of every
+    variable whose name says it holds a key (``*_API_KEY``, ``*_KEY``, ``*_TOKEN``, ``*_SECRET``,
+    ``*_PASSWORD``), at least 8 characters long."""
+    wanted = {n for n in names if n}
+    out = {
+        v
+        for k, v in env.items()
+        if v and (k in wanted or (len(v) >= 8 and _SECRET_NAME.search(k)))
+    }
+    return tuple(sorted(out, key=len, reverse=True))
