@@ -2,10 +2,10 @@
 
     .venv/bin/python tests/bench/bench_hedge.py [--n 200] [--stall-rate 0.1] [--hedge-ms 250]
 
-A loopback server (tests/fakeserver.py) plays both models through the real OpenAI protocol:
-the primary answers after a first-token delay drawn around 80 ms, except on ``stall-rate`` of
-its calls where the first token comes only after 2 s (it does answer then); the fallback
-answers like a healthy primary. The same calls run twice through the executor, without hedging
+A loopback server (tests/fakeserver.py, in its own process) plays both models through the real
+OpenAI protocol: the primary answers after a first-token delay drawn around 80 ms (12 chunks,
+10 ms apart), except on ``stall-rate`` of its calls where the first token comes only after 2 s
+(it does answer then); the fallback answers like a healthy primary. The same calls run twice through the executor, without hedging
 and with ``hedge_after_ms``; the figures are per call, from the RunResults:
 
 * p50/p99 of time to first token and of total time, with and without the hedge, and the p99
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import os
 import platform
 import random
@@ -50,7 +51,8 @@ PRIMARY, FALLBACK = "openai/gpt-5-mini", "google/gemini-2.5-flash"
 ALT = {PRIMARY: "groq/llama-3.3-70b-versatile", FALLBACK: "google/gemini-3-flash-preview"}
 PROMPT = ("Summarise the following support ticket in three bullet points and say which team "
           "should handle it. " + "The customer reports that exports time out after 30 s. " * 20)
-ANSWER = "- point one about the export\n- point two about timeouts\n- route to data team\n" * 4
+ANSWER_CHUNKS = ("- point one", " about the", " export\n", "- point two", " about", " timeouts",
+                 "\n", "- route", " to the", " data", " team", "\n")
 
 
 def pct(values: list[float], p: float) -> float:
@@ -66,9 +68,22 @@ def replies(n: int, rng: random.Random, stall_rate: float) -> list[Reply]:
         first = min(rng.lognormvariate(-2.5, 0.35), 0.4)  # median ~82 ms
         if rng.random() < stall_rate:
             first = 2.0
-        out.append(Reply.ok(ANSWER, first_delay=first, delay=0.002, input_tokens=300,
-                            output_tokens=120, comments=False))
+        out.append(Reply.ok(chunks=ANSWER_CHUNKS, first_delay=first, delay=0.01,
+                            input_tokens=300, output_tokens=120, comments=False))
     return out
+
+
+def _server_process(conn) -> None:
+    """The loopback models in their own process (no GIL shared with the executor)."""
+    with FakeServer() as server:
+        conn.send(server.openai_url)
+        while (msg := conn.recv()) != "stop":
+            n, seed, stall_rate = msg
+            server.reset()
+            rng = random.Random(seed)  # the same calls every time
+            server.route("gpt-5-mini", *replies(n, rng, stall_rate))
+            server.route("gemini-2.5-flash", *replies(n, rng, 0.0))
+            conn.send("ready")
 
 
 async def run_all(table: RoutingTable, cell: Cell, env: dict[str, str], n: int,
@@ -112,31 +127,33 @@ async def main() -> None:
     print(f"{args.n} calls, primary stalls 2 s on {args.stall_rate:.0%}, hedge after "
           f"{args.hedge_ms} ms, {args.concurrency} at a time")
 
-    with FakeServer() as server:
-        table = RoutingTable(
-            tasks={}, priorities={}, routes={}, baseline=Baseline(PRIMARY),
-            classifier=ClassifierSettings(),
-            providers={
-                "openai": Provider("openai", "openai-compatible", server.openai_url,
-                                   "OPENAI_API_KEY"),
-                "google": Provider("google", "openai-compatible", server.openai_url,
-                                   "GEMINI_API_KEY"),
-            },
-            timeouts=Timeouts(connect=5, first_token=30, idle=30),
-        )
-        env = {"OPENAI_API_KEY": "sk-bench-0000000000", "GEMINI_API_KEY": "bench-000000000000"}
-        figures = {}
-        for label, hedge in (("without hedge", None), ("with hedge", args.hedge_ms)):
-            server.reset()
-            rng = random.Random(args.seed)  # the same calls both times
-            server.route("gpt-5-mini", *replies(args.n, rng, args.stall_rate))
-            server.route("gemini-2.5-flash", *replies(args.n, rng, 0.0))
-            results = await run_all(table, Cell(PRIMARY, FALLBACK, hedge), env, args.n,
-                                    args.concurrency)
-            errors = [r.error for r in results if r.error]
-            if errors:
-                print(f"  {label}: {len(errors)} errors, e.g. {errors[0]}")
-            figures[label] = results
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_server_process, args=(child,), daemon=True)
+    proc.start()
+    url = parent.recv()
+    table = RoutingTable(
+        tasks={}, priorities={}, routes={}, baseline=Baseline(PRIMARY),
+        classifier=ClassifierSettings(),
+        providers={
+            "openai": Provider("openai", "openai-compatible", url, "OPENAI_API_KEY"),
+            "google": Provider("google", "openai-compatible", url, "GEMINI_API_KEY"),
+        },
+        timeouts=Timeouts(connect=5, first_token=30, idle=30),
+    )
+    env = {"OPENAI_API_KEY": "sk-bench-0000000000", "GEMINI_API_KEY": "bench-000000000000"}
+    figures = {}
+    for label, hedge in (("without hedge", None), ("with hedge", args.hedge_ms)):
+        parent.send((args.n, args.seed, args.stall_rate))
+        assert parent.recv() == "ready"
+        results = await run_all(table, Cell(PRIMARY, FALLBACK, hedge), env, args.n,
+                                args.concurrency)
+        errors = [r.error for r in results if r.error]
+        if errors:
+            print(f"  {label}: {len(errors)} errors, e.g. {errors[0]}")
+        figures[label] = results
+    parent.send("stop")
+    proc.join(timeout=10)
 
     base, hedged = figures["without hedge"], figures["with hedge"]
     for label, results in figures.items():
