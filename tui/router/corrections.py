@@ -1,0 +1,671 @@
+"""Label corrections: a misclassified prompt becomes a training example, the classifier retrains
+at once, and accuracy on a dev set is compared before and after.
+
+::
+
+    new_table = add_correction(table, prompt, "code")            # pure: nothing written
+    report = retrain_and_compare(table, new_table, dev_rows)     # retrain, score, compare
+    table = save_table(new_table)                                # when the caller decides
+
+    result = apply_correction("routes.toml", prompt, "code", dev_rows)   # all of it, saved
+
+Retraining fast (the <= 1 s budget): a full training run (:func:`tui.router.classify.train`)
+featurizes every example, fits the logistic regression from scratch, then fits it again once per
+calibration fold; that takes seconds. A correction changes one example of ~1,600, so here the
+model is retrained INCREMENTALLY, aiming at the model a full training gives:
+
+* the training texts stay featurized (token counts per text, :class:`_TrainState`), so only the
+  new example and the augmented copies that changed (``classify.augment``, same seed) are
+  featurized; tf-idf weights are recomputed from the counts with numpy;
+* the same logistic regression (same loss, C, features, group weights: the same optimum) is
+  fitted WARM-STARTED from the current model's coefficients with Newton-CG, on one BLAS thread,
+  to a tolerance 10 times tighter than a full training's, 100 times when a new example is still
+  not learnt (a warm start already sits inside a full training's tolerance and would otherwise
+  stop before the new example counts);
+* the calibration temperature is kept from the current model (re-fitting it needs the
+  cross-validation fits); the next full training re-fits it.
+
+If ``TrainParams`` gains a field this module does not know, or the task types change, a full
+training is run instead.
+
+The retrained model is written to the classifier's disk cache under the new table's key, so the
+next ``build_classifier(new_table)`` (the session's, or the next start) loads it instead of
+training again. The first correction of a session also featurizes the training set (about half a
+second); :func:`prepare` does that, and imports scikit-learn, ahead of time (call it from a
+background worker when a correction is likely, e.g. when the correction picker opens).
+
+Rules run before the model: a prompt a rule claims (say a fenced code block → code) keeps the
+rule's label whatever its examples say; the report says so.
+
+Nothing here imports Textual.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tui.router import classify as cl
+from tui.router import features as feat
+from tui.router.evaluate import LabelledPrompt, read_labelled, score
+from tui.router.sanitize import clean
+from tui.router.table import MIN_EXAMPLES, load_table, save_table, table_problems
+from tui.router.types import Classification, RoutingTable
+
+__all__ = [
+    "CorrectionError",
+    "CorrectionReport",
+    "CorrectionResult",
+    "DevScore",
+    "add_correction",
+    "apply_correction",
+    "prepare",
+    "retrain",
+    "retrain_and_compare",
+]
+
+
+class CorrectionError(ValueError):
+    """A correction that cannot be made (unknown task type, empty prompt, a key in the prompt,
+    a task left with too few examples); the message says why."""
+
+
+# --------------------------------------------------------------------------------------------
+# The table edit
+# --------------------------------------------------------------------------------------------
+
+
+def _norm(text: str) -> str:
+    """What makes two examples the same: the text with its white space collapsed."""
+    return " ".join(text.split())
+
+
+def _clean_prompt(prompt: str) -> str:
+    if not isinstance(prompt, str):
+        raise CorrectionError("the prompt must be text")
+    text = clean(prompt)  # control characters and escape sequences out; \n and \t kept
+    if not text.strip():
+        raise CorrectionError("empty prompt: nothing to learn from")
+    return text
+
+
+def add_correction(table: RoutingTable, prompt: str, task: str) -> RoutingTable:
+    """``table`` with ``prompt`` as a training example of ``task``.
+
+    The prompt is kept as given except for control characters and terminal escape sequences,
+    which are removed (new lines and tabs stay). It is not added twice: when it already is an
+    example of ``task`` (same text up to white space) the same table is returned. When it is an
+    example of another task type it is moved (a prompt cannot teach two labels), unless that would
+    leave the other task with fewer than the minimum examples. Raises :class:`CorrectionError`;
+    nothing is written (see :func:`apply_correction`, or ``save_table``).
+    """
+    if task not in table.tasks:
+        known = ", ".join(table.tasks)
+        raise CorrectionError(f"unknown task type {task!r} (known: {known})")
+    text = _clean_prompt(prompt)
+    key = _norm(text)
+    tasks = dict(table.tasks)
+    target = tasks[task]
+    if any(_norm(e) == key for e in target.examples):
+        return table
+    for name, t in table.tasks.items():
+        if name == task:
+            continue
+        kept = tuple(e for e in t.examples if _norm(e) != key)
+        if len(kept) != len(t.examples):
+            if sum(1 for e in kept if e.strip()) < MIN_EXAMPLES:
+                raise CorrectionError(
+                    f"this prompt is one of the examples of {name!r}; moving it to {task!r} "
+                    f"would leave {name!r} with fewer than {MIN_EXAMPLES} examples"
+                )
+            tasks[name] = replace(t, examples=kept)
+    tasks[task] = replace(target, examples=target.examples + (text,))
+    new = replace(table, tasks=tasks)
+    problems = [p for p in table_problems(new) if p.key.startswith("tasks.")]
+    if problems:
+        raise CorrectionError(
+            "the corrected table would not save: " + "; ".join(p.message for p in problems)
+        )
+    return new
+
+
+def _moved_from(old: RoutingTable, new: RoutingTable, text: str) -> tuple[str, ...]:
+    key = _norm(text)
+    return tuple(
+        name
+        for name, t in old.tasks.items()
+        if name in new.tasks
+        and any(_norm(e) == key for e in t.examples)
+        and not any(_norm(e) == key for e in new.tasks[name].examples)
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Incremental retraining
+# --------------------------------------------------------------------------------------------
+
+
+def _labels_of(table: RoutingTable) -> tuple[str, ...]:
+    return tuple(label for label, texts in cl.examples_by_label(table).items() if texts)
+
+
+# The TrainParams fields the incremental path knows how to honour. A field added to TrainParams
+# later (a new training knob) turns the incremental path off: a full training is run instead, so
+# a correction never silently trains a different model than classify.train would.
+_KNOWN_PARAMS = frozenset(
+    {"C", "group_weights", "min_df", "augment_share", "cv_folds", "max_iter", "tol", "seed"}
+)
+# The warm-started fit is solved tighter than classify.train's tolerance: a cold fit stops
+# anywhere inside its tolerance, but a warm start is already inside it and would stop before the
+# new example counts at all. First 10 times tighter; when a new example is still not learnt,
+# 100 times (the fit continues from where it stopped).
+_WARM_TOL_FACTORS = (0.1, 0.01)
+
+
+def _incremental_ok(params: cl.TrainParams) -> bool:
+    return {f.name for f in fields(params)} <= _KNOWN_PARAMS
+
+
+class _TrainState:
+    """The featurized training texts and the model fitted on them (one table's examples).
+
+    Mirrors ``classify.train`` without the calibration fits: the same examples, the same
+    augmented copies (``classify.augment``, same seed), the same tokens (``features.analyze``),
+    tf-idf as ``TfidfVectorizer(sublinear_tf=True, norm=None, min_df=...)`` computes it, the same
+    per-group normalisation and the same logistic regression objective.
+    """
+
+    def __init__(self, key: str, params: cl.TrainParams):
+        self.key = key
+        self.params = params
+        self.vocab: dict[str, int] = {}  # every token seen -> column (append-only)
+        self.groups: list[int] = []  # feature group of each column
+        # text -> (token columns, their counts, its split or None for augmented copies)
+        self.texts: dict[str, tuple[np.ndarray, np.ndarray, Any]] = {}
+        self.model: cl.LinearModel | None = None
+        self.model_cols: np.ndarray | None = None  # model column -> vocab column
+
+    def _columns(self, tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        counts = Counter(tokens)
+        vocab, groups = self.vocab, self.groups
+        cols = np.empty(len(counts), dtype=np.intp)
+        for i, token in enumerate(counts):
+            j = vocab.get(token)
+            if j is None:
+                j = vocab[token] = len(groups)
+                groups.append(feat.group_of(token))
+            cols[i] = j
+        return cols, np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+
+    def example(self, text: str) -> tuple[np.ndarray, np.ndarray, Any]:
+        found = self.texts.get(text)
+        if found is None or found[2] is None:
+            tokens, split = feat.analyze(text)
+            found = self.texts[text] = (*self._columns(tokens), split)
+        return found
+
+    def copy_of(self, text: str) -> tuple[np.ndarray, np.ndarray, Any]:
+        found = self.texts.get(text)
+        if found is None:
+            found = self.texts[text] = (*self._columns(feat.tokens(text)), None)
+        return found
+
+    def attach(self, model: cl.LinearModel) -> None:
+        """Use ``model`` (fitted on these texts) as the warm start of the next retrain."""
+        cols = np.empty(len(model.vocab), dtype=np.intp)
+        for token, j in model.vocab.items():
+            k = self.vocab.get(token)
+            if k is None:
+                k = self.vocab[token] = len(self.groups)
+                self.groups.append(feat.group_of(token))
+            cols[j] = k
+        self.model, self.model_cols = model, cols
+
+    def training_set(self, table: RoutingTable) -> tuple[tuple[str, ...], list, np.ndarray, int]:
+        """(labels, featurized rows, labels of the rows, how many are augmented copies)."""
+        params = self.params
+        examples = cl.examples_by_label(table)
+        labels = tuple(label for label, texts in examples.items() if texts)
+        texts = [t for label in labels for t in examples[label]]
+        y = np.array([i for i, label in enumerate(labels) for _ in examples[label]],
+                     dtype=np.intp)
+        real = [self.example(t) for t in texts]
+        extra_texts, extra_y, _ = cl.augment(
+            texts, y, params.augment_share, params.seed, splits=[r[2] for r in real]
+        )
+        rows = real + [self.copy_of(t) for t in extra_texts]
+        keep = set(texts) | set(extra_texts)
+        if len(self.texts) > 2 * len(keep):  # forget texts no longer trained on
+            self.texts = {t: v for t, v in self.texts.items() if t in keep}
+        return labels, rows, np.concatenate([y, extra_y]).astype(np.intp), len(extra_texts)
+
+
+_LOCK = threading.Lock()
+_STATE: _TrainState | None = None
+
+
+def _local_model(classifier: Any) -> cl.LinearModel | None:
+    """The LinearModel inside a classifier stack (cache → rules → local / llm → local)."""
+    c = classifier
+    for _ in range(4):
+        if isinstance(c, cl.LocalClassifier):
+            return c.model
+        c = getattr(c, "inner", None) or getattr(c, "fallback", None)
+    return None
+
+
+def _state_for(
+    table: RoutingTable,
+    classifier: Any = None,
+    directory: Path | None = None,
+    params: cl.TrainParams = cl.DEFAULT_PARAMS,
+) -> _TrainState:
+    """The training state of ``table`` (kept from the last retrain, else built: featurizes every
+    example once, and loads or trains the table's model). Call with _LOCK held."""
+    global _STATE
+    key = cl.model_key(table, params)
+    if _STATE is not None and _STATE.key == key and _STATE.model is not None:
+        return _STATE
+    state = _TrainState(key, params)
+    model = _local_model(classifier) if classifier is not None else None
+    if model is None or model.key != key:
+        model = cl.load_or_train(table, directory=directory, params=params)
+    state.training_set(table)  # featurize now: the next retrain only featurizes what is new
+    state.attach(model)
+    _STATE = state
+    return state
+
+
+def prepare(
+    table: RoutingTable, classifier: Any = None, *, directory: Path | None = None
+) -> None:
+    """Get ready for a fast correction of ``table``: import scikit-learn, featurize the training
+    examples, load the model. Blocking (about a second): call it from a background worker."""
+    import sklearn.linear_model  # noqa: F401  (the import is most of the first retrain's cost)
+
+    with _LOCK:
+        _state_for(table, classifier, directory)
+
+
+def _fit_incremental(state: _TrainState, table: RoutingTable) -> _TrainState:
+    """A new state for ``table`` (same task types as ``state``): texts reused or featurized,
+    tf-idf recomputed, the logistic regression fitted warm from ``state.model``."""
+    import scipy.sparse as sp
+    from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
+
+    params = state.params
+    new = _TrainState(cl.model_key(table, params), params)
+    new.vocab, new.groups, new.texts = state.vocab, state.groups, state.texts  # shared caches
+    known = set(state.texts)
+    labels, rows, y, n_augmented = new.training_set(table)
+    texts = [t for ts in cl.examples_by_label(table).values() for t in ts]
+    added = np.array([i for i, t in enumerate(texts) if t not in known], dtype=np.intp)
+
+    # Token counts -> tf-idf exactly as TfidfVectorizer(sublinear_tf, norm=None, smooth_idf).
+    n_rows, n_vocab = len(rows), len(new.groups)
+    lengths = np.array([len(r[0]) for r in rows], dtype=np.intp)
+    indices = np.concatenate([r[0] for r in rows])
+    tf = np.concatenate([r[1] for r in rows])
+    df = np.bincount(indices, minlength=n_vocab)
+    kept = np.flatnonzero(df >= max(1, params.min_df))  # model column -> vocab column
+    if len(kept) == 0:  # as classify.train: min_df left no token (a tiny table), keep all
+        kept = np.flatnonzero(df >= 1)
+    remap = np.full(n_vocab, -1, dtype=np.intp)
+    remap[kept] = np.arange(len(kept))
+    cols = remap[indices]
+    ok = cols >= 0
+    row_of = np.repeat(np.arange(n_rows), lengths)[ok]
+    cols, tf = cols[ok], tf[ok]
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(row_of, minlength=n_rows))])
+    idf = np.log((1.0 + n_rows) / (1.0 + df[kept])) + 1.0
+    counts = sp.csr_matrix(((np.log(tf) + 1.0) * idf[cols], cols, indptr),
+                           shape=(n_rows, len(kept)))
+    groups = np.asarray(new.groups, dtype=np.intp)[kept]
+    weights = np.asarray(params.group_weights, dtype=np.float64)
+    X = cl.group_normalize(counts, groups, weights)
+
+    # Warm start from the current model's coefficients (zero for tokens it did not have).
+    old = state.model
+    assert old is not None and state.model_cols is not None
+    where = np.full(n_vocab, -1, dtype=np.intp)
+    where[state.model_cols] = np.arange(len(state.model_cols))
+    old_rows = where[kept]
+    coef0 = np.zeros((len(kept), len(labels)))
+    have = old_rows >= 0
+    coef0[have] = old.coef[old_rows[have]]
+    # classify.train's objective (multinomial loss, L2, same C): the same optimum, reached from
+    # the current model in a few Newton steps.
+    lr = LogisticRegression(C=params.C, solver="newton-cg", max_iter=params.max_iter,
+                            tol=params.tol * _WARM_TOL_FACTORS[0], warm_start=True)
+    lr.coef_ = np.ascontiguousarray(coef0.T)
+    lr.intercept_ = old.intercept.copy()
+    n_iter = 0
+    # One BLAS thread: OpenBLAS threads spinning against other busy processes made this fit
+    # several times slower in wall time on a loaded 2-core machine.
+    with threadpool_limits(limits=1, user_api="blas"):
+        for factor in _WARM_TOL_FACTORS:
+            lr.set_params(tol=params.tol * factor)
+            lr.fit(X, y)  # warm: continues from where the last fit stopped
+            n_iter += int(np.max(lr.n_iter_))
+            if len(added) == 0 or (lr.predict(X[added]) == y[added]).all():
+                break
+
+    inverse = [""] * n_vocab
+    for token, j in new.vocab.items():
+        inverse[j] = token
+    model = cl.LinearModel(
+        labels=labels,
+        vocab={inverse[int(j)]: i for i, j in enumerate(kept)},
+        idf=idf,
+        groups=groups,
+        group_weights=weights,
+        coef=np.ascontiguousarray(lr.coef_.T, dtype=np.float64),
+        intercept=np.asarray(lr.intercept_, dtype=np.float64),
+        temperature=old.temperature,
+        key=new.key,
+        meta={
+            "n_examples": n_rows - n_augmented,
+            "n_augmented": n_augmented,
+            "n_features": len(kept),
+            "incremental": True,
+            "warm_start_from": old.key,
+            "n_iter": n_iter,
+            # The calibration temperature was fitted for the model it started from.
+            "temperature_from": old.meta.get("temperature_from", old.key),
+        },
+    )
+    new.model, new.model_cols = model, kept
+    return new
+
+
+def retrain(
+    old_table: RoutingTable,
+    new_table: RoutingTable,
+    *,
+    old_classifier: Any = None,
+    directory: Path | None = None,
+    save: bool = True,
+) -> tuple[Any, dict[str, Any]]:
+    """The classifier for ``new_table`` (rules → local model, behind a cache) and how it was made:
+    ``{"method": "incremental" | "full" | "unchanged", "retrain_ms": ..., "n_iter": ...}``.
+
+    Incremental when the task types are the same as ``old_table``'s (only examples changed);
+    otherwise a full training. ``save`` writes the model to the classifier's disk cache (so
+    ``build_classifier(new_table)`` loads it).
+    """
+    params = cl.DEFAULT_PARAMS
+    new_key = cl.model_key(new_table, params)
+    started = time.perf_counter()
+    info: dict[str, Any] = {}
+    if old_classifier is not None and cl.model_key(old_table, params) == new_key:
+        info.update(method="unchanged", retrain_ms=(time.perf_counter() - started) * 1000.0)
+        return old_classifier, info
+    labels = _labels_of(new_table)
+    with _LOCK:
+        global _STATE
+        if _STATE is not None and _STATE.key == new_key and _STATE.model is not None:
+            model, info["method"] = _STATE.model, "unchanged"
+        elif _labels_of(old_table) == labels and len(labels) > 2 and _incremental_ok(params):
+            state = _state_for(old_table, old_classifier, directory, params)
+            prepared_ms = (time.perf_counter() - started) * 1000.0
+            fit_started = time.perf_counter()
+            _STATE = _fit_incremental(state, new_table)
+            model = _STATE.model
+            info.update(method="incremental", prepare_ms=prepared_ms,
+                        fit_ms=(time.perf_counter() - fit_started) * 1000.0,
+                        n_iter=model.meta.get("n_iter"))
+        else:
+            model = cl.load_or_train(new_table, directory=directory, params=params)
+            info["method"] = "full"
+            _STATE = None
+    if save and info["method"] == "incremental":
+        try:
+            path = cl.cache_path(new_key, directory)
+            model.save(path)
+            cl._prune(path.parent, path)
+            info["cached"] = str(path)
+        except OSError as exc:
+            info["cache_error"] = exc.strerror or str(exc)
+    info["retrain_ms"] = (time.perf_counter() - started) * 1000.0
+    classifier = cl.CachingClassifier(
+        cl.RuleClassifier.from_table(new_table, cl.LocalClassifier(model))
+    )
+    return classifier, info
+
+
+# --------------------------------------------------------------------------------------------
+# Before and after
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DevScore:
+    n: int
+    accuracy: float
+    macro_f1: float
+
+    def as_json(self) -> dict[str, Any]:
+        return {"n": self.n, "accuracy": self.accuracy, "macro_f1": self.macro_f1}
+
+
+@dataclass(frozen=True)
+class CorrectionReport:
+    prompt: str  # the example as stored (control characters removed)
+    task: str
+    added: bool  # False: it already was an example of ``task``
+    moved_from: tuple[str, ...]  # task types it was an example of, and no longer is
+    before: Classification | None  # the prompt under the old classifier
+    after: Classification  # ... and under the retrained one
+    dev_before: DevScore | None  # None when no dev rows were given
+    dev_after: DevScore | None
+    dev_fixed: int  # dev prompts wrong before and right after
+    dev_broken: int  # right before, wrong after
+    method: str  # "incremental", "full" or "unchanged"
+    retrain_ms: float
+    notes: tuple[str, ...] = ()
+    classifier: Any = field(default=None, repr=False, compare=False)  # the retrained one
+
+    @property
+    def fixed(self) -> bool:
+        """Whether the retrained classifier now gives the prompt the corrected task type."""
+        return self.after.label == self.task
+
+    def as_json(self) -> dict[str, Any]:
+        def c(x: Classification | None) -> dict[str, Any] | None:
+            if x is None:
+                return None
+            return {"label": x.label, "confidence": x.confidence, "classifier": x.classifier,
+                    "reason": x.reason}
+
+        return {
+            "task": self.task,
+            "added": self.added,
+            "moved_from": list(self.moved_from),
+            "fixed": self.fixed,
+            "before": c(self.before),
+            "after": c(self.after),
+            "dev_before": self.dev_before.as_json() if self.dev_before else None,
+            "dev_after": self.dev_after.as_json() if self.dev_after else None,
+            "dev_fixed": self.dev_fixed,
+            "dev_broken": self.dev_broken,
+            "method": self.method,
+            "retrain_ms": self.retrain_ms,
+            "notes": list(self.notes),
+        }
+
+
+DevRows = Sequence[LabelledPrompt] | Sequence[tuple[str, str]] | Sequence[Mapping[str, Any]]
+
+
+def _dev_rows(
+    rows: DevRows | str | os.PathLike[str] | None, table: RoutingTable
+) -> list[LabelledPrompt]:
+    if rows is None:
+        return []
+    if isinstance(rows, str | os.PathLike):
+        return read_labelled(rows, table.task_names)
+    out: list[LabelledPrompt] = []
+    for i, r in enumerate(rows, start=1):
+        if isinstance(r, LabelledPrompt):
+            out.append(r)
+        elif isinstance(r, Mapping):
+            out.append(LabelledPrompt(str(r["prompt"]), str(r["task_type"]), i))
+        else:
+            prompt, label = r
+            out.append(LabelledPrompt(str(prompt), str(label), i))
+    return [r for r in out if r.prompt.strip()]
+
+
+def _predict(classifier: Any, prompts: Sequence[str]) -> dict[str, Classification]:
+    from tui.router.projection import classify_prompts  # the batch path
+
+    return dict(zip(prompts, classify_prompts(prompts, classifier), strict=True))
+
+
+def _dev_score(
+    rows: list[LabelledPrompt], predicted: dict[str, Classification], labels: list[str]
+) -> DevScore:
+    report = score(rows, predicted.__getitem__, labels)
+    return DevScore(report.n, report.accuracy, report.macro_f1)
+
+
+def retrain_and_compare(
+    old_table: RoutingTable,
+    new_table: RoutingTable,
+    dev_rows: DevRows | str | os.PathLike[str] | None = None,
+    *,
+    prompt: str | None = None,
+    task: str | None = None,
+    old_classifier: Any = None,
+    directory: Path | None = None,
+    save_model: bool = True,
+) -> CorrectionReport:
+    """Retrain for ``new_table`` and compare with ``old_table``'s classifier.
+
+    ``prompt`` / ``task``: the correction (default: found by comparing the two tables' examples).
+    ``dev_rows``: labelled prompts (``LabelledPrompt``, ``(prompt, label)`` pairs, dicts with
+    ``prompt`` and ``task_type``, or a JSONL path) scored before and after; rows whose label
+    the table does not know are skipped. ``old_classifier``: the classifier in use now (saves
+    loading it again). Dev prompts that are training examples are scored like the others.
+    """
+    if prompt is None or task is None:
+        found = _added_examples(old_table, new_table)
+        if not found:
+            raise CorrectionError("the two tables have the same examples: nothing to compare")
+        task, prompt = found[0]
+    text = _clean_prompt(prompt)
+    if old_classifier is None:
+        old_classifier = cl.build_classifier(old_table, directory=directory)
+    classifier, info = retrain(old_table, new_table, old_classifier=old_classifier,
+                               directory=directory, save=save_model)
+    labels = new_table.task_names
+    rows = [r for r in _dev_rows(dev_rows, new_table) if r.label in labels]
+    prompts = list(dict.fromkeys([text, *(r.prompt for r in rows)]))
+    before = _predict(old_classifier, prompts)
+    after = _predict(classifier, prompts)
+    dev_before = dev_after = None
+    fixed_n = broken_n = 0
+    if rows:
+        dev_before = _dev_score(rows, before, labels)
+        dev_after = _dev_score(rows, after, labels)
+        for r in rows:
+            was, now = before[r.prompt].label == r.label, after[r.prompt].label == r.label
+            fixed_n += (not was) and now
+            broken_n += was and not now
+    notes: list[str] = []
+    now = after[text]
+    if now.classifier == "rule":
+        notes.append(f"a rule decides this prompt ({now.reason}); examples do not change that")
+    elif now.label != task:
+        notes.append(
+            f"still classified {now.label} ({now.confidence:.2f}): one example may not outweigh "
+            "the others; add a few more like it"
+        )
+    if new_table.classifier.kind == "llm":
+        notes.append("the table uses the LLM classifier; corrections train the local one it "
+                     "falls back to")
+    if info.get("cache_error"):
+        notes.append(f"the retrained model was not cached: {info['cache_error']}")
+    return CorrectionReport(
+        prompt=text,
+        task=task,
+        added=_norm(text) not in {_norm(e) for e in old_table.tasks.get(task, _NO_TASK).examples},
+        moved_from=_moved_from(old_table, new_table, text),
+        before=before[text],
+        after=now,
+        dev_before=dev_before,
+        dev_after=dev_after,
+        dev_fixed=int(fixed_n),
+        dev_broken=int(broken_n),
+        method=info["method"],
+        retrain_ms=info["retrain_ms"],
+        notes=tuple(notes),
+        classifier=classifier,
+    )
+
+
+class _NoTask:
+    examples: tuple[str, ...] = ()
+
+
+_NO_TASK = _NoTask()
+
+
+def _added_examples(old: RoutingTable, new: RoutingTable) -> list[tuple[str, str]]:
+    out = []
+    for name, t in new.tasks.items():
+        before = {_norm(e) for e in (old.tasks[name].examples if name in old.tasks else ())}
+        out.extend((name, e) for e in t.examples if _norm(e) not in before)
+    return out
+
+
+@dataclass(frozen=True)
+class CorrectionResult:
+    report: CorrectionReport
+    table: RoutingTable  # the corrected table (as saved, when saved: new path and fingerprint)
+    saved: bool
+
+    @property
+    def classifier(self) -> Any:
+        return self.report.classifier
+
+
+def apply_correction(
+    path_or_table: RoutingTable | str | os.PathLike[str],
+    prompt: str,
+    task: str,
+    dev_rows: DevRows | str | os.PathLike[str] | None = None,
+    save: bool = True,
+    *,
+    classifier: Any = None,
+    directory: Path | None = None,
+    force: bool = False,
+) -> CorrectionResult:
+    """Add the correction, retrain, compare on ``dev_rows``, and (``save``) write the table
+    atomically with ``save_table`` (``force`` overwrites a file changed on disk since it was
+    loaded; otherwise ``table.ConflictError`` is raised and nothing is written).
+    ``classifier``: the one in use now, if at hand."""
+    table = (
+        path_or_table
+        if isinstance(path_or_table, RoutingTable)
+        else load_table(path_or_table)
+    )
+    new_table = add_correction(table, prompt, task)
+    report = retrain_and_compare(
+        table, new_table, dev_rows, prompt=prompt, task=task,
+        old_classifier=classifier, directory=directory,
+    )
+    saved = False
+    if save and new_table is not table:
+        new_table = save_table(new_table, force=force)
+        saved = True
+    return CorrectionResult(report=report, table=new_table, saved=saved)
