@@ -84,6 +84,13 @@ What it records
 
 ``server.close()`` (or leaving the ``with``) stops it and drops every connection at once, stalls
 included.
+
+Clients created without ``http_client=`` share one httpx client per event loop; an async test
+that uses them can close it with ``await tui.router.providers.registry.aclose_shared_http_client()``
+(see the autouse fixture in tests/test_providers.py).
+
+By hand: ``python tests/fakeserver.py [--port N] [--delay S]`` serves a slow default answer and
+prints the ``OPENAI_BASE_URL`` / ``ANTHROPIC_BASE_URL`` to point the app at (any key works).
 """
 
 from __future__ import annotations
@@ -946,3 +953,21 @@ def fake_server() -> Iterator[FakeServer]:
     """A started FakeServer, closed after the test."""
     with FakeServer() as server:
         yield server
+
+
+if __name__ == "__main__":  # a manual playground: point the app at it and watch real streaming
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Run the fake OpenAI/Anthropic server.")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--delay", type=float, default=0.03, help="seconds between chunks")
+    args = parser.parse_args()
+    with FakeServer(port=args.port) as srv:
+        srv.default = Reply.ok(
+            "This answer comes from the RouteDeck fake server on your own machine. " * 5,
+            delay=args.delay,
+        )
+        print(f"OPENAI_BASE_URL={srv.openai_url} ANTHROPIC_BASE_URL={srv.anthropic_url}")
+        print("(any key works; Ctrl-C stops)")
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()

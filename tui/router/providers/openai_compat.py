@@ -299,10 +299,6 @@ class SSEExchange:
         """The first token arrived: from now on only the idle timeout applies."""
         self._first_token = True
 
-    @property
-    def first_token_seen(self) -> bool:
-        return self._first_token
-
     async def next_event(self) -> SSEEvent | None:
         """The next SSE event, or None when the body ended cleanly."""
         pending = self._pending
