@@ -9,11 +9,14 @@ How a front end runs a pair (the CLI and the TUI do exactly this)::
             ...
     result = run.result                          # PairResult, set once the stream has ended
 
-``run.cancel()`` (from any task of the loop, e.g. a key binding) or cancelling the task that
-iterates stops both sides at once: their HTTP streams are cancelled, so their connections close,
-each side ends with ``AttemptEnded(outcome="cancelled", final=True)``, the iteration ends, and
-``run.result`` describes what had happened until then. ``await run.wait()`` runs to the end
-without looking at events and returns the PairResult.
+``run.cancel()`` (from the event loop's thread, e.g. a key binding; ``await run.cancel()`` to
+wait until every connection is closed), cancelling the task that iterates, or leaving the
+``async with`` block stops both sides at once: their HTTP streams are cancelled, so their
+connections close, each side ends with ``AttemptEnded(outcome="cancelled", final=True)``, the
+iteration ends, and ``run.result`` describes what had happened until then (errors "cancelled").
+``await run.wait()`` runs to the end without looking at events and returns the PairResult.
+The answer shown for a side is ``run.metrics[side].text`` (TextDeltas of an attempt that later
+failed are not part of it: they end up in ``discarded_text``).
 
 Semantics of one side (:func:`run_side` runs one alone):
 
