@@ -7,9 +7,12 @@ Three figures, each the best of a few rounds, on a synthetic stream shaped like 
 chunk and ``data: [DONE]`` at the end), fed in 4 KiB pieces as a socket would deliver them:
 
 1. SSE framing only (``SSEParser.feed``): events per second.
-2. Framing + JSON + picking the delta text: what the client's loop does per chunk.
+2. Framing + JSON (``loads_chunk``) + picking the delta text: the client loop's work per chunk.
 3. The whole ``OpenAICompatClient.stream`` over httpx (an in-memory transport, no socket): the
    events a consumer receives per second, everything but the network included.
+
+The verdict uses this process's CPU time: on a shared machine the wall clock also counts the
+other processes' turns on the CPU (both are printed, with the load average).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import httpx  # noqa: E402
 
 from tui.router.providers.base import Message, Request  # noqa: E402
-from tui.router.providers.openai_compat import OpenAICompatClient  # noqa: E402
+from tui.router.providers.openai_compat import OpenAICompatClient, loads_chunk  # noqa: E402
 from tui.router.providers.sse import SSEParser  # noqa: E402
 from tui.router.types import TextDelta, Timeouts  # noqa: E402
 
@@ -96,7 +99,7 @@ def bench_decode(parts: list[bytes]) -> int:
         for event in parser.feed(part):
             if event.data == "[DONE]":
                 break
-            chunk = json.loads(event.data)
+            chunk = loads_chunk(event.data)
             for choice in chunk.get("choices") or ():
                 if (choice.get("delta") or {}).get("content"):
                     tokens += 1
@@ -166,7 +169,7 @@ def main() -> int:
             f"  (CPU {cpu:6.3f} s = {count / cpu:>10,.0f}/s)"
         )
         if unit == "tokens":
-            ok = ok and rate >= TARGET
+            ok = ok and count / cpu >= TARGET
     try:
         import os
 
@@ -175,7 +178,9 @@ def main() -> int:
         )
     except OSError:
         pass
-    print(f"target >= {TARGET:,} tokens/s (wall clock): {'met' if ok else 'NOT met'}")
+    print(
+        f"target >= {TARGET:,} tokens/s of CPU time, both token rows: {'met' if ok else 'NOT met'}"
+    )
     return 0 if ok else 1
 
 

@@ -15,7 +15,6 @@ is ignored. ``Finished.reason`` is Anthropic's ``stop_reason`` as sent (``end_tu
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -29,6 +28,7 @@ from tui.router.providers.openai_compat import (
     clip,
     error_detail,
     estimate_tokens,
+    loads_chunk,
 )
 from tui.router.types import (
     Finished,
@@ -140,7 +140,7 @@ class AnthropicClient:
                     if event.event == "ping" or not event.data:
                         continue
                     try:
-                        data = json.loads(event.data)
+                        data = loads_chunk(event.data)
                     except ValueError:
                         raise CallFailed(
                             "protocol",

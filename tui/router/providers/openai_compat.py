@@ -54,6 +54,7 @@ __all__ = [
     "aclose_shared_http_client",
     "clip",
     "estimate_tokens",
+    "loads_chunk",
     "error_detail",
     "parse_retry_after",
     "redact",
@@ -182,6 +183,22 @@ def error_detail(body: bytes | str) -> str:
     if not isinstance(message, str):
         message = json.dumps(message)
     return clip(f"{message} ({kind})" if kind not in (None, "") else message)
+
+
+_raw_decode = json.JSONDecoder().raw_decode
+
+
+def loads_chunk(data: str) -> Any:
+    """``json.loads`` for one stream chunk, about twice as fast on the hot path: ``raw_decode``
+    skips the two whitespace regexes ``loads`` runs, and trailing text is checked by hand.
+    Raises ValueError for anything that is not exactly one JSON document."""
+    try:
+        value, end = _raw_decode(data)
+    except ValueError:
+        return json.loads(data)  # leading whitespace, or a real error (raised from here)
+    if end != len(data) and not data[end:].isspace():
+        raise ValueError(f"extra data after the JSON document at {end}")
+    return value
 
 
 def estimate_tokens(chars: int) -> int:
@@ -575,7 +592,7 @@ class OpenAICompatClient:
                     if not data:
                         continue
                     try:
-                        chunk = json.loads(data)
+                        chunk = loads_chunk(data)
                     except ValueError:
                         raise CallFailed(
                             "protocol",
