@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 EXIT_OK = 0
@@ -450,6 +451,212 @@ def _print_pair_summary(pair) -> None:
 
 
 # ------------------------------------------------------------------------------------------
+# routedeck bench
+# ------------------------------------------------------------------------------------------
+
+
+def _progress(label: str, total: int):
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[note]}"),
+        console=_console(stderr=True),
+        transient=True,
+        disable=not sys.stderr.isatty(),
+    )
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from tui.router.projection import WorkloadError, project, read_workload
+
+    table = _load_table(args.routes)
+    try:
+        items = read_workload(args.workload)
+    except WorkloadError as exc:
+        raise UserError(str(exc)) from None
+    except OSError as exc:
+        raise UserError(f"{args.workload}: cannot read: {exc.strerror or exc}") from None
+    if not items:
+        raise UserError(f"{args.workload}: no prompts")
+    session = _make_session(args, table, log=True)
+    averages = None
+    if session.runlog is not None:
+        averages = session.runlog.avg_output_tokens_by_task() or None
+    classifier = session.load_classifier()
+    progress = _progress("classifying", len(items))
+    with progress:
+        bar = progress.add_task("classify", total=len(items), note="")
+
+        def on_progress(done: int, total: int) -> None:
+            progress.update(bar, completed=done, total=total)
+
+        projection = project(
+            items, table, classifier, output_tokens_by_task=averages, on_progress=on_progress
+        )
+    measured = None
+    if args.execute:
+        measured = _execute_workload(args, session, items, projection)
+    if args.json:
+        out = projection.as_json()
+        if measured is not None:
+            out["measured"] = measured
+        _print_json(out)
+    else:
+        _print_projection(projection, measured)
+    return EXIT_OK
+
+
+def _print_projection(projection, measured) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from tui.router.pricing import format_usd
+
+    console = _console()
+    t = Table(title=f"projected cost of routing {projection.n} prompts vs {projection.baseline_model}", title_justify="left")
+    for col in ("task", "prompts", "routed", "baseline", "saved"):
+        t.add_column(col, justify="left" if col == "task" else "right")
+    for name, tp in projection.by_task.items():
+        pct = "n/a" if tp.savings_pct is None else f"{tp.savings_pct:.0f}%"
+        t.add_row(Text(name), str(tp.count), format_usd(tp.routed_usd), format_usd(tp.baseline_usd), pct)
+    pct = "n/a" if projection.savings_pct is None else f"{projection.savings_pct:.1f}%"
+    t.add_row(Text("total", style="bold"), str(projection.n), format_usd(projection.routed_usd),
+              format_usd(projection.baseline_usd), Text(pct, style="bold"))
+    console.print(t)
+    notes = [
+        "input tokens estimated from the text (chars/4)",
+        "output tokens: " + ", ".join(f"{k} {v}" for k, v in projection.output_tokens_sources.items()),
+        f"{projection.n_uncertain} prompts below the confidence threshold {projection.threshold:.2f} went to the uncertain route",
+    ]
+    if projection.unpriced:
+        notes.append(f"{projection.unpriced} prompts left out: a model has no known price")
+    if projection.accuracy is not None:
+        notes.append(f"classifier accuracy on the {projection.n_labelled} labelled prompts: {projection.accuracy:.1%}")
+    for note in notes:
+        console.print(Text(note, style="dim"))
+    if measured:
+        console.print(
+            Text(
+                f"measured over {measured['n']} runs ({measured['simulated']} simulated): routed "
+                f"{format_usd(measured['routed_usd'])} vs baseline {format_usd(measured['baseline_usd'])}, "
+                f"saved {'n/a' if measured['savings_pct'] is None else format(measured['savings_pct'], '.1f') + '%'}"
+                f" (projected {pct})",
+                style="bold",
+            )
+        )
+
+
+def _journal_path(workload: str, table) -> Path:
+    """Where an executed workload's progress is kept, so an interrupted run resumes for free."""
+    import hashlib
+
+    from platformdirs import user_data_dir
+
+    digest = hashlib.sha256()
+    digest.update(Path(workload).read_bytes())
+    digest.update(repr(sorted((k, v.primary) for k, v in table.routes.items())).encode())
+    digest.update(table.baseline.model.encode())
+    base = os.environ.get("ROUTEDECK_BENCH_DIR") or os.path.join(user_data_dir("routedeck"), "bench")
+    return Path(base) / f"{digest.hexdigest()[:20]}.jsonl"
+
+
+def _read_journal(path: Path) -> dict[int, dict]:
+    done: dict[int, dict] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return done
+    for line in lines:
+        try:
+            row = json.loads(line)
+            done[int(row["index"])] = row
+        except (ValueError, KeyError, TypeError):
+            continue  # a line cut short by a crash: that prompt simply runs again
+    return done
+
+
+def _execute_workload(args, session, items, projection) -> dict[str, Any]:
+    """Run every prompt for real (bounded concurrency), journaled so a rerun never pays twice."""
+    import asyncio
+
+    journal = _journal_path(args.workload, session.table)
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    done = _read_journal(journal)
+    todo = [i for i in range(len(items)) if i not in done]
+    if done:
+        _err(f"routedeck: resuming: {len(done)} of {len(items)} prompts already ran ({journal})")
+    progress = _progress("running", len(items))
+
+    async def run_all() -> None:
+        sem = asyncio.Semaphore(max(1, args.concurrency))
+        spent = {"routed": sum(r.get("routed_usd") or 0 for r in done.values()),
+                 "baseline": sum(r.get("baseline_usd") or 0 for r in done.values())}
+        fd = os.open(journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            with progress:
+                bar = progress.add_task("run", total=len(items), completed=len(done), note="")
+
+                async def one(i: int) -> None:
+                    async with sem:
+                        decision = session.decide(items[i].prompt, items[i].priority)
+                        pair = await session.start(decision).wait()
+                    session.record(pair)
+                    row = {
+                        "index": i,
+                        "task": decision.task,
+                        "routed_model": pair.routed.model,
+                        "baseline_model": pair.baseline.model,
+                        "routed_usd": pair.routed.cost_usd,
+                        "baseline_usd": pair.baseline.cost_usd,
+                        "simulated": pair.routed.simulated or pair.baseline.simulated,
+                        "error": pair.routed.error or pair.baseline.error,
+                    }
+                    os.write(fd, (json.dumps(row) + "\n").encode())
+                    os.fsync(fd)
+                    done[i] = row
+                    spent["routed"] += pair.routed.cost_usd or 0
+                    spent["baseline"] += pair.baseline.cost_usd or 0
+                    progress.update(
+                        bar, advance=1,
+                        note=f"routed ${spent['routed']:.4f} vs baseline ${spent['baseline']:.4f}",
+                    )
+
+                await asyncio.gather(*(one(i) for i in todo))
+        finally:
+            os.close(fd)
+
+    try:
+        asyncio.run(run_all())
+    except KeyboardInterrupt:
+        _err(f"routedeck: interrupted after {len(done)} of {len(items)} prompts; run the same command again to resume")
+        raise
+    rows = [done[i] for i in sorted(done)]
+    priced = [r for r in rows if r.get("routed_usd") is not None and r.get("baseline_usd") is not None]
+    routed = sum(r["routed_usd"] for r in priced)
+    baseline = sum(r["baseline_usd"] for r in priced)
+    return {
+        "n": len(rows),
+        "routed_usd": routed,
+        "baseline_usd": baseline,
+        "savings_pct": (100.0 * (baseline - routed) / baseline) if baseline else None,
+        "unpriced": len(rows) - len(priced),
+        "errors": sum(1 for r in rows if r.get("error")),
+        "simulated": sum(1 for r in rows if r.get("simulated")),
+        "journal": str(journal),
+    }
+
+
+# ------------------------------------------------------------------------------------------
 # The parser
 # ------------------------------------------------------------------------------------------
 
@@ -491,6 +698,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--simulate", action="store_true", default=argparse.SUPPRESS, help="run every model on the simulator")
     p.add_argument("--log", metavar="PATH", default=argparse.SUPPRESS, help="run log file (default: the user data folder, or ROUTEDECK_LOG)")
     p.add_argument("--no-log", action="store_true", default=argparse.SUPPRESS, help="do not record this run")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = add("bench", "project what routing a workload saves (and, with --execute, measure it)", cmd_bench)
+    p.add_argument("workload", help="JSONL file: prompt, optional task_type and output_tokens")
+    p.add_argument("--execute", action="store_true", help="run every prompt for real (resumable)")
+    p.add_argument("--concurrency", type=int, default=4, help="runs in flight with --execute (default 4)")
+    p.add_argument("--simulate", action="store_true", default=argparse.SUPPRESS, help="run every model on the simulator")
+    p.add_argument("--log", metavar="PATH", default=argparse.SUPPRESS, help="run log file")
+    p.add_argument("--no-log", action="store_true", default=argparse.SUPPRESS, help="do not record runs")
     p.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
