@@ -1,0 +1,193 @@
+"""Benchmark of the classifier layer; prints its figures (run: .venv/bin/python tests/bench/bench_classify.py).
+
+* training time of the local classifier on the default routes.toml (and on about 1,100 of its
+  examples), with its parts;
+* classification latency p50 / p95 / p99 at about 200, 2,000 and 20,000 characters (rules +
+  local model, no LRU cache: every prompt is new), and a 1 MB prompt;
+* throughput, prompts per second;
+* a cold process classifying one prompt with a warm model cache (``routedeck classify`` and a
+  bare ``build_classifier`` + ``decide``), in a subprocess;
+* accuracy and macro-F1 on tests/data/dev.jsonl when it exists, with and without the rules.
+
+Figures are wall-clock on this machine as it is; CPU time is printed beside them because a busy
+machine inflates wall time. Nothing here asserts on time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tui.router import classify as C  # noqa: E402
+from tui.router.table import load_table  # noqa: E402
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    k = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def summary(ms: list[float]) -> str:
+    return (
+        f"p50 {pct(ms, 50):7.3f} ms   p95 {pct(ms, 95):7.3f} ms   p99 {pct(ms, 99):7.3f} ms"
+        f"   max {max(ms):7.3f} ms   (n={len(ms)})"
+    )
+
+
+def make_prompts(pool: list[str], size: int, n: int, rng: random.Random) -> list[str]:
+    """Prompts of about ``size`` characters: an ask, then pasted text made of other prompts."""
+    out = []
+    for _ in range(n):
+        ask = rng.choice(pool)
+        if size <= len(ask) + 20:
+            out.append(ask[:size])
+            continue
+        parts, length = [], 0
+        while length < size - len(ask) - 30:
+            piece = rng.choice(pool)
+            parts.append(piece)
+            length += len(piece) + 2
+        body = "\n\n".join(parts)[: size - len(ask) - 30]
+        shape = rng.randrange(3)
+        if shape == 0:
+            out.append(f"{ask}\n\nText:\n{body}")
+        elif shape == 1:
+            out.append(f"Here is the material:\n\n{body}\n\n{ask}")
+        else:
+            out.append(f"{ask}\n```\n{body}\n```")
+    return out
+
+
+def timed(fn, prompts: list[str]) -> list[float]:
+    ms = []
+    for p in prompts:
+        t0 = time.perf_counter()
+        fn(p)
+        ms.append((time.perf_counter() - t0) * 1000)
+    return ms
+
+
+def main() -> None:
+    table = load_table()
+    examples = C.examples_by_label(table)
+    n_examples = sum(len(v) for v in examples.values())
+    print(f"routes.toml: {len(examples)} task types, {n_examples} examples")
+
+    # -- training --------------------------------------------------------------------------
+    t0, c0 = time.perf_counter(), time.process_time()
+    import sklearn.feature_extraction.text  # noqa: F401
+    import sklearn.linear_model  # noqa: F401
+
+    print(f"import scikit-learn:      {time.perf_counter() - t0:6.2f} s wall, "
+          f"{time.process_time() - c0:5.2f} s cpu (paid only when training)")
+    frac = 1100 / max(n_examples, 1)
+    subset = {k: v[: max(2, round(len(v) * frac))] for k, v in examples.items()}
+    for name, ex in (("~1,100 examples", subset), (f"all {n_examples} examples", examples)):
+        C.train(ex)  # warm-up (first-call costs inside numpy/scipy)
+        t0, c0 = time.perf_counter(), time.process_time()
+        trained = C.train(ex)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        meta = trained.model.meta
+        parts = ", ".join(f"{k[:-2]} {meta[k]:.2f}" for k in
+                          ("featurize_s", "vectorize_s", "fit_s", "calibrate_s") if k in meta)
+        print(f"training, {name + ':':20s} {wall:5.2f} s wall, {cpu:5.2f} s cpu  ({parts} s wall)")
+    model = trained.model
+    print(f"  model: {meta['n_features']} features, {meta['n_augmented']} augmented copies, "
+          f"temperature {model.temperature:.3f}, {meta['cv_folds']}-fold CV macro-F1 "
+          f"{meta['cv_macro_f1']:.3f} (on half the data per fold)")
+
+    local = C.LocalClassifier(model)
+    ruled = C.RuleClassifier.from_table(table, local)
+
+    # -- latency ---------------------------------------------------------------------------
+    rng = random.Random(7)
+    pool = [t for v in examples.values() for t in v]
+    print("classification latency (rules + local model, every prompt new, no LRU):")
+    for size, n in ((200, 2000), (2_000, 1000), (20_000, 300)):
+        prompts = make_prompts(pool, size, n, rng)
+        timed(ruled.classify, prompts[:50])  # warm-up
+        c0 = time.process_time()
+        ms = timed(ruled.classify, prompts)
+        cpu_ms = (time.process_time() - c0) / n * 1000
+        mean_len = statistics.mean(len(p) for p in prompts)
+        print(f"  ~{size:>6,} chars (mean {mean_len:8,.0f}): {summary(ms)}  cpu mean {cpu_ms:.3f} ms")
+    huge = make_prompts(pool, 1_000_000, 3, rng)
+    ms = timed(ruled.classify, huge)
+    print(f"  1 MB prompt:                {summary(ms)}")
+
+    prompts = make_prompts(pool, 200, 3000, rng)
+    t0 = time.perf_counter()
+    for p in prompts:
+        ruled.classify(p)
+    rate = len(prompts) / (time.perf_counter() - t0)
+    print(f"throughput: {rate:,.0f} prompts/s (~200 chars, one thread)")
+    cached = C.CachingClassifier(ruled)
+    cached.classify(prompts[0])
+    ms = timed(cached.classify, [prompts[0]] * 2000)
+    print(f"LRU cache hit: {summary(ms)}")
+
+    # -- cold process with a warm cache ---------------------------------------------------------
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, C.CACHE_ENV: cache}
+        exe = Path(sys.executable).parent / "routedeck"
+        cli = [str(exe)] if exe.exists() else [sys.executable, "-m", "tui.cli"]
+        prompt = "write a limerick about a cat who learns to code"
+        subprocess.run([*cli, "classify", prompt], env=env, capture_output=True, check=True)
+        bare = (
+            "import sys, time; t=time.perf_counter()\n"
+            "from tui.router.table import load_table\n"
+            "from tui.router.classify import build_classifier, decide\n"
+            "t0=load_table(); c=build_classifier(t0); d=decide(sys.argv[1], t0, c)\n"
+            "print('sklearn' in sys.modules, d.task)\n"
+        )
+        for label, cmd in (("routedeck classify", [*cli, "classify", prompt]),
+                           ("python: load_table + build_classifier + decide",
+                            [sys.executable, "-c", bare, prompt]),
+                           ("python -c pass (interpreter start)", [sys.executable, "-c", "pass"])):
+            runs = []
+            for _ in range(5):
+                t0 = time.perf_counter()
+                out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True,
+                                     cwd=ROOT)
+                runs.append(time.perf_counter() - t0)
+            note = ""
+            if "decide" in label:
+                note = f"  (sklearn imported: {out.stdout.split()[0]}, task {out.stdout.split()[1]})"
+            print(f"cold process, warm cache, {label}: median {statistics.median(runs):.2f} s,"
+                  f" min {min(runs):.2f} s{note}")
+
+    # -- the dev set --------------------------------------------------------------------------
+    dev = ROOT / "tests" / "data" / "dev.jsonl"
+    if dev.exists():
+        rows = [json.loads(line) for line in dev.read_text().splitlines() if line.strip()]
+        rows = [r for r in rows if r.get("task_type") in table.tasks]
+        for label, clf in (("rules + local", ruled), ("local only", local)):
+            preds = [clf.classify(r["prompt"]).label for r in rows]
+            gold = [r["task_type"] for r in rows]
+            acc = sum(p == g for p, g in zip(preds, gold, strict=True)) / len(rows)
+            f1s = {}
+            for task in table.tasks:
+                tp = sum(p == g == task for p, g in zip(preds, gold, strict=True))
+                fp = sum(p == task != g for p, g in zip(preds, gold, strict=True))
+                fn = sum(g == task != p for p, g in zip(preds, gold, strict=True))
+                f1s[task] = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+            per = "  ".join(f"{k} {v:.2f}" for k, v in f1s.items())
+            print(f"dev set ({len(rows)} prompts), {label}: accuracy {acc:.3f}, "
+                  f"macro-F1 {statistics.mean(f1s.values()):.3f}   [{per}]")
+    else:
+        print("dev set: tests/data/dev.jsonl not found")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,742 @@
+"""The classifier layer: rules, the local model (numpy inference == scikit-learn), the caches,
+the LLM classifier with a fake provider, priority cues and the routing decision."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from tui.router import classify as C
+from tui.router import features as F
+from tui.router.types import (
+    Baseline,
+    Cell,
+    ClassifierSettings,
+    Finished,
+    Priority,
+    Provider,
+    RoutingTable,
+    Started,
+    StreamError,
+    TaskType,
+    TextDelta,
+    UsageReport,
+)
+
+# --------------------------------------------------------------------------------------------
+# Tables
+# --------------------------------------------------------------------------------------------
+
+SYNTHETIC = {
+    "code": [
+        "write a python function that reverses a linked list",
+        "why does my javascript fetch call return undefined",
+        "fix this bug in my sql query that joins two tables",
+        "how do I undo the last git commit",
+        "my react component re-renders forever, what is wrong",
+        "explain this rust borrow checker error",
+        "write a bash script that renames all files in a folder",
+        "what is the difference between a process and a thread",
+    ],
+    "math": [
+        "solve 3x + 7 = 22 for x",
+        "what is the derivative of x^3 sin x",
+        "a train travels 300 km in 2.5 hours, what is its average speed",
+        "what is 15% of 240",
+        "prove that the square root of 2 is irrational",
+        "integrate 1/(1+x^2) from 0 to 1",
+        "how many ways can 5 people sit in a row",
+        "probability of rolling two sixes with two dice",
+    ],
+    "creative": [
+        "write a poem about the sea at night",
+        "tell me a short story about a dragon who is afraid of fire",
+        "write song lyrics about leaving home",
+        "give me a funny limerick about a cat",
+        "write a haiku about autumn leaves",
+        "invent a slogan for a coffee shop",
+        "write a bedtime story for a five year old",
+        "compose a sonnet about lost love",
+    ],
+    "factual": [
+        "what is the capital of australia",
+        "who wrote pride and prejudice",
+        "when did the second world war end",
+        "how does photosynthesis work",
+        "why is the sky blue",
+        "what is the tallest mountain in africa",
+        "who was the first person on the moon",
+        "how far is the moon from earth",
+    ],
+}
+
+
+def make_table(
+    examples: dict[str, list[str]],
+    *,
+    rules: dict[str, tuple[str, ...]] | None = None,
+    threshold: float = 0.2,
+    uncertain_route: str = "baseline",
+    kind: str = "local",
+) -> RoutingTable:
+    rules = rules or {}
+    tasks = {
+        name: TaskType(name, f"{name} prompts", tuple(ex), tuple(rules.get(name, ())))
+        for name, ex in examples.items()
+    }
+    priorities = {
+        "default": Priority("default"),
+        "latency": Priority("latency", cues=("urgent", "asap", "live", "right now", "tl;dr")),
+        "quality": Priority("quality", cues=("production", "carefully")),
+    }
+    routes = {
+        (task, prio): Cell(f"sim/{task}-{prio}", f"sim/{task}-{prio}-fb")
+        for task in tasks
+        for prio in priorities
+    }
+    return RoutingTable(
+        tasks=tasks,
+        priorities=priorities,
+        routes=routes,
+        baseline=Baseline("sim/frontier", "sim/frontier-fb"),
+        classifier=ClassifierSettings(
+            kind=kind, threshold=threshold, uncertain_route=uncertain_route,
+            llm_model="sim/tiny",
+        ),
+        providers={"sim": Provider("sim", "simulated")},
+    )
+
+
+@pytest.fixture(autouse=True)
+def _cache_dir(tmp_path, monkeypatch):
+    """Every test gets its own model cache folder (never the user's)."""
+    monkeypatch.setenv(C.CACHE_ENV, str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="module")
+def synthetic_table() -> RoutingTable:
+    return make_table(SYNTHETIC, rules={"code": ("```",)})
+
+
+@pytest.fixture(scope="module")
+def synthetic_trained(synthetic_table) -> C.Trained:
+    return C.train(C.examples_by_label(synthetic_table))
+
+
+@pytest.fixture(scope="module")
+def default_table() -> RoutingTable:
+    from tui.router.table import load_table
+
+    return load_table()
+
+
+@pytest.fixture(scope="module")
+def default_classifier(default_table, tmp_path_factory) -> C.Classifier:
+    directory = tmp_path_factory.mktemp("default-cache")
+    return C.build_classifier(default_table, directory=directory)
+
+
+def has_real_examples(table: RoutingTable) -> bool:
+    return sum(len(t.examples) for t in table.tasks.values()) >= 300
+
+
+# --------------------------------------------------------------------------------------------
+# The local classifier
+# --------------------------------------------------------------------------------------------
+
+
+def test_local_classifier_learns_the_synthetic_table(synthetic_trained):
+    local = C.LocalClassifier(synthetic_trained.model)
+    assert set(local.labels) == set(SYNTHETIC)
+    cases = {
+        "write a python script that parses a csv file": "code",
+        "solve 2x - 4 = 10": "math",
+        "write a poem about the rain": "creative",
+        "who wrote war and peace": "factual",
+    }
+    for prompt, label in cases.items():
+        result = local.classify(prompt)
+        assert result.label == label, (prompt, result)
+        assert result.classifier == "local"
+        assert result.reason.startswith("local classifier")
+        assert result.cached is False
+        assert result.elapsed_ms >= 0
+
+
+def test_confidence_is_a_probability_and_top3_is_sorted(synthetic_trained):
+    local = C.LocalClassifier(synthetic_trained.model)
+    for prompt in ["write a poem", "what is 2+2", "hello there", "x", "why is the sky blue"]:
+        c = local.classify(prompt)
+        assert 0.0 <= c.confidence <= 1.0
+        assert 1 <= len(c.top) <= 3
+        probs = [p for _, p in c.top]
+        assert probs == sorted(probs, reverse=True)
+        assert sum(probs) <= 1.0 + 1e-9
+        assert c.top[0] == (c.label, c.confidence)
+        assert len({label for label, _ in c.top}) == len(c.top)
+
+
+def test_numpy_inference_equals_sklearn_predict_proba(synthetic_trained):
+    trained = synthetic_trained
+    model = trained.model
+    texts = [t for ex in SYNTHETIC.values() for t in ex]
+    texts += ["completely new words zebra quantum", "```\nprint(1)\n```", "Text: a b c\n\nsummarize"]
+    # scikit-learn's own path: its vectorizer (with our analyzer), group normalisation, LR.
+    X = C.group_normalize(
+        trained.vectorizer.transform([F.tokens(t) for t in texts]), model.groups,
+        model.group_weights,
+    )
+    expected = trained.estimator.predict_proba(X)
+    got = np.array([model.predict_proba(t, calibrated=False) for t in texts])
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)
+    # And the calibrated probabilities are softmax(decision_function / T).
+    z = trained.estimator.decision_function(X) / model.temperature
+    z -= z.max(axis=1, keepdims=True)
+    calibrated = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    got_cal = np.array([model.predict_proba(t) for t in texts])
+    np.testing.assert_allclose(got_cal, calibrated, rtol=0, atol=1e-9)
+    # The training matrix itself agrees too.
+    np.testing.assert_allclose(
+        np.array([model.predict_proba(t, calibrated=False) for t in texts[:5]]),
+        trained.estimator.predict_proba(trained.matrix[:5]),
+        rtol=0,
+        atol=1e-9,
+    )
+
+
+def test_temperature_is_positive_and_finite(synthetic_trained):
+    assert 0.05 <= synthetic_trained.model.temperature <= 20
+    meta = synthetic_trained.model.meta
+    assert 0.0 <= meta["cv_macro_f1"] <= 1.0
+
+
+def test_fit_temperature_recovers_a_known_temperature():
+    rng = np.random.default_rng(1)
+    true_logits = rng.normal(size=(4000, 4)) * 2.0
+    p = np.exp(true_logits) / np.exp(true_logits).sum(axis=1, keepdims=True)
+    y = np.array([rng.choice(4, p=row) for row in p])
+    # A model three times too sure: the fitted temperature should be about 3.
+    t = C.fit_temperature(true_logits * 3.0, y)
+    assert 2.6 < t < 3.4
+
+
+def test_adding_a_task_type_with_examples_makes_it_predictable(tmp_path):
+    cooking = [
+        "how long should I boil an egg for a runny yolk",
+        "what can I cook with chickpeas and spinach",
+        "give me a recipe for banana bread",
+        "how do I make a roux for gravy",
+        "what temperature do I roast a chicken at",
+        "how to make fluffy pancakes from scratch",
+        "substitute for buttermilk in a cake recipe",
+        "how do I caramelise onions properly",
+    ]
+    table = make_table({**SYNTHETIC, "cooking": cooking})
+    classifier = C.build_classifier(table, directory=tmp_path)
+    assert "cooking" in classifier.inner.inner.labels
+    result = classifier.classify("recipe for a chocolate cake with a runny middle")
+    assert result.label == "cooking"
+
+
+def test_task_without_examples_is_not_learnt_but_rules_still_reach_it(tmp_path):
+    table = make_table({**SYNTHETIC, "legal": []}, rules={"legal": (r"(?i)\bcontract law\b",)})
+    classifier = C.build_classifier(table, directory=tmp_path)
+    assert "legal" not in classifier.inner.inner.labels
+    assert classifier.classify("question about contract law in Texas").label == "legal"
+
+
+def test_single_task_table_always_answers_that_task(tmp_path):
+    table = make_table({"general": ["hello", "how are you"]})
+    result = C.build_classifier(table, directory=tmp_path).classify("anything at all")
+    assert result.label == "general"
+    assert result.confidence == pytest.approx(1.0)
+
+
+def test_a_table_with_no_examples_cannot_be_trained(tmp_path):
+    table = make_table({"a": [], "b": []})
+    with pytest.raises(ValueError, match="no task type has examples"):
+        C.build_classifier(table, directory=tmp_path)
+
+
+# --------------------------------------------------------------------------------------------
+# Rules
+# --------------------------------------------------------------------------------------------
+
+
+def test_rules_are_applied_first_and_named(synthetic_table, synthetic_trained):
+    rc = C.RuleClassifier.from_table(synthetic_table, C.LocalClassifier(synthetic_trained.model))
+    c = rc.classify("write a poem about this:\n```\nprint('hello')\n```")
+    assert c.label == "code"
+    assert c.classifier == "rule"
+    assert c.confidence == 1.0
+    assert c.top == (("code", 1.0),)
+    assert c.reason == "rule code: fenced code block"
+    # No rule matches: the inner classifier answers.
+    assert rc.classify("write a poem about the moon").classifier == "local"
+
+
+def test_rule_without_friendly_name_shows_what_it_matched(synthetic_trained):
+    rc = C.RuleClassifier([("math", r"\\frac\{\d+\}")], C.LocalClassifier(synthetic_trained.model))
+    c = rc.classify(r"simplify \frac{12}{18} please")
+    assert c.label == "math"
+    assert "\\frac{12}" in c.reason
+
+
+def test_invalid_rule_names_the_task(synthetic_trained):
+    with pytest.raises(ValueError, match=r"tasks\.code\.rules"):
+        C.RuleClassifier([("code", "(unclosed")], C.LocalClassifier(synthetic_trained.model))
+
+
+def test_default_table_rules_catch_tracebacks_and_fences(default_classifier):
+    c = default_classifier.classify(
+        'Traceback (most recent call last):\n  File "a.py", line 1\nNameError: x'
+    )
+    assert (c.label, c.classifier) == ("code", "rule")
+
+
+# --------------------------------------------------------------------------------------------
+# Caches
+# --------------------------------------------------------------------------------------------
+
+
+def test_repeated_prompt_comes_from_the_lru_cache(synthetic_trained):
+    calls = []
+
+    class Counting:
+        name = "local"
+
+        def classify(self, prompt):
+            calls.append(prompt)
+            return C.LocalClassifier(synthetic_trained.model).classify(prompt)
+
+    cc = C.CachingClassifier(Counting(), maxsize=2)
+    first = cc.classify("write a poem about rain")
+    second = cc.classify("write a poem about rain")
+    assert first.cached is False and second.cached is True
+    assert (second.label, second.confidence, second.top) == (
+        first.label, first.confidence, first.top
+    )
+    assert len(calls) == 1
+    cc.classify("b")
+    cc.classify("c")  # evicts the poem (maxsize 2)
+    cc.classify("write a poem about rain")
+    assert len(calls) == 4
+    assert cc.classify_uncached("c").cached is False
+    big = "word " * 2000  # long prompts are keyed by their hash
+    assert cc.classify(big).cached is False
+    assert cc.classify(big).cached is True
+
+
+def test_disk_cache_hit_miss_and_corruption(tmp_path, monkeypatch):
+    table = make_table(SYNTHETIC)
+    messages: list[str] = []
+    first = C.load_or_train(table, directory=tmp_path, on_progress=messages.append)
+    path = C.cache_path(C.model_key(table), tmp_path)
+    assert path.exists()
+    assert any("trained" in m for m in messages)
+    assert not list(tmp_path.glob("*.tmp"))  # written atomically, nothing left behind
+
+    # Hit: no training at all.
+    def no_training(*a, **k):
+        raise AssertionError("should have come from the cache")
+
+    monkeypatch.setattr(C, "train", no_training)
+    messages.clear()
+    second = C.load_or_train(table, directory=tmp_path, on_progress=messages.append)
+    assert any("loaded from cache" in m for m in messages)
+    assert second.labels == first.labels
+    assert second.temperature == first.temperature
+    np.testing.assert_array_equal(second.coef, first.coef)
+    prompt = "what is the derivative of x^2"
+    np.testing.assert_allclose(second.predict_proba(prompt), first.predict_proba(prompt))
+    monkeypatch.undo()
+    monkeypatch.setenv(C.CACHE_ENV, str(tmp_path))
+
+    # Miss: other examples, other key, other file.
+    other = make_table({**SYNTHETIC, "factual": SYNTHETIC["factual"] + ["who painted the mona lisa"]})
+    assert C.model_key(other) != C.model_key(table)
+    C.load_or_train(other, directory=tmp_path)
+    assert C.cache_path(C.model_key(other), tmp_path).exists()
+
+    # Corruption: garbage is ignored, the model retrained and the file rewritten.
+    path.write_bytes(b"not a zip file at all")
+    messages.clear()
+    again = C.load_or_train(table, directory=tmp_path, on_progress=messages.append)
+    assert any("cache ignored" in m for m in messages)
+    assert any("trained" in m for m in messages)
+    np.testing.assert_allclose(again.predict_proba(prompt), first.predict_proba(prompt))
+    assert C.LinearModel.load(path, C.model_key(table)).labels == first.labels
+
+    # A valid file under the wrong key is refused.
+    with pytest.raises(ValueError):
+        C.LinearModel.load(path, C.model_key(other))
+
+    # A truncated file is refused too.
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError):
+        C.LinearModel.load(path, C.model_key(table))
+
+
+def test_cache_dir_honours_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv(C.CACHE_ENV, str(tmp_path / "here"))
+    assert C.cache_dir() == tmp_path / "here"
+    monkeypatch.delenv(C.CACHE_ENV)
+    assert "routedeck" in str(C.cache_dir())
+
+
+def test_unwritable_cache_dir_still_gives_a_classifier(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")  # a file where the folder should be
+    messages: list[str] = []
+    model = C.load_or_train(make_table(SYNTHETIC), directory=blocker / "sub",
+                            on_progress=messages.append)
+    assert model.labels
+    assert any("not written" in m for m in messages)
+
+
+# --------------------------------------------------------------------------------------------
+# Robustness
+# --------------------------------------------------------------------------------------------
+
+
+def test_empty_prompt_is_an_error(synthetic_table, synthetic_trained):
+    classifier = C.CachingClassifier(
+        C.RuleClassifier.from_table(synthetic_table, C.LocalClassifier(synthetic_trained.model))
+    )
+    for prompt in ["", "   ", "\n\t "]:
+        with pytest.raises(ValueError, match="empty prompt"):
+            classifier.classify(prompt)
+        with pytest.raises(ValueError, match="empty prompt"):
+            C.decide(prompt, synthetic_table, classifier)
+
+
+def test_huge_prompt_and_binary_junk_give_a_result(synthetic_table, synthetic_trained):
+    classifier = C.RuleClassifier.from_table(
+        synthetic_table, C.LocalClassifier(synthetic_trained.model)
+    )
+    rng = np.random.default_rng(0)
+    junk = bytes(rng.integers(0, 256, 5000, dtype=np.uint8)).decode("latin-1")
+    surrogates = bytes(rng.integers(0, 256, 3000, dtype=np.uint8)).decode(
+        "utf-8", "surrogateescape"
+    )
+    prompts = [
+        "write a poem about rain. " * 45_000,  # about 1 MB
+        "x" * 1_000_000,
+        junk,
+        surrogates,
+        "\x00\x01\x02\x1b[2J\x7f\x9b",
+        "ok\u200b\u202e reversed",
+    ]
+    for prompt in prompts:
+        c = classifier.classify(prompt)
+        assert c.label in synthetic_table.tasks
+        assert c.confidence is None or 0.0 <= c.confidence <= 1.0
+        assert "\x1b" not in c.reason and "\x00" not in c.reason
+    assert classifier.classify(prompts[0]).label == "creative"
+    d = C.decide(junk, synthetic_table, C.CachingClassifier(classifier))
+    assert d.cell.primary
+
+
+def test_featurizer_bounds_work_on_huge_input():
+    huge = "pasted material line\n" * 60_000
+    tokens = F.tokens("summarize the following:\n" + huge)
+    assert len(tokens) < 5_000
+    assert "w:summarize" in tokens
+
+
+# --------------------------------------------------------------------------------------------
+# Instruction versus pasted material
+# --------------------------------------------------------------------------------------------
+
+
+def test_split_separates_instruction_from_pasted_material():
+    s = F.split_prompt(F.clean(
+        "Here is an email from my landlord:\n\n"
+        "Dear tenant, the rent will increase by 5% from next month as discussed before.\n\n"
+        "Write a polite reply asking for the increase to be delayed?"
+    ))
+    assert any("landlord" in i for i in s.instruction)
+    assert any("polite reply" in i for i in s.instruction)
+    assert [p.how for p in s.passages] == ["colon"]
+    assert "rent will increase" in s.passages[0].text
+
+    s = F.split_prompt(F.clean("why does this fail?\n```python\ndef f(:\n    pass\n```"))
+    assert s.instruction == ["why does this fail?"]
+    assert (s.passages[0].how, s.passages[0].kind, s.passages[0].label) == (
+        "fence", "code", "python"
+    )
+
+    s = F.split_prompt(F.clean("Text: Alice met Bob in Paris in 1999 and they founded Acme.\n\n"
+                               "Question: who founded Acme?"))
+    assert s.instruction == ["who founded Acme?"]
+    assert s.passages[0].label == "text"
+
+
+def test_passage_tokens_are_prefixed_apart_from_instruction_tokens():
+    tokens = F.tokens('Translate "the weather is lovely in spring here" into French')
+    assert "w:translate" in tokens and "w:french" in tokens
+    assert "p:weather" in tokens and "w:weather" not in tokens
+    assert "s:passage" in tokens
+    assert {F.group_of(t) for t in ("w:x", "b:x_y", "f:x")} == {F.GROUP_WORDS}
+    assert F.group_of("c: wor") == F.GROUP_CHARS
+    assert F.group_of("p:x") == F.GROUP_PASSAGE
+    assert F.group_of("s:passage") == F.GROUP_SHAPE
+
+
+# --------------------------------------------------------------------------------------------
+# Priority
+# --------------------------------------------------------------------------------------------
+
+
+def test_infer_priority(synthetic_table):
+    t = synthetic_table
+    assert C.infer_priority("this is URGENT, fix it", t) == ("latency", "cue: urgent")
+    assert C.infer_priority("we go live tomorrow", t) == ("latency", "cue: live")
+    assert C.infer_priority("tl;dr of this please", t) == ("latency", "cue: tl;dr")
+    assert C.infer_priority("need it right   now please", t) == ("latency", "cue: right now")
+    # Whole words only: "deliver", "alive", "productionise" are not cues.
+    assert C.infer_priority("please deliver this parcel", t) == ("default", "default")
+    assert C.infer_priority("is it alive", t) == ("default", "default")
+    assert C.infer_priority("the productionised thing", t) == ("default", "default")
+    assert C.infer_priority("deploy to production carefully", t) == ("quality", "cue: production")
+    # Priorities are tried in table order: latency before quality.
+    assert C.infer_priority("production is down, urgent", t)[0] == "latency"
+    # Given wins, and must exist.
+    assert C.infer_priority("urgent!", t, "quality") == ("quality", "given")
+    with pytest.raises(ValueError, match="unknown priority"):
+        C.infer_priority("x", t, "nope")
+    assert C.infer_priority("hello", t) == (t.default_priority, "default")
+
+
+# --------------------------------------------------------------------------------------------
+# The decision
+# --------------------------------------------------------------------------------------------
+
+
+def _classifier(table, trained):
+    return C.CachingClassifier(
+        C.RuleClassifier.from_table(table, C.LocalClassifier(trained.model))
+    )
+
+
+def test_decide_certain(synthetic_table, synthetic_trained):
+    table = replace(synthetic_table, classifier=replace(synthetic_table.classifier, threshold=0.0))
+    d = C.decide("write a poem about rain, urgent", table, _classifier(table, synthetic_trained))
+    assert (d.task, d.priority, d.priority_reason) == ("creative", "latency", "cue: urgent")
+    assert d.cell == table.cell("creative", "latency")
+    assert d.uncertain is False
+    assert "creative" in d.reason and "latency" in d.reason
+    d = C.decide("```\nx\n```", table, _classifier(table, synthetic_trained), priority="quality")
+    assert (d.task, d.priority, d.priority_reason) == ("code", "quality", "given")
+    assert "rule code" in d.reason
+
+
+def test_decide_uncertain_goes_to_baseline(synthetic_table, synthetic_trained):
+    table = replace(synthetic_table, classifier=replace(synthetic_table.classifier, threshold=0.99))
+    d = C.decide("hmm", table, _classifier(table, synthetic_trained))
+    assert d.uncertain is True
+    assert d.cell == Cell(primary="sim/frontier", fallback="sim/frontier-fb")
+    conf = d.classification.confidence
+    assert d.reason == f"low confidence {conf:.2f} < 0.99 → baseline"
+    assert d.task == d.classification.label
+
+
+def test_decide_uncertain_goes_to_a_task(synthetic_table, synthetic_trained):
+    table = replace(
+        synthetic_table,
+        classifier=replace(synthetic_table.classifier, threshold=0.99, uncertain_route="factual"),
+    )
+    d = C.decide("hmm, asap", table, _classifier(table, synthetic_trained))
+    assert d.uncertain is True
+    assert (d.task, d.priority) == ("factual", "latency")
+    assert d.cell == table.cell("factual", "latency")
+    assert d.reason.startswith("low confidence") and "→ factual / latency" in d.reason
+
+
+def test_decide_with_rule_is_certain_even_at_high_threshold(synthetic_table, synthetic_trained):
+    table = replace(synthetic_table, classifier=replace(synthetic_table.classifier, threshold=0.99))
+    d = C.decide("```\nprint(1)\n```", table, _classifier(table, synthetic_trained))
+    assert (d.uncertain, d.task) == (False, "code")
+
+
+# --------------------------------------------------------------------------------------------
+# The LLM classifier (a fake provider client)
+# --------------------------------------------------------------------------------------------
+
+
+class FakeClient:
+    def __init__(self, events):
+        self.events = events
+        self.requests = []
+
+    async def stream(self, request, timeouts):
+        self.requests.append(request)
+        for event in self.events:
+            if isinstance(event, Exception):
+                raise event
+            yield event
+
+
+def _llm(table, trained, events):
+    client = FakeClient(events)
+    local = C.LocalClassifier(trained.model)
+    llm = C.LLMClassifier(client, "sim/tiny", list(table.tasks), local,
+                          descriptions={n: t.description for n, t in table.tasks.items()})
+    return llm, client
+
+
+def test_llm_classifier_confidence_from_logprobs(synthetic_table, synthetic_trained):
+    alternatives = (("math", np.log(0.6)), ("code", np.log(0.2)), ("The", np.log(0.15)),
+                    ("fact", np.log(0.05)))
+    llm, client = _llm(synthetic_table, synthetic_trained, [
+        Started(0.0, "tiny", True),
+        TextDelta(0.1, "math", logprobs=alternatives),
+        UsageReport(0.2, 50, 1),
+        Finished(0.2, "stop"),
+    ])
+    c = llm.classify("what is 2 + 2")
+    assert (c.label, c.classifier) == ("math", "llm")
+    # Renormalised over label names: 0.6 / (0.6 + 0.2 + 0.05).
+    assert c.confidence == pytest.approx(0.6 / 0.85)
+    assert [label for label, _ in c.top] == ["math", "code", "factual"]
+    assert sum(p for _, p in c.top) == pytest.approx(1.0)
+    request = client.requests[0]
+    assert request.model == "tiny" and request.logprobs
+    assert "what is 2 + 2" in request.messages[-1].content
+    assert all(label in request.messages[0].content for label in synthetic_table.tasks)
+
+
+def test_llm_classifier_without_logprobs_has_no_confidence(synthetic_table, synthetic_trained):
+    llm, _ = _llm(synthetic_table, synthetic_trained, [
+        Started(0.0, "tiny", True), TextDelta(0.1, " Creative."), Finished(0.2, "stop"),
+    ])
+    c = llm.classify("write a poem")
+    assert (c.label, c.confidence, c.classifier) == ("creative", None, "llm")
+    assert "no confidence" in c.reason
+    # decide: no confidence from the LLM counts as certain, and says so.
+    table = replace(synthetic_table, classifier=replace(synthetic_table.classifier, threshold=0.9))
+    d = C.decide("write a poem", table, llm)
+    assert d.uncertain is False and d.task == "creative"
+    assert "llm gave no confidence, taken as certain" in d.reason
+
+
+def test_llm_classifier_fails_open_to_local(synthetic_table, synthetic_trained):
+    for events, why in [
+        ([StreamError(0.1, "http", "server error", status=500)], "http: server error"),
+        ([Started(0.0, "tiny", True), TextDelta(0.1, "banana"), Finished(0.2, "stop")],
+         "answered"),
+        ([RuntimeError("boom")], "boom"),
+    ]:
+        llm, _ = _llm(synthetic_table, synthetic_trained, events)
+        c = llm.classify("solve 2x = 10")
+        assert c.classifier == "fallback"
+        assert c.reason.startswith("llm failed (") and why in c.reason
+        assert c.label == "math"
+        assert c.confidence is not None
+    llm = C.LLMClassifier(None, "sim/tiny", ["math"], C.LocalClassifier(synthetic_trained.model))
+    assert "no provider client" in llm.classify("solve 2x = 10").reason
+
+
+async def test_llm_classifier_inside_an_event_loop(synthetic_table, synthetic_trained):
+    llm, _ = _llm(synthetic_table, synthetic_trained, [TextDelta(0.1, "factual")])
+    assert (await llm.aclassify("who wrote hamlet")).label == "factual"
+    assert llm.classify("who wrote hamlet").label == "factual"  # from a helper thread
+
+
+def test_build_classifier_llm_kind(tmp_path, synthetic_trained):
+    table = make_table(SYNTHETIC, kind="llm")
+    client = FakeClient([TextDelta(0.1, "code")])
+    classifier = C.build_classifier(table, directory=tmp_path, llm_client=client)
+    assert classifier.classify("hello world program").label == "code"
+    assert C.build_classifier(table, directory=tmp_path).classify("hi").classifier == "fallback"
+
+
+# --------------------------------------------------------------------------------------------
+# The real default table
+# --------------------------------------------------------------------------------------------
+
+
+def test_default_table_classifies_clear_prompts(default_table, default_classifier):
+    if not has_real_examples(default_table):
+        pytest.skip("routes.toml still has placeholder examples")
+    cases = {
+        "write a haiku about the first snow": "creative",
+        "what is the capital of canada": "factual",
+        "solve x^2 - 5x + 6 = 0": "math",
+        "how do I reverse a list in python": "code",
+        "Extract every date and amount from this invoice:\n\nInvoice 42, issued 3 March 2024, "
+        "total 1,250.00 EUR, due 2 April 2024.": "extraction",
+        "what should I get my sister for her birthday, she likes hiking": "general",
+        # Pasted material does not make a prompt extraction: the ask decides.
+        "Here is an article:\n\nThe city council voted on Tuesday to expand the bike lane "
+        "network across downtown, citing safety data from last year.\n\n"
+        "Write a funny poem about it.": "creative",
+    }
+    for prompt, label in cases.items():
+        c = default_classifier.classify(prompt)
+        assert c.label == label, (prompt, c)
+
+
+def test_default_table_fits_its_own_examples(default_table, default_classifier):
+    if not has_real_examples(default_table):
+        pytest.skip("routes.toml still has placeholder examples")
+    local = default_classifier.inner.inner
+    right = total = 0
+    for name, task in default_table.tasks.items():
+        for example in task.examples[::7]:
+            right += local.classify(example).label == name
+            total += 1
+    assert right / total > 0.9
+    assert local.model.meta.get("cv_macro_f1", 1.0) > 0.75
+
+
+# --------------------------------------------------------------------------------------------
+# Imports
+# --------------------------------------------------------------------------------------------
+
+
+def test_importing_classify_loads_neither_textual_nor_sklearn():
+    code = textwrap.dedent(
+        """
+        import json, sys
+        import tui.router.classify, tui.router.features
+        print(json.dumps(sorted(sys.modules)))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=120)
+    mods = set(json.loads(out.stdout.strip().splitlines()[-1]))
+    assert not any(m == "textual" or m.startswith("textual.") for m in mods)
+    assert not any(m == "sklearn" or m.startswith("sklearn.") for m in mods)
+    assert not any(m == "scipy" or m.startswith("scipy.") for m in mods)
+
+
+def test_warm_cache_classification_does_not_import_sklearn(tmp_path):
+    table_code = "from tui.router.table import load_table; t = load_table()"
+    code = textwrap.dedent(
+        f"""
+        import json, sys
+        {table_code}
+        from tui.router.classify import build_classifier, decide
+        c = build_classifier(t)
+        d = decide("write a limerick about a cat", t, c)
+        print(json.dumps({{"warm": "sklearn" in sys.modules, "task": d.task}}))
+        """
+    )
+    env = {**__import__("os").environ, C.CACHE_ENV: str(tmp_path)}
+    run = lambda: json.loads(subprocess.run(  # noqa: E731
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300,
+        env=env,
+    ).stdout.strip().splitlines()[-1])
+    cold = run()
+    warm = run()
+    assert cold["warm"] is True  # the first run trained
+    assert warm["warm"] is False  # the second loaded the cached arrays
+    assert warm["task"] == cold["task"]

@@ -1,0 +1,1066 @@
+"""Classifiers behind one interface: ``Classifier.classify(prompt) -> Classification``.
+
+Layers, as :func:`build_classifier` assembles them::
+
+    CachingClassifier          a repeated prompt is answered from an LRU cache (cached=True)
+      RuleClassifier           per-task regular expressions from routes.toml, tried first
+        LocalClassifier        tf-idf + logistic regression over the task examples, offline
+        or LLMClassifier       asks a cheap model for one label; fails open to the local one
+
+The local classifier is TRAINED with scikit-learn (at start-up, from the examples in the routing
+table: task names are data) but RUNS on numpy alone: the fitted model is exported to plain arrays
+(vocabulary, idf, coefficients, intercepts, a calibration temperature) and cached on disk, keyed by
+a hash of everything it was trained from, so a warm start imports numpy and not scikit-learn.
+Featurization lives in :mod:`tui.router.features`.
+
+Also here: :func:`infer_priority` (priority cues found in a prompt) and :func:`decide`
+(classification + priority + the uncertain band -> a :class:`Decision`).
+
+Nothing here imports Textual or, until a model must be trained, scikit-learn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import re
+import tempfile
+import threading
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from itertools import repeat
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from tui.router import features as feat
+from tui.router.types import (
+    Cell,
+    Classification,
+    Decision,
+    RoutingTable,
+    StreamError,
+    TextDelta,
+    Timeouts,
+)
+
+ProgressFn = Callable[[str], None]
+
+TOP_K = 3
+
+
+class Classifier(Protocol):
+    """Anything that labels a prompt with one of the routing table's task types."""
+
+    name: str
+
+    def classify(self, prompt: str) -> Classification: ...
+
+
+def _check_prompt(prompt: str) -> None:
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ValueError("empty prompt")
+
+
+def _printable(text: str, limit: int = 40) -> str:
+    """A short, control-character-free excerpt for a reason line."""
+    text = text.translate(feat._CONTROL).replace("\n", " ").replace("\t", " ")
+    text = re.sub(r"\s+", " ", text).strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# --------------------------------------------------------------------------------------------
+# Training parameters (chosen by cross-validation; part of the cache key)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    C: float = 20.0  # inverse L2 regularisation of the logistic regression
+    # Weight of each feature group after its own L2 normalisation (see features.GROUP_*):
+    # instruction words, instruction character n-grams, pasted material, shape.
+    group_weights: tuple[float, ...] = (1.0, 1.0, 0.35, 0.4)
+    min_df: int = 2  # tokens seen in fewer training examples are dropped
+    # Share of the short examples without pasted material that are also learnt WITH a passage
+    # borrowed from another example, so that pasted material alone does not decide the task.
+    augment_share: float = 0.3
+    cv_folds: int = 2  # folds of the out-of-fold predictions the temperature is fitted on
+    max_iter: int = 200
+    tol: float = 3e-3
+    seed: int = 0
+
+
+DEFAULT_PARAMS = TrainParams()
+
+
+def examples_by_label(table: RoutingTable) -> dict[str, list[str]]:
+    """Each task's non-empty examples, in table order; tasks without examples are left out."""
+    out: dict[str, list[str]] = {}
+    for name, task in table.tasks.items():
+        examples = [e for e in task.examples if isinstance(e, str) and e.strip()]
+        if examples:
+            out[name] = examples
+    return out
+
+
+def model_key(table: RoutingTable, params: TrainParams = DEFAULT_PARAMS) -> str:
+    """sha256 of what a trained model depends on: examples, rules, labels, features, params."""
+    doc = {
+        "feature_version": feat.FEATURE_VERSION,
+        "labels": list(table.tasks),
+        "examples": {name: list(task.examples) for name, task in table.tasks.items()},
+        "rules": {name: list(task.rules) for name, task in table.tasks.items()},
+        "params": repr(params),
+    }
+    raw = json.dumps(doc, sort_keys=True, ensure_ascii=True).encode("ascii")
+    return hashlib.sha256(raw).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# The exported model: plain arrays, numpy inference
+# --------------------------------------------------------------------------------------------
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+@dataclass
+class LinearModel:
+    """A fitted tf-idf + multinomial logistic regression, as arrays."""
+
+    labels: tuple[str, ...]
+    vocab: dict[str, int]  # token -> column
+    idf: np.ndarray  # (n_features,)
+    groups: np.ndarray  # (n_features,) feature group of each column
+    group_weights: np.ndarray  # (N_GROUPS,)
+    coef: np.ndarray  # (n_features, n_labels)
+    intercept: np.ndarray  # (n_labels,)
+    temperature: float = 1.0
+    key: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    # -- inference ----------------------------------------------------------------------------
+
+    def vectorize(self, prompt: str) -> tuple[np.ndarray, np.ndarray]:
+        """The prompt's non-zero columns and their values (tf-idf, group-normalised)."""
+        counts = Counter(feat.tokens(prompt))
+        n = len(counts)
+        cols = np.fromiter(map(self.vocab.get, counts, repeat(-1, n)), dtype=np.intp, count=n)
+        tf = np.fromiter(counts.values(), dtype=np.float64, count=n)
+        known = cols >= 0
+        cols, tf = cols[known], tf[known]
+        if len(cols) == 0:
+            return np.zeros(0, dtype=np.intp), np.zeros(0)
+        vals = (np.log(tf) + 1.0) * self.idf[cols]
+        groups = self.groups[cols]
+        sq = np.bincount(groups, weights=vals * vals, minlength=len(self.group_weights))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = np.where(sq > 0, self.group_weights / np.sqrt(sq), 0.0)
+        return cols, vals * scale[groups]
+
+    def raw_logits(self, prompt: str) -> np.ndarray:
+        cols, vals = self.vectorize(prompt)
+        if len(cols) == 0:
+            return self.intercept.copy()
+        return vals @ self.coef[cols] + self.intercept
+
+    def predict_proba(self, prompt: str, *, calibrated: bool = True) -> np.ndarray:
+        z = self.raw_logits(prompt)
+        if calibrated:
+            z = z / self.temperature
+        return _softmax(z)
+
+    def evidence(
+        self, cols: np.ndarray, vals: np.ndarray, label: int, k: int = 3,
+        rows: np.ndarray | None = None,
+    ) -> list[str]:
+        """Readable tokens that pushed most towards ``label`` (words, not character n-grams)."""
+        if len(cols) == 0 or self.coef.shape[1] < 2:
+            return []
+        if rows is None:
+            rows = self.coef[cols]
+        push = vals * (rows[:, label] - rows.mean(axis=1))
+        top = 4 * k + 8
+        if len(push) > top:
+            best = np.argpartition(-push, top)[:top]
+            order = best[np.argsort(-push[best])]
+        else:
+            order = np.argsort(-push)
+        inverse = self._inverse_vocab()
+        out: list[str] = []
+        for idx in order:
+            if push[idx] <= 0:
+                break
+            token = inverse[int(cols[idx])]
+            shown = _describe_token(token)
+            if shown and shown not in out:
+                out.append(shown)
+            if len(out) >= k:
+                break
+        return out
+
+    def _inverse_vocab(self) -> list[str]:
+        inv = self.__dict__.get("_inv")
+        if inv is None:
+            inv = [""] * len(self.vocab)
+            for token, j in self.vocab.items():
+                inv[j] = token
+            self.__dict__["_inv"] = inv
+        return inv
+
+    # -- persistence ----------------------------------------------------------------------------
+
+    def save(self, path: Path) -> None:
+        """Write atomically (temporary file in the same folder, then rename)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tokens = [""] * len(self.vocab)
+        for token, j in self.vocab.items():
+            tokens[j] = token
+        blob = "\x00".join(tokens).encode("utf-8", "surrogatepass")
+        meta = dict(self.meta, key=self.key, labels=list(self.labels),
+                    temperature=self.temperature, feature_version=feat.FEATURE_VERSION)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(
+                    fh,
+                    vocab=np.frombuffer(blob, dtype=np.uint8),
+                    idf=self.idf,
+                    groups=self.groups.astype(np.int64),
+                    group_weights=self.group_weights,
+                    coef=self.coef,
+                    intercept=self.intercept,
+                    meta=np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
+                )
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+
+    @classmethod
+    def load(cls, path: Path, key: str) -> LinearModel:
+        """Load a cached model; raises ValueError when it is corrupt or for another key."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(bytes(data["meta"]).decode("utf-8"))
+                if meta.get("key") != key or meta.get("feature_version") != feat.FEATURE_VERSION:
+                    raise ValueError("cached model is for other examples")
+                blob = bytes(data["vocab"]).decode("utf-8", "surrogatepass")
+                tokens = blob.split("\x00") if blob else []
+                idf = np.asarray(data["idf"], dtype=np.float64)
+                groups = np.asarray(data["groups"], dtype=np.intp)
+                group_weights = np.asarray(data["group_weights"], dtype=np.float64)
+                coef = np.ascontiguousarray(data["coef"], dtype=np.float64)
+                intercept = np.asarray(data["intercept"], dtype=np.float64)
+        except ValueError:
+            raise
+        except Exception as exc:  # zip, npy or json damage: all mean "retrain"
+            raise ValueError(f"cached model unreadable: {type(exc).__name__}") from None
+        labels = tuple(meta["labels"])
+        n, k = len(tokens), len(labels)
+        if (
+            idf.shape != (n,) or groups.shape != (n,) or coef.shape != (n, k)
+            or intercept.shape != (k,) or group_weights.shape != (feat.N_GROUPS,)
+            or len(set(tokens)) != n or not np.all(np.isfinite(coef))
+            or (n and (groups.min() < 0 or groups.max() >= feat.N_GROUPS))
+        ):
+            raise ValueError("cached model has inconsistent arrays")
+        temperature = float(meta["temperature"])
+        if not (temperature > 0 and np.isfinite(temperature)):
+            raise ValueError("cached model has a bad temperature")
+        meta = {k: v for k, v in meta.items()
+                if k not in ("key", "labels", "temperature", "feature_version")}
+        return cls(labels, dict(zip(tokens, range(n), strict=True)), idf, groups,
+                   group_weights, coef, intercept, temperature, key, meta)
+
+
+def _describe_token(token: str) -> str:
+    prefix, _, rest = token.partition(":")
+    if prefix in ("w", "f", "lf"):
+        return rest
+    if prefix in ("b", "f2", "lf2"):
+        return rest.replace("_", " ")
+    if prefix == "p":
+        return f"pasted “{rest}”"
+    if prefix == "pk":
+        return f"pasted {rest}"
+    if prefix == "pl":
+        return f"a “{rest}” block"
+    return ""
+
+
+# --------------------------------------------------------------------------------------------
+# Training (scikit-learn, imported only here)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Trained:
+    """A training run: the exported model and the scikit-learn objects it came from."""
+
+    model: LinearModel
+    vectorizer: Any  # TfidfVectorizer
+    estimator: Any  # LogisticRegression, or None for a single label
+    matrix: Any  # the training design matrix (scipy CSR)
+    y: np.ndarray
+
+
+def _identity(tokens: list[str]) -> list[str]:
+    return tokens
+
+
+def group_normalize(matrix: Any, groups: np.ndarray, weights: np.ndarray) -> Any:
+    """Scale each row's groups of columns to L2 norm ``weights[g]`` (CSR, returns a copy)."""
+    import scipy.sparse as sp
+
+    X = sp.csr_matrix(matrix, dtype=np.float64, copy=True)
+    rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+    g = groups[X.indices]
+    sq = np.zeros((X.shape[0], len(weights)))
+    np.add.at(sq, (rows, g), X.data * X.data)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(sq > 0, weights[None, :] / np.sqrt(sq), 0.0)
+    X.data *= scale[rows, g]
+    return X
+
+
+def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
+    """The temperature T minimising the log loss of softmax(logits / T) (golden section)."""
+
+    def nll(log_t: float) -> float:
+        z = logits / np.exp(log_t)
+        z = z - z.max(axis=1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        return float(-logp[np.arange(len(y)), y].mean())
+
+    lo, hi = np.log(0.05), np.log(20.0)
+    ratio = (np.sqrt(5) - 1) / 2
+    a, b = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
+    fa, fb = nll(a), nll(b)
+    for _ in range(60):
+        if fa < fb:
+            hi, b, fb = b, a, fa
+            a = hi - ratio * (hi - lo)
+            fa = nll(a)
+        else:
+            lo, a, fa = a, b, fb
+            b = lo + ratio * (hi - lo)
+            fb = nll(b)
+    return float(np.exp((lo + hi) / 2))
+
+
+def _stratified_folds(y: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
+    """Fold number of each example: classes dealt round-robin after a fixed shuffle."""
+    rng = np.random.default_rng(seed)
+    fold = np.empty(len(y), dtype=np.intp)
+    for label in np.unique(y):
+        idx = np.flatnonzero(y == label)
+        idx = idx[rng.permutation(len(idx))]
+        fold[idx] = np.arange(len(idx)) % k
+    return fold
+
+
+# Lead-ins for augmented examples: generic ways people introduce pasted material.
+_AUGMENT_LEADS = (
+    "Here is the text:",
+    "Context:",
+    "I found this:",
+    "For reference:",
+    "Background:",
+    "Read this first:",
+)
+
+
+def augment(
+    texts: Sequence[str],
+    y: np.ndarray,
+    share: float,
+    seed: int = 0,
+    splits: Sequence[feat.Split] | None = None,
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Copies of some short examples WITH pasted material borrowed from other examples.
+
+    The label of a prompt is set by what it asks, not by what it pastes; hand-written examples
+    tend to paste material mostly where the task is to pull something out of it, which teaches
+    a model that any passage means that task. These copies (same label, a passage before, after
+    or around the ask) break that shortcut. Returns (texts, labels, index of each copy's
+    source example). Deterministic for a given seed.
+    """
+    rng = np.random.default_rng(seed)
+    passages: list[str] = []
+    bare: list[int] = []
+    for i, text in enumerate(texts):
+        split = splits[i] if splits is not None else feat.split_prompt(feat.clean(text))
+        passages.extend(p.text.strip() for p in split.passages if 80 <= len(p.text) <= 1500)
+        if not split.passages and len(text) <= 400:
+            bare.append(i)
+    out_texts: list[str] = []
+    out_y: list[int] = []
+    sources: list[int] = []
+    if passages and share > 0:
+        for i in bare:
+            if rng.random() >= share:
+                continue
+            passage = passages[int(rng.integers(len(passages)))]
+            how = int(rng.integers(3))
+            if how == 0:
+                text = f'{texts[i]}\n\n"{passage}"'
+            elif how == 1:
+                lead = _AUGMENT_LEADS[int(rng.integers(len(_AUGMENT_LEADS)))]
+                text = f"{lead}\n\n{passage}\n\n{texts[i]}"
+            else:
+                text = f"{texts[i]}\n\n{passage}"
+            out_texts.append(text)
+            out_y.append(int(y[i]))
+            sources.append(i)
+    return out_texts, np.array(out_y, dtype=np.intp), np.array(sources, dtype=np.intp)
+
+
+def train(
+    examples: Mapping[str, Sequence[str]],
+    params: TrainParams = DEFAULT_PARAMS,
+    *,
+    key: str = "",
+    calibrate: bool = True,
+) -> Trained:
+    """Fit the model on ``{label: examples}`` and export it. Imports scikit-learn.
+
+    BLAS is held to one thread while training: on a small, busy machine OpenBLAS's threads
+    made the optimiser a hundred times slower.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _train(examples, params, key=key, calibrate=calibrate)
+
+
+def _train(
+    examples: Mapping[str, Sequence[str]], params: TrainParams, *, key: str, calibrate: bool
+) -> Trained:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    started = time.perf_counter()
+    parts: dict[str, float] = {}
+    mark = [started]
+
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        parts[name] = round(now - mark[0], 3)
+        mark[0] = now
+
+    labels = tuple(label for label, texts in examples.items() if texts)
+    if not labels:
+        raise ValueError("no task type has examples to learn from")
+    texts = [t for label in labels for t in examples[label]]
+    y = np.array([i for i, label in enumerate(labels) for _ in examples[label]], dtype=np.intp)
+    analyzed = [feat.analyze(t) for t in texts]
+    extra_texts, extra_y, source = augment(
+        texts, y, params.augment_share, params.seed, splits=[a[1] for a in analyzed]
+    )
+    all_y = np.concatenate([y, extra_y])
+    n_real = len(texts)
+    # Featurized once, for the final model and every fold alike.
+    token_lists = [a[0] for a in analyzed] + [feat.tokens(t) for t in extra_texts]
+    lap("featurize_s")
+    vectorizer = TfidfVectorizer(
+        analyzer=_identity, sublinear_tf=True, norm=None, min_df=params.min_df
+    )
+    try:
+        counts = vectorizer.fit_transform(token_lists)
+    except ValueError:  # min_df left no token (a tiny table): keep every token
+        vectorizer.set_params(min_df=1)
+        counts = vectorizer.fit_transform(token_lists)
+    vocab_tokens = vectorizer.get_feature_names_out()
+    groups = np.array([feat.group_of(t) for t in vocab_tokens], dtype=np.intp)
+    weights = np.asarray(params.group_weights, dtype=np.float64)
+    X = group_normalize(counts, groups, weights)
+    lap("vectorize_s")
+
+    def fit(rows: np.ndarray) -> Any:
+        lr = LogisticRegression(
+            C=params.C, solver="newton-cg", max_iter=params.max_iter, tol=params.tol
+        )
+        return lr.fit(X[rows], all_y[rows])
+
+    temperature, cv_info = 1.0, {}
+    if len(labels) == 1:
+        estimator = None
+        coef = np.zeros((len(vocab_tokens), 1))
+        intercept = np.zeros(1)
+    else:
+        estimator = fit(np.arange(len(all_y)))
+        coef = np.ascontiguousarray(estimator.coef_.T, dtype=np.float64)
+        intercept = np.asarray(estimator.intercept_, dtype=np.float64)
+        lap("fit_s")
+        folds = min(params.cv_folds, int(np.bincount(y).min()))
+        if calibrate and folds >= 2:
+            # Out-of-fold logits of the real examples; an augmented copy trains only in the
+            # folds its source example trains in, so no copy of a test example leaks in.
+            fold = _stratified_folds(y, folds, params.seed)
+            fold_all = np.concatenate([fold, fold[source]])
+            oof = np.zeros((n_real, len(labels)))
+            for k in range(folds):
+                model_k = fit(np.flatnonzero(fold_all != k))
+                test = np.flatnonzero(fold == k)
+                oof[test] = model_k.decision_function(X[test])
+            temperature = fit_temperature(oof, y)
+            pred = oof.argmax(axis=1)
+            cv_info = {
+                "cv_folds": folds,
+                "cv_accuracy": round(float((pred == y).mean()), 4),
+                "cv_macro_f1": round(_macro_f1(y, pred, len(labels)), 4),
+            }
+            lap("calibrate_s")
+    elapsed = time.perf_counter() - started
+    model = LinearModel(
+        labels=labels,
+        vocab={str(t): j for j, t in enumerate(vocab_tokens)},
+        idf=np.asarray(vectorizer.idf_, dtype=np.float64),
+        groups=groups,
+        group_weights=weights,
+        coef=coef,
+        intercept=intercept,
+        temperature=temperature,
+        key=key,
+        meta={
+            "n_examples": n_real,
+            "n_augmented": len(extra_texts),
+            "n_features": len(vocab_tokens),
+            "train_s": round(elapsed, 3),
+            **parts,
+            **cv_info,
+        },
+    )
+    return Trained(model, vectorizer, estimator, X, all_y)
+
+
+def _macro_f1(y: np.ndarray, pred: np.ndarray, n_labels: int) -> float:
+    scores = []
+    for c in range(n_labels):
+        tp = int(np.sum((pred == c) & (y == c)))
+        fp = int(np.sum((pred == c) & (y != c)))
+        fn = int(np.sum((pred != c) & (y == c)))
+        scores.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
+    return float(np.mean(scores))
+
+
+# --------------------------------------------------------------------------------------------
+# The on-disk model cache
+# --------------------------------------------------------------------------------------------
+
+CACHE_ENV = "ROUTEDECK_CACHE_DIR"
+_CACHE_KEEP = 6  # cached models kept; older ones are removed
+
+
+def cache_dir() -> Path:
+    override = os.environ.get(CACHE_ENV)
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("routedeck", appauthor=False))
+
+
+def cache_path(key: str, directory: Path | None = None) -> Path:
+    return (directory or cache_dir()) / f"classifier-{key[:32]}.npz"
+
+
+def _prune(directory: Path, keep: Path) -> None:
+    try:
+        files = sorted(directory.glob("classifier-*.npz"), key=lambda p: p.stat().st_mtime)
+        for old in files[:-_CACHE_KEEP]:
+            if old != keep:
+                old.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+def load_or_train(
+    table: RoutingTable,
+    *,
+    directory: Path | None = None,
+    use_cache: bool = True,
+    on_progress: ProgressFn | None = None,
+    params: TrainParams = DEFAULT_PARAMS,
+) -> LinearModel:
+    """The local model for ``table``: from the disk cache when it matches, else trained (and
+    then cached). A corrupt or mismatching cache file is ignored and overwritten."""
+    say = on_progress or (lambda _msg: None)
+    key = model_key(table, params)
+    path = cache_path(key, directory) if use_cache else None
+    if path is not None and path.exists():
+        try:
+            model = LinearModel.load(path, key)
+            say(f"classifier loaded from cache ({len(model.labels)} task types)")
+            return model
+        except ValueError as exc:
+            say(f"classifier cache ignored: {exc}")
+    examples = examples_by_label(table)
+    n = sum(len(v) for v in examples.values())
+    say(f"training the classifier on {n} examples of {len(examples)} task types…")
+    model = train(examples, params, key=key).model
+    say(f"classifier trained in {model.meta['train_s']:.2f} s")
+    if path is not None:
+        try:
+            model.save(path)
+            _prune(path.parent, path)
+        except OSError as exc:
+            say(f"classifier cache not written: {exc.strerror or exc}")
+    return model
+
+
+# --------------------------------------------------------------------------------------------
+# Classifiers
+# --------------------------------------------------------------------------------------------
+
+
+class LocalClassifier:
+    """Offline classifier over the routing table's examples; numpy only at inference."""
+
+    name = "local"
+
+    def __init__(self, model: LinearModel):
+        self.model = model
+
+    @classmethod
+    def from_table(
+        cls,
+        table: RoutingTable,
+        *,
+        directory: Path | None = None,
+        use_cache: bool = True,
+        on_progress: ProgressFn | None = None,
+        params: TrainParams = DEFAULT_PARAMS,
+    ) -> LocalClassifier:
+        return cls(load_or_train(table, directory=directory, use_cache=use_cache,
+                                 on_progress=on_progress, params=params))
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.model.labels
+
+    def classify(self, prompt: str) -> Classification:
+        _check_prompt(prompt)
+        started = time.perf_counter()
+        m = self.model
+        cols, vals = m.vectorize(prompt)
+        rows = m.coef[cols]
+        z = (vals @ rows + m.intercept) if len(cols) else m.intercept.copy()
+        probs = _softmax(z / m.temperature)
+        order = np.argsort(-probs, kind="stable")[:TOP_K]
+        best = int(order[0])
+        top = tuple((m.labels[int(i)], float(probs[int(i)])) for i in order)
+        evidence = m.evidence(cols, vals, best, rows=rows)
+        reason = "local classifier" + (": " + ", ".join(evidence) if evidence else "")
+        return Classification(
+            label=m.labels[best],
+            confidence=float(probs[best]),
+            top=top,
+            classifier=self.name,
+            reason=reason,
+            elapsed_ms=(time.perf_counter() - started) * 1000.0,
+        )
+
+
+# Friendly names for common rule patterns; any other rule is described by what it matched.
+_RULE_NAMES = {
+    "```": "fenced code block",
+    r"Traceback \(most recent call last\)": "Python traceback",
+}
+RULE_SCAN_CHARS = 20_000  # of a huge prompt, rules see the head and the last quarter of this
+
+
+class RuleClassifier:
+    """Per-task regular expressions from routes.toml, tried in table order before ``inner``."""
+
+    name = "rule"
+
+    def __init__(self, rules: Sequence[tuple[str, str]], inner: Classifier):
+        self.inner = inner
+        self.rules: list[tuple[str, str, re.Pattern[str]]] = []
+        for task, pattern in rules:
+            try:
+                self.rules.append((task, pattern, re.compile(pattern)))
+            except re.error as exc:
+                raise ValueError(
+                    f"tasks.{task}.rules: invalid regular expression {pattern!r}: {exc}"
+                ) from None
+
+    @classmethod
+    def from_table(cls, table: RoutingTable, inner: Classifier) -> RuleClassifier:
+        return cls([(n, r) for n, t in table.tasks.items() for r in t.rules], inner)
+
+    def match(self, prompt: str) -> tuple[str, str, str] | None:
+        """(task, pattern, matched text) of the first rule that matches, or None."""
+        if len(prompt) > RULE_SCAN_CHARS:
+            tail = RULE_SCAN_CHARS // 4
+            prompt = prompt[: RULE_SCAN_CHARS - tail] + "\n" + prompt[-tail:]
+        for task, pattern, rx in self.rules:
+            m = rx.search(prompt)
+            if m:
+                return task, pattern, m.group(0)
+        return None
+
+    def classify(self, prompt: str) -> Classification:
+        _check_prompt(prompt)
+        started = time.perf_counter()
+        hit = self.match(prompt)
+        if hit is None:
+            return self.inner.classify(prompt)
+        task, pattern, text = hit
+        what = _RULE_NAMES.get(pattern) or f"matched “{_printable(text) or pattern}”"
+        return Classification(
+            label=task,
+            confidence=1.0,
+            top=((task, 1.0),),
+            classifier=self.name,
+            reason=f"rule {task}: {what}",
+            elapsed_ms=(time.perf_counter() - started) * 1000.0,
+        )
+
+
+class CachingClassifier:
+    """An LRU cache of classifications in front of ``inner`` (thread-safe)."""
+
+    def __init__(self, inner: Classifier, maxsize: int = 512):
+        self.inner = inner
+        self.name = inner.name
+        self.maxsize = maxsize
+        self._cache: OrderedDict[Any, Classification] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def _key(prompt: str) -> Any:
+        if len(prompt) <= 4096:
+            return prompt
+        digest = hashlib.sha256(prompt.encode("utf-8", "surrogatepass")).digest()
+        return (len(prompt), digest)
+
+    def classify(self, prompt: str) -> Classification:
+        _check_prompt(prompt)
+        started = time.perf_counter()
+        key = self._key(prompt)
+        with self._lock:
+            found = self._cache.get(key)
+            if found is not None:
+                self._cache.move_to_end(key)
+                self.hits += 1
+        if found is not None:
+            return replace(found, cached=True,
+                           elapsed_ms=(time.perf_counter() - started) * 1000.0)
+        result = self.inner.classify(prompt)
+        with self._lock:
+            self.misses += 1
+            self._cache[key] = result
+            self._cache.move_to_end(key)
+            while len(self._cache) > self.maxsize:
+                self._cache.popitem(last=False)
+        return result
+
+    def classify_uncached(self, prompt: str) -> Classification:
+        """Classify without reading or filling the cache (for evaluations)."""
+        return self.inner.classify(prompt)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+
+# --------------------------------------------------------------------------------------------
+# The LLM classifier
+# --------------------------------------------------------------------------------------------
+
+LLM_PROMPT_CHARS = 6_000  # of a long prompt, the head and tail sent to the classifying model
+
+
+class LLMClassifier:
+    """Asks a cheap model for one label; fails open to ``fallback`` when the call fails.
+
+    Confidence comes from the first answer token's logprobs when the provider returns them
+    (renormalised over the label names); otherwise it is None ("no confidence").
+    """
+
+    name = "llm"
+
+    def __init__(
+        self,
+        client: Any,  # a tui.router.providers.base.ProviderClient, or None (always fails open)
+        model: str,  # "provider/model"
+        labels: Sequence[str],
+        fallback: Classifier,
+        *,
+        descriptions: Mapping[str, str] | None = None,
+        timeouts: Timeouts | None = None,
+        timeout_s: float = 20.0,
+        max_tokens: int | None = None,
+    ):
+        self.client = client
+        self.model = model
+        self.labels = tuple(labels)
+        self.fallback = fallback
+        self.descriptions = dict(descriptions or {})
+        self.timeouts = timeouts or Timeouts(max_retries=0)
+        self.timeout_s = timeout_s
+        self.max_tokens = max_tokens
+
+    def _request(self, prompt: str) -> Any:
+        from tui.router.providers.base import Message, Request
+        from tui.router.types import split_model_id
+
+        lines = [f"- {label}: {self.descriptions.get(label, '')}".rstrip(": ")
+                 for label in self.labels]
+        system = (
+            "You label the task type of a user's prompt for a model router. Label what the user"
+            " wants done, not the material they pasted. Task types:\n" + "\n".join(lines)
+            + "\nAnswer with exactly one word, the task type, in lower case: "
+            + ", ".join(self.labels) + "."
+        )
+        text = prompt
+        if len(text) > LLM_PROMPT_CHARS:
+            half = LLM_PROMPT_CHARS // 2
+            text = text[:half] + "\n[…]\n" + text[-half:]
+        return Request(
+            model=split_model_id(self.model)[1],
+            messages=(Message("system", system), Message("user", "Prompt:\n" + text)),
+            max_tokens=self.max_tokens,
+            logprobs=5,
+        )
+
+    async def _ask(self, prompt: str) -> tuple[str, tuple[tuple[str, float], ...] | None]:
+        """(answer text, first-token alternatives); raises RuntimeError on a failed call."""
+        text: list[str] = []
+        first_logprobs = None
+        async for event in self.client.stream(self._request(prompt), self.timeouts):
+            if isinstance(event, TextDelta):
+                if first_logprobs is None and event.text.strip():
+                    first_logprobs = getattr(event, "logprobs", None) or ()
+                text.append(event.text)
+            elif isinstance(event, StreamError):
+                raise RuntimeError(f"{event.kind}: {_printable(event.message, 80)}")
+        return "".join(text), (first_logprobs or None)
+
+    def _parse(self, answer: str) -> str | None:
+        words = re.findall(r"[a-z_-]+", answer.lower())
+        for w in words:
+            if w in self.labels:
+                return w
+        for w in words:  # a truncated label ("extract")
+            hits = [label for label in self.labels if label.startswith(w) and len(w) >= 3]
+            if len(hits) == 1:
+                return hits[0]
+        return None
+
+    def _distribution(self, alternatives: Sequence[tuple[str, float]]) -> dict[str, float]:
+        mass: dict[str, float] = {}
+        for token, logprob in alternatives:
+            t = token.strip().lower()
+            if not t:
+                continue
+            hits = [label for label in self.labels if label.startswith(t)]
+            if len(hits) == 1:
+                mass[hits[0]] = mass.get(hits[0], 0.0) + float(np.exp(logprob))
+        total = sum(mass.values())
+        return {k: v / total for k, v in mass.items()} if total > 0 else {}
+
+    def classify(self, prompt: str) -> Classification:
+        """Blocking; from a thread with a running event loop, use :meth:`aclassify`."""
+        _check_prompt(prompt)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.aclassify(prompt))
+        # Called from inside an event loop: run in a helper thread with its own loop.
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, self.aclassify(prompt)).result()
+
+    async def aclassify(self, prompt: str) -> Classification:
+        _check_prompt(prompt)
+        started = time.perf_counter()
+        if self.client is None:
+            return self._fail_open(prompt, "no provider client for " + self.model, started)
+        try:
+            answer, alternatives = await asyncio.wait_for(self._ask(prompt), self.timeout_s)
+        except TimeoutError:
+            return self._fail_open(prompt, f"no answer in {self.timeout_s:g} s", started)
+        except Exception as exc:  # the provider contract says no raise; be safe anyway
+            why = _printable(str(exc), 80) or type(exc).__name__
+            return self._fail_open(prompt, why, started)
+        label = self._parse(answer)
+        if label is None:
+            return self._fail_open(prompt, f"answered “{_printable(answer, 30)}”", started)
+        dist = self._distribution(alternatives or ())
+        confidence = dist.get(label) if dist else None
+        if dist:
+            ranked = sorted(dist.items(), key=lambda kv: -kv[1])
+            if label not in dict(ranked[:TOP_K]):  # the answer first, then the likeliest
+                ranked = [(label, dist.get(label, 0.0))] + [r for r in ranked if r[0] != label]
+            top = tuple(ranked[:TOP_K])
+            reason = f"llm {self.model}"
+        else:
+            top = ((label, 1.0),)
+            reason = f"llm {self.model} (no confidence)"
+        return Classification(
+            label=label,
+            confidence=confidence,
+            top=top,
+            classifier=self.name,
+            reason=reason,
+            elapsed_ms=(time.perf_counter() - started) * 1000.0,
+        )
+
+    def _fail_open(self, prompt: str, why: str, started: float) -> Classification:
+        result = self.fallback.classify(prompt)
+        return replace(
+            result,
+            classifier="fallback",
+            reason=f"llm failed ({why}); {result.reason}",
+            elapsed_ms=(time.perf_counter() - started) * 1000.0,
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Assembly, priority and the decision
+# --------------------------------------------------------------------------------------------
+
+
+def build_classifier(
+    table: RoutingTable,
+    *,
+    on_progress: ProgressFn | None = None,
+    llm_client: Any = None,
+    directory: Path | None = None,
+    use_cache: bool = True,
+    cache_size: int = 512,
+) -> Classifier:
+    """The classifier the routing table asks for: rules, then local (or LLM), behind an LRU.
+
+    The local model comes from the disk cache or is trained (this imports scikit-learn, about
+    2 s, and trains in under a second); ``on_progress`` hears what happens. With
+    ``classifier.kind = "llm"``, ``llm_client`` is the provider client of ``llm_model``; without
+    one the LLM classifier fails open to the local one and says so in each reason.
+    """
+    local = LocalClassifier.from_table(
+        table, directory=directory, use_cache=use_cache, on_progress=on_progress
+    )
+    inner: Classifier = local
+    settings = table.classifier
+    if settings.kind == "llm" and settings.llm_model:
+        inner = LLMClassifier(
+            llm_client,
+            settings.llm_model,
+            list(table.tasks),
+            local,
+            descriptions={n: t.description for n, t in table.tasks.items()},
+            timeouts=replace(table.timeouts, max_retries=0),
+        )
+    return CachingClassifier(RuleClassifier.from_table(table, inner), maxsize=cache_size)
+
+
+_CUE_CACHE: dict[tuple[str, ...], re.Pattern[str]] = {}
+CUE_SCAN_CHARS = 20_000
+
+
+def _cue_pattern(cues: Sequence[str]) -> re.Pattern[str] | None:
+    key = tuple(cues)
+    rx = _CUE_CACHE.get(key)
+    if rx is None and cues:
+        parts = [r"\s+".join(re.escape(w) for w in cue.split()) for cue in cues if cue.strip()]
+        if not parts:
+            return None
+        rx = re.compile(r"(?<!\w)(" + "|".join(parts) + r")(?!\w)", re.I)
+        if len(_CUE_CACHE) > 64:
+            _CUE_CACHE.clear()
+        _CUE_CACHE[key] = rx
+    return rx
+
+
+def infer_priority(
+    prompt: str, table: RoutingTable, given: str | None = None
+) -> tuple[str, str]:
+    """(priority, reason): ``given`` wins; else the first priority with a cue in the prompt
+    (whole words or phrases, any case); else the table's default priority."""
+    if given is not None:
+        if given not in table.priorities:
+            known = ", ".join(table.priorities)
+            raise ValueError(f"unknown priority {given!r}; known: {known}")
+        return given, "given"
+    text = prompt
+    if len(text) > CUE_SCAN_CHARS:
+        text = text[: CUE_SCAN_CHARS - 5_000] + "\n" + text[-5_000:]
+    for name, priority in table.priorities.items():
+        rx = _cue_pattern(priority.cues)
+        if rx is None:
+            continue
+        m = rx.search(text)
+        if m:
+            found = m.group(1).lower()
+            cue = next((c for c in priority.cues if " ".join(c.lower().split()) ==
+                        " ".join(found.split())), found)
+            return name, f"cue: {cue}"
+    return table.default_priority, "default"
+
+
+def decide(
+    prompt: str,
+    table: RoutingTable,
+    classifier: Classifier,
+    priority: str | None = None,
+) -> Decision:
+    """Classify, infer the priority, and pick the cell (or the uncertain route)."""
+    _check_prompt(prompt)
+    c = classifier.classify(prompt)
+    prio, prio_reason = infer_priority(prompt, table, priority)
+    settings = table.classifier
+    threshold = settings.threshold
+
+    if c.confidence is None:
+        certain = c.classifier == "llm"
+        why = "llm gave no confidence, taken as certain" if certain else "no confidence"
+    else:
+        certain = c.confidence >= threshold
+        sign = "≥" if certain else "<"
+        why = f"{'confidence' if certain else 'low confidence'} {c.confidence:.2f} {sign} " \
+              f"{threshold:.2f}"
+    if certain and (c.label, prio) not in table.routes:
+        certain, why = False, f"no cell for {c.label} / {prio}"
+
+    if certain:
+        task, cell = c.label, table.cell(c.label, prio)
+        reason = f"{c.label} ({c.reason}; {why}) → {task} / {prio} ({prio_reason})"
+    else:
+        route = settings.uncertain_route
+        if route != "baseline" and (route, prio) in table.routes:
+            task, cell = route, table.cell(route, prio)
+            reason = f"{why} → {route} / {prio} ({prio_reason})"
+        else:
+            task = c.label
+            cell = Cell(primary=table.baseline.model, fallback=table.baseline.fallback)
+            reason = f"{why} → baseline"
+    return Decision(
+        prompt=prompt,
+        classification=c,
+        task=task,
+        priority=prio,
+        priority_reason=prio_reason,
+        cell=cell,
+        uncertain=not certain,
+        reason=reason,
+    )

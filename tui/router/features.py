@@ -1,0 +1,715 @@
+"""The local classifier's featurizer: a prompt becomes a bag of prefixed tokens.
+
+Pure Python (``re`` only), shared by training (as scikit-learn's analyzer) and by inference, so
+the two can never disagree. The design follows one observation: a prompt's task is set by its
+INSTRUCTION, not by the material pasted into it. A prompt that pastes an article and asks for a
+poem is creative, not extraction. So the prompt is first split into
+
+* instruction text: what the user asks, featurized richly (words, word pairs, first words,
+  character n-grams for typos and word forms), and
+* pasted material: fenced blocks, quoted lines, XML-ish tagged blocks, text after "Text:",
+  "Email:" ... labels or after a line ending with a colon, the long middle of a long prompt.
+  Material gets its own prefixed word tokens (weighted down by the model) and shape tokens
+  saying what kind of material it is (code, log, table, data, list, prose),
+
+plus shape tokens for the whole prompt (length, question or imperative first, digit and operator
+density, code-like identifiers). Every feature is a token, so inference is one sparse dot product.
+
+Token prefixes name the feature group (see :func:`group_of`); the model normalises each group
+separately so that a long pasted passage cannot drown the instruction.
+
+Work is bounded: at most ``HEAD_CHARS`` + ``TAIL_CHARS`` characters of a prompt are looked at,
+whatever its size, so a 1 MB prompt costs about what a 12 kB one does.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+# Bump when tokens change: the on-disk model cache is keyed by it.
+FEATURE_VERSION = 10
+
+HEAD_CHARS = 5_000  # of a huge prompt, the head and the tail are featurized ...
+TAIL_CHARS = 2_000  # ... (instructions sit at the start or the end)
+INSTRUCTION_MAX_CHARS = 2_000  # instruction text featurized at most
+CHAR_NGRAM_MAX_CHARS = 600  # instruction text that gets character n-grams
+CHAR_N = 4  # character n-gram size
+PASSAGE_MAX_CHARS = 2_500  # material text featurized at most, over all passages
+KIND_SAMPLE_CHARS = 2_000  # material looked at to tell its kind
+
+# Feature groups, each normalised on its own by the model.
+GROUP_WORDS = 0  # instruction words, word pairs, first words
+GROUP_CHARS = 1  # instruction character n-grams
+GROUP_PASSAGE = 2  # words of pasted material
+GROUP_SHAPE = 3  # shape of the prompt, kind of material, labels of material
+N_GROUPS = 4
+
+_GROUP_BY_PREFIX = {
+    "w": GROUP_WORDS,
+    "b": GROUP_WORDS,
+    "f": GROUP_WORDS,
+    "f2": GROUP_WORDS,
+    "lf": GROUP_WORDS,
+    "lf2": GROUP_WORDS,
+    "c": GROUP_CHARS,
+    "p": GROUP_PASSAGE,
+}
+
+
+def group_of(token: str) -> int:
+    """The feature group of a token, from its prefix (``"w:poem"`` -> instruction words)."""
+    prefix, _, _ = token.partition(":")
+    return _GROUP_BY_PREFIX.get(prefix, GROUP_SHAPE)
+
+
+# --------------------------------------------------------------------------------------------
+# Cleaning
+# --------------------------------------------------------------------------------------------
+
+# C0 and C1 control characters except tab and newline become spaces; so do NUL bytes of junk.
+_CONTROL = {c: " " for c in (*range(0, 9), 11, 12, *range(14, 32), 127, *range(0x80, 0xA0))}
+_CONTROL[13] = "\n"
+
+
+def bounded_view(prompt: str) -> str:
+    """The part of a prompt that is looked at: all of it, or its head and tail when huge."""
+    if len(prompt) > HEAD_CHARS + TAIL_CHARS:
+        return prompt[:HEAD_CHARS] + "\n\n" + prompt[-TAIL_CHARS:]
+    return prompt
+
+
+_CONTROL_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def clean(prompt: str) -> str:
+    """Bounded, control characters removed, line endings unified."""
+    text = bounded_view(prompt)
+    if _CONTROL_RE.search(text):
+        text = text.replace("\r\n", "\n").translate(_CONTROL)
+    return text
+
+
+# --------------------------------------------------------------------------------------------
+# Splitting a prompt into instruction and material
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Passage:
+    text: str
+    how: str  # fence, tag, quote, label, colon, inline, quoted, structured, para, middle
+    kind: str = ""  # code, log, table, data, markup, list, kv, prose (set by split_prompt)
+    label: str = ""  # the label that introduced it ("email", "python", ...), lower case
+
+
+@dataclass
+class Split:
+    instruction: list[str] = field(default_factory=list)  # instruction pieces, in order
+    passages: list[Passage] = field(default_factory=list)
+
+
+_FENCE = re.compile(r"(```+|~~~+)[ \t]*([^\n`]*)\n?(.*?)(?:\1|\Z)", re.S)
+_TRIPLE_QUOTE = re.compile(r"(\"\"\"|''')(.*?)\1", re.S)
+_TAG_BLOCK = re.compile(r"<([A-Za-z][\w-]{0,30})(?:\s[^<>\n]{0,80})?>(.*?)</\1\s*>", re.S)
+
+# Labels that introduce pasted material ("Email: ...") and labels that introduce the ask.
+MATERIAL_LABELS = frozenset(
+    """text texts article articles context email emails e-mail passage review reviews input
+    inputs data dataset notes transcript document documents doc paragraph paragraphs story
+    essay code snippet log logs output error errors traceback stacktrace message messages content
+    abstract report excerpt source sentence sentences comment comments feedback post posts tweet
+    tweets letter description bio biography resume cv invoice receipt table csv json xml html yaml
+    script lyrics poem statement quote chat conversation dialogue dialog minutes memo announcement
+    body reference background contract agreement policy listing product results result
+    response answer draft original example examples sample record records entry entries
+    items headline headlines title thread issue ticket sql function class file
+    config configuration payload stack page""".split()
+)
+INSTRUCTION_LABELS = frozenset(
+    """question questions q task tasks instruction instructions ask prompt goal objective
+    format requirements requirement constraints constraint rules you user me""".split()
+)
+# Words in a short lead-in that point at material ("Extract the dates from this: ...").
+_POINTERS = MATERIAL_LABELS | frozenset(
+    "this these that following below above here here's heres attached pasted given".split()
+)
+
+_LEAD_IN = re.compile(
+    r"\b(this|these|following|below|here'?s|here is|here are|attached|pasted)\b", re.I
+)
+_LABEL_LINE = re.compile(r"^[ \t]*[*#_]*([A-Za-z][A-Za-z \-]{0,30}?)[*_]*[ \t]*:[ \t]*(.*)$")
+_QUOTE_LINE = re.compile(r"^[ \t]*>")
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=\S)")
+_OPEN_QUOTES = "\"“«„'‘"
+_QUOTE_CHARS = re.compile(r'["“«„<`~]')
+_CLOSE_QUOTES = "\"”»“'’"
+# A quoted span: the opening quote after a space or the start, the closing one before a space,
+# punctuation or the end, so that two short quotes never pair up across the text between them.
+_QUOTED_SPAN = re.compile(
+    r"(?:(?<=[\s:(\[])|^)[\"“«]([^\s\"“”«»][^\"“”«»]{22,}?[^\s\"“”«»])[\"”»]"
+    r"(?=[\s.,;:!?)\]]|$)"
+)
+_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?")
+
+_INSTRUCTIVE = re.compile(
+    r"\?|\b(you|your|please|pls|plz|can|could|would|i|i'm|i’m|me|my|help|need|want|"
+    r"write|make|give|tell|explain|create|generate|list|extract|summari[sz]e|translate|"
+    r"rewrite|fix|convert|find|identify|classify|answer|describe|compose|draft|suggest|"
+    r"turn|above|below|following)\b",
+    re.I,
+)
+
+
+def _instructiveness(text: str) -> float:
+    """Instruction cues per word (questions, second person, request verbs)."""
+    words = max(1, text.count(" ") + 1)
+    return len(_INSTRUCTIVE.findall(text[:1500])) / min(words, 300)
+
+
+def _first_word(text: str) -> str:
+    m = _WORD.search(text[:200])
+    return m.group(0).lower() if m else ""
+
+
+def _asks(text: str) -> bool:
+    """Whether a short piece of text reads as a request or a question."""
+    if "?" in text[-600:]:
+        return True
+    first = _first_word(text)
+    if first in IMPERATIVE_VERBS or first in ("please", "pls", "plz", "can", "could", "now"):
+        return True
+    return _instructiveness(text) >= 0.1
+
+
+def _quote_unit(para: str) -> bool:
+    s = para.strip()
+    return len(s) > 2 and s[0] in _OPEN_QUOTES[:4] and s.rstrip(".,;!?)")[-1:] in _CLOSE_QUOTES
+
+
+def _structured(para: str) -> str:
+    """The kind of a paragraph that is plainly not prose (code, data, log, table), else ""."""
+    if para.count("\n") < 1 and len(para) < 60:
+        return ""
+    kind = passage_kind(para)
+    return kind if kind in ("code", "data", "log", "table", "markup") else ""
+
+
+def _prose_ask(line: str) -> bool:
+    """A line of plain words that asks something (not a line of code or data)."""
+    s = line.strip()
+    return (
+        len(s) >= 8
+        and " " in s
+        and not _CODE_LINE.search(s)
+        and not _LOG_LINE.match(s)
+        and len(_SYMBOLISH.findall(s)) <= 1
+        and _asks(s)
+    )
+
+
+def _split_paragraphs(text: str) -> list[str]:
+    return [p for p in re.split(r"\n[ \t]*\n", text) if p.strip()]
+
+
+def _label_of(line: str) -> tuple[str, str, str] | None:
+    """(label, last word of label, rest of line) of a "Label: ..." line."""
+    if len(line) >= 4000:
+        return None
+    m = _LABEL_LINE.match(line)
+    if not m:
+        return None
+    label = m.group(1).strip().lower()
+    return label, label.rsplit(" ", 1)[-1], m.group(2)
+
+
+def split_prompt(prompt: str) -> Split:
+    """Split a (cleaned) prompt into instruction pieces and pasted passages."""
+    out = Split()
+    text = prompt
+    if len(text) < 900 and "\n" not in text and ":" not in text and not _QUOTE_CHARS.search(text):
+        # The common case, a short one-line ask: nothing to split.
+        if text.strip():
+            out.instruction.append(text)
+        return out
+
+    # 1. Delimited material: fences, triple quotes, <tag>...</tag> blocks.
+    def fence(m: re.Match[str]) -> str:
+        body = m.group(3)
+        if body.strip():
+            out.passages.append(Passage(body, "fence", label=m.group(2).strip().lower()[:20]))
+        return "\n\n"
+
+    if "```" in text or "~~~" in text:
+        text = _FENCE.sub(fence, text)
+
+    def triple(m: re.Match[str]) -> str:
+        if m.group(2).strip():
+            out.passages.append(Passage(m.group(2), "fence"))
+        return "\n\n"
+
+    if '"""' in text or "'''" in text:
+        text = _TRIPLE_QUOTE.sub(triple, text)
+
+    def tag(m: re.Match[str]) -> str:
+        body = m.group(2)
+        if len(body) < 30:
+            return m.group(0)
+        out.passages.append(Passage(body, "tag", label=m.group(1).lower()))
+        return "\n\n"
+
+    if "</" in text:
+        text = _TAG_BLOCK.sub(tag, text)
+
+    # 2. Paragraphs; a quotation running over several paragraphs is one unit.
+    paragraphs = _split_paragraphs(text)
+    units: list[tuple[str, bool]] = []  # (text, is a quotation)
+    i = 0
+    while i < len(paragraphs):
+        para = paragraphs[i]
+        s = para.lstrip()
+        if s[:1] in _OPEN_QUOTES[:4] and not _quote_unit(para):
+            for j in range(i + 1, min(i + 30, len(paragraphs))):
+                if _quote_unit(s[:1] + paragraphs[j].strip()):
+                    units.append(("\n\n".join(paragraphs[i : j + 1]), True))
+                    i = j + 1
+                    break
+            else:
+                units.append((para, False))
+                i += 1
+            continue
+        units.append((para, _quote_unit(para)))
+        i += 1
+
+    # 3. Each unit, line by line: quotations, structured blocks, "Label:" lines, lead-ins
+    #    ending with a colon; material once opened continues until an ask.
+    pieces: list[tuple[str, str, str, str]] = []  # (role "i"/"m", text, how, label)
+    pending = False  # a lead-in or a material label opened material
+    n = len(units)
+    for index, (para, quoted) in enumerate(units):
+        is_last = index == n - 1 and n > 1
+        if quoted:
+            pieces.append(("m", para.strip()[1:-1], "quote", ""))
+            continue
+        lines = para.split("\n")
+        if pending:
+            first = _label_of(lines[0])
+            asks_label = first is not None and first[1] in INSTRUCTION_LABELS
+            if asks_label or (is_last and len(para) <= 600 and _asks(para)):
+                pending = False
+            elif len(para) <= 300 and _asks(para) and not _structured(para):
+                pending = False
+            else:
+                pieces.append(("m", para, "colon", ""))
+                continue
+        if "\n" in para.strip() and _structured(para):
+            # Code, data, a log or a table; prose lines that ask, before or after it, do not
+            # belong to it ("why does this fail" on the line above a traceback).
+            head = 0
+            while head < len(lines) - 1 and _prose_ask(lines[head]):
+                head += 1
+            tail = len(lines)
+            while tail - 1 > head and _prose_ask(lines[tail - 1]):
+                tail -= 1
+            if head:
+                pieces.append(("i", "\n".join(lines[:head]), "", ""))
+            pieces.append(("m", "\n".join(lines[head:tail]), "structured", ""))
+            if tail < len(lines):
+                pieces.append(("i", "\n".join(lines[tail:]), "", ""))
+            continue
+        instr: list[str] = []
+        k = 0
+        while k < len(lines):
+            line = lines[k]
+            if _QUOTE_LINE.match(line):
+                j = k
+                block = []
+                while j < len(lines) and _QUOTE_LINE.match(lines[j]):
+                    block.append(lines[j].lstrip(" \t>"))
+                    j += 1
+                pieces.append(("i", "\n".join(instr), "", ""))
+                instr = []
+                pieces.append(("m", "\n".join(block), "quote", ""))
+                k = j
+                continue
+            lab = _label_of(line)
+            if lab is not None:
+                label, last_word, rest = lab
+                if last_word in INSTRUCTION_LABELS:
+                    instr.append(rest)
+                    k += 1
+                    continue
+                run = 1
+                while k + run < len(lines) and _label_of(lines[k + run]) is not None:
+                    run += 1
+                if run >= 3 and last_word not in MATERIAL_LABELS:
+                    # Key: value lines are data.
+                    pieces.append(("i", "\n".join(instr), "", ""))
+                    instr = []
+                    pieces.append(("m", "\n".join(lines[k : k + run]), "kv", ""))
+                    k += run
+                    continue
+                if last_word in MATERIAL_LABELS:
+                    # "Email: ...": the rest of the paragraph, and what follows, is material.
+                    if " " in label:  # "Summarize this text:" is instruction too
+                        instr.append(label + ":")
+                    body = "\n".join([rest, *lines[k + 1 :]])
+                    pieces.append(("i", "\n".join(instr), "", ""))
+                    instr = []
+                    if body.strip():
+                        pieces.append(("m", body, "label", last_word))
+                    pending = not is_last
+                    k = len(lines)
+                    break
+            stripped = line.rstrip()
+            if stripped.endswith(":") and len(stripped) < 300:
+                # "Summarize the following:" then material on the next lines / paragraphs.
+                instr.append(stripped)
+                body = "\n".join(lines[k + 1 :])
+                pieces.append(("i", "\n".join(instr), "", ""))
+                instr = []
+                if body.strip():
+                    pieces.append(("m", body, "colon", ""))
+                pending = not is_last
+                k = len(lines)
+                break
+            # "Extract the dates from this: <long text>" on one line.
+            head, sep, tail = line.partition(": ")
+            if sep and len(head) <= 120 and len(tail) >= 60:
+                if set(_words(head)[-5:]) & _POINTERS:
+                    instr.append(head + ":")
+                    pieces.append(("i", "\n".join(instr), "", ""))
+                    instr = []
+                    pieces.append(("m", tail, "inline", ""))
+                    k += 1
+                    continue
+            instr.append(line)
+            k += 1
+        if instr:
+            pieces.append(("i", "\n".join(instr), "", ""))
+            # "Turn this resume into JSON." then the resume, in the next paragraphs.
+            if not is_last and _LEAD_IN.search(instr[-1][-300:]):
+                pending = True
+    pieces = [p for p in pieces if p[1].strip()]
+
+    # An imperative closing a line of material ("Notes: ... Write a poem about her.") is the ask.
+    for k, (role, t, how, label) in enumerate(pieces):
+        if role == "m" and how in ("inline", "label") and len(t) < 3000:
+            sentences = _SENTENCE_END.split(t.strip())
+            if len(sentences) >= 2 and len(sentences[-1]) < 300:
+                if _first_word(sentences[-1]) in IMPERATIVE_VERBS:
+                    pieces[k] = (role, " ".join(sentences[:-1]), how, label)
+                    pieces.insert(k + 1, ("i", sentences[-1], "", ""))
+
+    # 4. Long, unstructured text: middle paragraphs that ask nothing are material; so is a long
+    #    first paragraph that asks nothing when a short ask closes the prompt. A single long
+    #    paragraph keeps its first and last sentences as the instruction.
+    instr_idx = [k for k, p in enumerate(pieces) if p[0] == "i"]
+    total = sum(len(pieces[k][1]) for k in instr_idx)
+    if total > 600 and len(instr_idx) >= 2:
+        first, last = instr_idx[0], instr_idx[-1]
+        for k in instr_idx:
+            t = pieces[k][1]
+            if len(t) < 250:
+                continue
+            if k not in (first, last) and _instructiveness(t) < 0.08:
+                pieces[k] = ("m", t, "para", "")
+            elif k == first and len(t) > 500 and not _asks(t[:300] + t[-300:]) and len(
+                pieces[last][1]
+            ) < 500:
+                pieces[k] = ("m", t, "para", "")
+    elif len(instr_idx) == 1 and total > 900:
+        k = instr_idx[0]
+        sentences = _SENTENCE_END.split(pieces[k][1])
+        if len(sentences) >= 4 and len(sentences[0]) < 400 and len(sentences[-1]) < 400:
+            pieces[k : k + 1] = [
+                ("i", sentences[0], "", ""),
+                ("m", " ".join(sentences[1:-1]), "middle", ""),
+                ("i", sentences[-1], "", ""),
+            ]
+
+    for role, t, how, label in pieces:
+        if role == "i":
+            out.instruction.append(t)
+        else:
+            out.passages.append(Passage(t, how, label=label))
+
+    # 5. Quoted spans inside the instruction ('Translate "..." to French').
+    if any(q in t for t in out.instruction for q in "\"“«"):
+        kept = []
+        for t in out.instruction:
+
+            def quoted_span(m: re.Match[str]) -> str:
+                body = m.group(1)
+                if len(body.split()) >= 5:
+                    out.passages.append(Passage(body, "quoted"))
+                    return " qqq "
+                return m.group(0)
+
+            kept.append(_QUOTED_SPAN.sub(quoted_span, t))
+        out.instruction = [t for t in kept if t.strip()]
+
+    for p in out.passages:
+        p.kind = passage_kind(p.text, p.label, p.how)
+    return out
+
+# --------------------------------------------------------------------------------------------
+# What kind of material a passage is
+# --------------------------------------------------------------------------------------------
+
+CODE_TAGS = frozenset(
+    """python py js javascript ts typescript java c cpp c++ csharp cs go golang rust rs ruby rb
+    php swift kotlin scala sql bash sh shell zsh powershell ps1 console terminal html css scss
+    jsx tsx vue r matlab perl lua haskell dart dockerfile makefile cmake yaml yml toml ini json
+    xml graphql hcl terraform nginx diff patch asm vba excel regex code""".split()
+)
+_LOG_LINE = re.compile(
+    r"^\s*(\[?\d{4}-\d\d-\d\d|\[?\d\d:\d\d:\d\d|\[?(error|warn|warning|info|debug|trace|fatal|"
+    r"critical|severe|exception)\b|at [\w$.<>]+\(|file \"|traceback|caused by|\w+(error|exception):)",
+    re.I,
+)
+_CODE_LINE = re.compile(
+    r"^\s*(def|class|import|from|return|elif|else|try|except|catch|function|const|let|var|"
+    r"public|private|static|void|int|#include|using|package|func|fn|struct|SELECT|INSERT|UPDATE|"
+    r"CREATE|DELETE|ALTER|DROP|WITH|\$|>>>|sudo|npm|pip|git|cd|docker|kubectl)\b|"
+    r"^\s*(if|for|while)\b.*[:{)]\s*$|[;{}]\s*$|^\s{2,}\S|=>|->|::|==|!=|\+=|&&|\|\||"
+    r"\w\([^()\n]{0,80}\)"
+)
+_LIST_LINE = re.compile(r"^\s*([-*•]|\d{1,3}[.)])\s+")
+_KV_LINE = re.compile(r"^\s*[\w \-]{1,30}:\s*\S")
+
+
+_CODE_SYMBOLS = re.compile(r"[{}();=<>\[\]_$\\|]")
+
+
+@lru_cache(maxsize=512)
+def passage_kind(text: str, label: str = "", how: str = "") -> str:
+    """code, log, table, data, markup, list, kv or prose (from the first 2,000 characters)."""
+    sample = text[:KIND_SAMPLE_CHARS]
+    stripped = sample.strip()
+    lines = [ln for ln in sample.split("\n") if ln.strip()][:60]
+    n = max(1, len(lines))
+    if stripped[:1] in "{[" and stripped[-1:] in "}]" and stripped.count('"') >= 2:
+        return "data"
+    if stripped.startswith("<") and stripped.endswith(">") and stripped.count("<") >= 3:
+        return "markup"
+    logs = sum(1 for ln in lines if _LOG_LINE.match(ln))
+    if logs >= 2 and logs >= 0.3 * n:
+        return "log"
+    if label in CODE_TAGS and label != "code" or (how == "fence" and label in CODE_TAGS):
+        return "code"
+    pipes = sum(1 for ln in lines if ln.count("|") >= 2 or "\t" in ln)
+    if n >= 2 and pipes >= 0.6 * n:
+        return "table"
+    if n >= 3:
+        commas = [ln.count(",") for ln in lines[:10]]
+        if min(commas) >= 2 and max(commas) == min(commas):
+            return "table"
+    symbols = len(_CODE_SYMBOLS.findall(sample))
+    if symbols > 0.06 * max(len(sample), 1):
+        return "code"
+    if symbols >= 0.01 * len(sample) or how == "fence":  # code has brackets, = and ;
+        code_lines = sum(1 for ln in lines if _CODE_LINE.search(ln))
+        if n >= 2 and code_lines >= (0.3 if how == "fence" else 0.5) * n:
+            return "code"
+    if n >= 2 and sum(1 for ln in lines if _LIST_LINE.match(ln)) >= 0.6 * n:
+        return "list"
+    if n >= 3 and sum(1 for ln in lines if _KV_LINE.match(ln)) >= 0.6 * n:
+        return "kv"
+    return "prose"
+
+
+# --------------------------------------------------------------------------------------------
+# Tokens
+# --------------------------------------------------------------------------------------------
+
+QUESTION_WORDS = frozenset(
+    "what who whom whose when where why how which is are was were do does did can could "
+    "should would will shall may might has have had whats what's whos who's hows".split()
+)
+IMPERATIVE_VERBS = frozenset(
+    """write make create generate give list extract summarize summarise explain tell translate fix
+    convert find identify classify describe compose draft suggest rewrite rephrase paraphrase
+    calculate compute solve prove simplify evaluate show implement build design plan recommend
+    help pull parse tag label categorize categorise outline brainstorm come compare define name
+    invent imagine pretend act play produce proofread edit correct improve check review debug
+    refactor optimize optimise tl""".split()
+)
+_SNAKE = re.compile(r"[a-z0-9]_[a-z0-9]")
+_CAMEL = re.compile(r"[a-z][A-Z][a-z]")
+_CALL = re.compile(r"[A-Za-z_]\w*\([^()\n]{0,40}\)")
+_DOTTED = re.compile(r"\b[A-Za-z_]\w*\.[A-Za-z_]\w*\b")
+_FILE_EXT = re.compile(
+    r"\.(py|js|ts|tsx|jsx|java|cpp|hpp|c|h|cs|go|rs|rb|php|swift|kt|sql|sh|yml|yaml|json|toml|"
+    r"html|css|ipynb|csv|xlsx|exe|dll|so|jar|lock|env|cfg|ini|md)\b"
+)
+_ARITH = re.compile(r"\d\s*[-+*/×÷^=<>]\s*[-(]?\d|\d\s*%|[a-z]\s*\^\s*\d|\bx\s*=|=\s*\d|√|∫|∑|π")
+_MONEY = re.compile(r"[$€£¥]\s?\d|\d\s?(usd|eur|dollars?|euros?|cents?)\b", re.I)
+_URL = re.compile(r"https?://|www\.")
+_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.]+\b")
+_DIGIT = re.compile(r"\d")
+_SYMBOLISH = re.compile(r"[{}\[\]<>;=|\\`#$@~^*]")
+
+
+def _bucket(value: float, edges: Iterable[float]) -> int:
+    k = 0
+    for edge in edges:
+        if value < edge:
+            return k
+        k += 1
+    return k
+
+
+def _words(text: str) -> list[str]:
+    """Lower-case words; a number stands alone as "#<digits, at most 4>"."""
+    text = text.lower()
+    if "’" in text:
+        text = text.replace("’", "'")
+    words = _WORD.findall(text)
+    if _DIGIT.search(text):
+        words = [("#" + str(min(len(w), 4))) if w.isdigit() else w for w in words]
+    return words
+
+
+_GRAMS: dict[str, tuple[str, ...]] = {}
+_GRAMS_MAX = 50_000
+
+
+def _grams_of(word: str) -> tuple[str, ...]:
+    grams = _GRAMS.get(word)
+    if grams is None:
+        padded = f" {word} "
+        if word[0] == "#" or len(word) > 30:  # numbers and run-on junk get none
+            grams = ()
+        else:
+            grams = tuple("c:" + padded[i : i + CHAR_N] for i in range(len(padded) - CHAR_N + 1))
+        if len(_GRAMS) >= _GRAMS_MAX:
+            _GRAMS.clear()
+        _GRAMS[word] = grams
+    return grams
+
+
+def _char_ngrams(words: list[str], out: list[str]) -> None:
+    """Character 4-grams of each word, padded with spaces (word forms and typos)."""
+    get = _GRAMS.get
+    for w in words:
+        grams = get(w)
+        if grams is None:
+            grams = _grams_of(w)
+        out.extend(grams)
+
+
+def _cap(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    head = limit * 2 // 3
+    return text[:head] + "\n" + text[-(limit - head) :]
+
+
+def tokens(prompt: str) -> list[str]:
+    """The tokens of a prompt (with repeats): the analyzer of training and inference alike."""
+    return analyze(prompt)[0]
+
+
+def analyze(prompt: str) -> tuple[list[str], Split]:
+    """The tokens of a prompt and how it was split into instruction and material."""
+    size = len(prompt)
+    text = clean(prompt)
+    split = split_prompt(text)
+    out: list[str] = []
+
+    # Instruction words.
+    instruction = _cap("\n".join(split.instruction), INSTRUCTION_MAX_CHARS)
+    words = _words(instruction)
+    out.extend(map("w:".__add__, words))
+    out.extend(map("b:{}_{}".format, words, words[1:]))
+    if words:
+        out.append("f:" + words[0])
+        if len(words) > 1:
+            out.append("f2:" + words[0] + "_" + words[1])
+        sentences = _SENTENCE_END.split(split.instruction[-1].strip())
+        last = _words(sentences[-1][:300])
+        if last and (len(split.instruction) > 1 or len(sentences) > 1):
+            out.append("lf:" + last[0])
+            if len(last) > 1:
+                out.append("lf2:" + last[0] + "_" + last[1])
+    if len(instruction) <= CHAR_NGRAM_MAX_CHARS:
+        _char_ngrams(words, out)
+    else:
+        _char_ngrams(_words(instruction[:CHAR_NGRAM_MAX_CHARS]), out)
+
+    # Pasted material.
+    budget = PASSAGE_MAX_CHARS
+    kinds: set[str] = set()
+    passage_chars = 0
+    for p in split.passages:
+        passage_chars += len(p.text)
+        kinds.add(p.kind)
+        out.append("pk:" + p.kind)
+        out.append("ph:" + p.how)
+        if p.label:
+            out.append("pl:" + p.label.replace(" ", "_"))
+        if budget > 0:
+            chunk = p.text[:budget]
+            budget -= len(chunk)
+            out.extend(map("p:".__add__, _words(chunk)))
+
+    # Shape of the whole prompt.
+    out.append(f"s:len{_bucket(size, (25, 60, 150, 400, 1000, 3000, 10000))}")
+    out.append(f"s:iw{_bucket(len(words), (1, 3, 6, 12, 25, 50, 100))}")
+    if split.passages:
+        out.append("s:passage")
+        out.append(f"s:np{min(len(split.passages), 3)}")
+        out.append(f"s:pshare{_bucket(passage_chars / max(len(text), 1), (0.3, 0.6, 0.85))}")
+    else:
+        out.append("s:nopassage")
+    if words:
+        if words[0] in QUESTION_WORDS:
+            out.append("s:qfirst")
+        if words[0] in IMPERATIVE_VERBS or (len(words) > 1 and words[0] in ("please", "pls", "plz")
+                                             and words[1] in IMPERATIVE_VERBS):
+            out.append("s:impfirst")
+    stripped = instruction.rstrip()
+    if stripped.endswith("?"):
+        out.append("s:endq")
+    if "?" in instruction:
+        out.append("s:hasq")
+    if words and instruction == instruction.lower() and len(words) <= 8 and "?" not in instruction:
+        out.append("s:terse")
+    probe = instruction[:2000]
+    if probe:
+        digits = len(_DIGIT.findall(probe)) / len(probe)
+        out.append(f"s:dig{_bucket(digits, (0.001, 0.03, 0.1, 0.25))}")
+        ariths = len(_ARITH.findall(probe))
+        if ariths:
+            out.append(f"s:arith{_bucket(ariths, (2, 4))}")
+        syms = len(_SYMBOLISH.findall(probe)) / len(probe)
+        if syms > 0:
+            out.append(f"s:sym{_bucket(syms, (0.01, 0.03, 0.08))}")
+        if _SNAKE.search(probe):
+            out.append("s:snake")
+        if _CAMEL.search(probe):
+            out.append("s:camel")
+        if _CALL.search(probe):
+            out.append("s:call")
+        if _DOTTED.search(probe):
+            out.append("s:dotted")
+        if _FILE_EXT.search(probe):
+            out.append("s:fileext")
+        if _MONEY.search(probe):
+            out.append("s:money")
+        if _URL.search(probe):
+            out.append("s:url")
+        if _EMAIL.search(probe):
+            out.append("s:email")
+        head = probe[:500]
+        nonascii = (len(head) - len(head.encode("ascii", "ignore"))) / len(head)
+        if nonascii > 0.3:
+            out.append("s:nonlatin")
+    else:
+        out.append("s:noinstr")
+    for kind in kinds:
+        out.append("s:kind_" + kind)
+    return out, split
