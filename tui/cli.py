@@ -334,33 +334,44 @@ def _check_model(table, flag: str, model: str) -> None:
 
 
 async def _run_pair(session, decision, args, *, live: bool, plain: bool):
-    from tui.router.types import TextDelta
-
     run = session.start(decision, model=args.model, baseline=args.baseline)
     if live:
         return await _run_live(run)
-    # Not a terminal: each side's complete lines, prefixed with the side, as they arrive.
+    # Not a terminal: each side's complete lines, prefixed with the side, as they arrive; a
+    # fallback or a hedge that takes over is announced, so no two answers run together.
+    from tui.router.types import AttemptStarted, TextDelta
+
     pending = {"routed": "", "baseline": ""}
     out = sys.stdout
+
+    def flush(side: str) -> None:
+        if pending[side]:
+            out.write(f"{side:>8} | {pending[side]}\n")
+            pending[side] = ""
+
     async with run:
         async for ev in run:
-            if plain and isinstance(ev.event, TextDelta):
-                pending[ev.side] += ev.event.text
+            if not plain:
+                continue
+            event = ev.event
+            if isinstance(event, AttemptStarted) and event.role in ("fallback", "hedge", "retry"):
+                flush(ev.side)
+                why = f" ({event.reason})" if event.reason else ""
+                out.write(f"{ev.side:>8} | --- {event.role}: {event.model}{why} ---\n")
+            elif isinstance(event, TextDelta):
+                pending[ev.side] += event.text
                 *lines, pending[ev.side] = pending[ev.side].split("\n")
                 for line in lines:
                     out.write(f"{ev.side:>8} | {line}\n")
     if plain:
-        for side, rest in pending.items():
-            if rest:
-                out.write(f"{side:>8} | {rest}\n")
+        flush("routed")
+        flush("baseline")
         out.flush()
     return run.result
 
 
 async def _run_live(run):
     """A terminal: both answers side by side, streaming, with live figures."""
-    import asyncio
-
     from rich.console import Group
     from rich.live import Live
     from rich.panel import Panel
@@ -368,7 +379,6 @@ async def _run_live(run):
     from rich.text import Text
 
     console = _console()
-    texts = {"routed": [], "baseline": []}
 
     def render():
         grid = Table.grid(expand=True, padding=(0, 1))
@@ -377,26 +387,25 @@ async def _run_live(run):
         height = max(5, console.size.height - 8)
         cells = []
         for side in ("routed", "baseline"):
-            snap = run.metrics[side].snapshot()
-            body = "".join(texts[side])
-            lines = body.splitlines()[-height:]
+            metrics = run.metrics[side]
+            snap = metrics.snapshot()
+            # The answer being streamed; text of a failed attempt is not mixed into it.
+            lines = metrics.text.splitlines()[-height:]
             title = Text(f"{side}: {snap.model}")
             if snap.badges:
                 title.append("  " + " ".join(b.upper() for b in snap.badges), style="yellow")
             figures = Text(_figures(snap), style="dim")
-            cells.append(Panel(Group(Text("\n".join(lines)), figures), title=title, title_align="left", height=height + 3))
+            cells.append(
+                Panel(Group(Text("\n".join(lines)), figures), title=title, title_align="left",
+                      height=height + 3)
+            )
         grid.add_row(*cells)
         return grid
 
-    from tui.router.types import TextDelta
-
     with Live(render(), console=console, refresh_per_second=10, transient=False) as view:
         async with run:
-            async for ev in run:
-                if isinstance(ev.event, TextDelta):
-                    texts[ev.side].append(ev.event.text)
+            async for _ in run:
                 view.update(render())
-            await asyncio.sleep(0)
         view.update(render())
     return run.result
 
