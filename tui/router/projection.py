@@ -53,6 +53,7 @@ from typing import Any
 import numpy as np
 
 from tui.router.classify import decide, infer_priority
+from tui.router.metrics import estimate_tokens as _estimate_tokens
 from tui.router.pricing import cost_usd
 from tui.router.types import Classification, RoutingTable
 
@@ -255,7 +256,7 @@ def workload_from_runs(runs: Iterable[Any], *, keep_priority: bool = True) -> li
 
 def estimate_tokens(text: str) -> int:
     """An ESTIMATE of the tokens of ``text``: ``ceil(len / 4)``, at least 1."""
-    return max(1, -(-len(text) // CHARS_PER_TOKEN))
+    return max(1, _estimate_tokens(len(text)))
 
 
 # --------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -165,6 +165,18 @@ class Totals:
     @property
     def savings_usd(self) -> float:
         return self.baseline_cost_usd - self.routed_cost_usd
+
+    def plus(self, pair: PairResult) -> Totals:
+        """These totals with one more run (a session keeps its own running totals this way)."""
+        r, b = pair.routed.cost_usd, pair.baseline.cost_usd
+        if r is None or b is None:
+            return replace(self, runs=self.runs + 1)
+        return Totals(
+            runs=self.runs + 1,
+            priced_runs=self.priced_runs + 1,
+            routed_cost_usd=self.routed_cost_usd + r,
+            baseline_cost_usd=self.baseline_cost_usd + b,
+        )
 
     @property
     def savings_pct(self) -> float | None:

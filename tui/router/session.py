@@ -10,34 +10,8 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from tui.router.runlog import Totals
 from tui.router.types import Decision, PairResult, RoutingTable
-
-
-@dataclass
-class Totals:
-    runs: int = 0
-    routed_usd: float = 0.0
-    baseline_usd: float = 0.0
-    # Runs where a cost was unknown (a model with no price) are counted but not summed.
-    unpriced_runs: int = 0
-
-    @property
-    def savings_usd(self) -> float:
-        return self.baseline_usd - self.routed_usd
-
-    @property
-    def savings_pct(self) -> float | None:
-        if self.baseline_usd <= 0:
-            return None
-        return 100.0 * self.savings_usd / self.baseline_usd
-
-    def add(self, pair: PairResult) -> None:
-        self.runs += 1
-        if pair.routed.cost_usd is None or pair.baseline.cost_usd is None:
-            self.unpriced_runs += 1
-            return
-        self.routed_usd += pair.routed.cost_usd
-        self.baseline_usd += pair.baseline.cost_usd
 
 
 @dataclass
@@ -47,7 +21,8 @@ class Session:
     force_simulated: bool = False
     # A RunLog, or None to keep nothing (tests, --no-log).
     runlog: object | None = None
-    totals: Totals = field(default_factory=Totals)
+    # This session's runs only (the run log holds every run ever made).
+    totals: Totals = field(default_factory=lambda: Totals(0, 0, 0.0, 0.0))
     on_progress: Callable[[str], None] | None = None
 
     def __post_init__(self) -> None:
@@ -103,7 +78,7 @@ class Session:
         )
 
     def record(self, pair: PairResult) -> int | None:
-        self.totals.add(pair)
+        self.totals = self.totals.plus(pair)
         if self.runlog is None:
             return None
         return self.runlog.record(pair)

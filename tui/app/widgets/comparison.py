@@ -41,9 +41,9 @@ def render_comparison(pair: PairResult | None, totals) -> Text:
         out.append("\n ")
         out.append(f"session: {totals.runs} run{'s' if totals.runs != 1 else ''}", style="dim")
         out.append("   routed ", style="dim")
-        out.append(_usd(totals.routed_usd))
+        out.append(_usd(totals.routed_cost_usd))
         out.append(" vs baseline ", style="dim")
-        out.append(_usd(totals.baseline_usd))
+        out.append(_usd(totals.baseline_cost_usd))
         if totals.savings_pct is not None:
             out.append(f"   saved {totals.savings_pct:.0f}%", style="bold green" if totals.savings_pct >= 0 else "bold red")
     return out

@@ -33,8 +33,10 @@ from typing import Any
 
 import httpx
 
+from tui.router.metrics import estimate_tokens
 from tui.router.providers.base import Request
 from tui.router.providers.sse import SSEEvent, SSEParser
+from tui.router.sanitize import redact
 from tui.router.types import (
     ErrorKind,
     Finished,
@@ -71,25 +73,8 @@ _MAX_ERROR_BODY = 64 * 1024
 _MAX_MESSAGE = 400
 _DRAIN_SECONDS = 0.25
 
-# Things that look like API keys, redacted from error text even when they are not our key
-# (a proxy may echo another one). Our own key is always redacted by exact match first.
-_KEY_LIKE = re.compile(
-    r"(?:sk-(?:ant-|proj-)?[A-Za-z0-9_\-]{12,}"
-    r"|AIza[0-9A-Za-z_\-]{20,}"
-    r"|gsk_[A-Za-z0-9]{20,}"
-    r"|xai-[A-Za-z0-9]{20,}"
-    r"|pplx-[A-Za-z0-9]{20,})"
-)
 _WS = re.compile(r"\s+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-
-
-def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """``text`` with every secret (and anything shaped like an API key) replaced by ``***``."""
-    for secret in secrets:
-        if secret and len(secret) >= 4 and secret in text:
-            text = text.replace(secret, "***")
-    return _KEY_LIKE.sub("***", text)
 
 
 def clip(text: str, limit: int = _MAX_MESSAGE) -> str:
@@ -199,11 +184,6 @@ def loads_chunk(data: str) -> Any:
     if end != len(data) and not data[end:].isspace():
         raise ValueError(f"extra data after the JSON document at {end}")
     return value
-
-
-def estimate_tokens(chars: int) -> int:
-    """The chars/4 estimate used when a provider reports no usage (marked ``estimated``)."""
-    return (chars + 3) // 4
 
 
 class SSEExchange:

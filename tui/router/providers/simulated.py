@@ -21,13 +21,11 @@ so they are exact for this answer and reported with ``estimated=False``.
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import random
 import re
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Literal
 
 from tui.router.providers.base import Request
@@ -70,27 +68,12 @@ CHEAP_BELOW = 1.0  # USD per million output tokens
 FRONTIER_FROM = 10.0
 
 
-@functools.lru_cache(maxsize=512)
 def output_price_per_mtok(model: str, provider_id: str | None) -> float | None:
-    """USD per million output tokens from genai-prices (offline data), None when unknown.
+    """USD per million output tokens from the price library, None when unknown."""
+    from tui.router.pricing import price_per_mtok
 
-    Priced at noon UTC today, so that time-of-day prices (DeepSeek) give the same tier all day.
-    """
-    try:
-        from genai_prices import Usage, calc_price  # imported on first use: ~0.1 s
-    except ImportError:  # pragma: no cover - a declared dependency
-        return None
-    noon = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
-    try:
-        price = calc_price(
-            Usage(input_tokens=0, output_tokens=1_000_000),
-            model_ref=model,
-            provider_id=provider_id,
-            genai_request_timestamp=noon,
-        )
-    except (LookupError, ValueError):
-        return None
-    return float(price.output_price)
+    prices = price_per_mtok(f"{provider_id or 'unknown'}/{model}")
+    return None if prices is None else prices[1]
 
 
 def tier_for_price(usd_per_mtok_out: float | None) -> Tier:
