@@ -73,7 +73,11 @@ def _load_table(path: str | None):
     try:
         return load_table(path)
     except TableError as exc:
-        raise UserError(str(exc)) from None
+        n = len(exc.problems)
+        if n <= 1:
+            raise UserError(str(exc)) from None
+        listed = "\n".join(f"  {line}" for line in str(exc).splitlines())
+        raise UserError(f"the routing table has {n} problems:\n{listed}") from None
     except FileNotFoundError as exc:
         raise UserError(f"{exc.filename or path}: no such file") from None
     except OSError as exc:
