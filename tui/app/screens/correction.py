@@ -172,7 +172,7 @@ def _task_bindings() -> list[Binding]:
             f"pick({i})",
             f"Task {i}",
             id=f"correction_task_{i}",
-            tooltip=f"The right task type is the {i}th in the list (table order)",
+            tooltip=f"The right task type is number {i} in the list (table order)",
             show=False,
         )
         for i in range(1, MAX_TASK_KEYS + 1)
