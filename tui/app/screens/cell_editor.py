@@ -76,14 +76,14 @@ class CellEditor(ModalScreen[Cell | None]):
     DEFAULT_CSS = """
     CellEditor { align: center middle; }
     CellEditor > #cell-editor {
-        width: 110; max-width: 96%; height: 44; max-height: 96%;
+        width: 124; max-width: 98%; height: 44; max-height: 96%;
         border: thick $accent; background: $surface; padding: 0 1;
     }
     CellEditor #cell-title { height: auto; margin: 0 0 1 0; }
     CellEditor .field-row { height: 3; }
     CellEditor .field-label { width: 16; padding: 1 1 0 0; text-align: right; }
     CellEditor .field-row Input { width: 1fr; }
-    CellEditor .field-info { width: 42; padding: 1 0 0 1; }
+    CellEditor .field-info { width: 52; padding: 1 0 0 1; }
     CellEditor #cell-error { height: auto; color: $error; text-style: bold; padding: 0 1; }
     CellEditor #cell-buttons { height: 3; align-horizontal: right; }
     CellEditor #cell-buttons Button { margin-left: 1; }
@@ -124,6 +124,7 @@ class CellEditor(ModalScreen[Cell | None]):
         self.target = "primary"
         # Why the last accept was refused ("" when nothing is wrong).
         self.error = ""
+        self._error_values: tuple[str, ...] | None = None
 
     # -- layout -------------------------------------------------------------------------------
 
@@ -219,14 +220,23 @@ class CellEditor(ModalScreen[Cell | None]):
         if simulated:
             out.append(" sim ", style="black on yellow")
             if why:
-                out.append(f" {clean(why)}", style="dim")
+                out.append(f" {clean(why).removesuffix(' in the environment')}", style="dim")
         else:
             out.append(" real ", style="black on green")
         info.update(out)
 
+    def _values(self) -> tuple[str, str, str]:
+        return tuple(self.field(name).value for name in ("primary", "fallback", "hedge"))
+
     def show_error(self, reason: str | None) -> None:
         self.error = reason or ""
+        self._error_values = self._values() if reason else None
         self.query_one("#cell-error", Static).update(Text(self.error))
+
+    def _maybe_clear_error(self) -> None:
+        """An edit clears the reason shown (a change message that arrives late does not)."""
+        if self.error and self._values() != self._error_values:
+            self.show_error(None)
 
     # -- events -------------------------------------------------------------------------------
 
@@ -239,13 +249,19 @@ class CellEditor(ModalScreen[Cell | None]):
 
     @on(Input.Changed, "#primary, #fallback")
     def _field_changed(self, event: Input.Changed) -> None:
-        self.show_error(None)
+        self._maybe_clear_error()
         if event.input.id:
             self._refresh_info(event.input.id)
 
     @on(Input.Changed, "#hedge")
     def _hedge_changed(self, event: Input.Changed) -> None:
-        self.show_error(None)
+        self._maybe_clear_error()
+
+    @on(ModelList.Loaded)
+    def _models_loaded(self, event: ModelList.Loaded) -> None:
+        event.stop()
+        for name in FIELDS:
+            self._refresh_info(name)
 
     @on(ModelList.Chosen)
     def _chosen(self, event: ModelList.Chosen) -> None:

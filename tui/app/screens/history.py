@@ -25,16 +25,17 @@ LIMIT = 200
 PROMPT_WIDTH = 60
 ALL = ""  # the filter value for every task type (a task name is never empty)
 
+# The figures first, the prompt last (it is also shown in full under the table).
 COLUMNS = (
     ("time", "time"),
     ("task", "task"),
     ("priority", "priority"),
     ("routed", "routed model"),
-    ("baseline", "baseline model"),
     ("r_cost", "routed $"),
+    ("baseline", "baseline model"),
     ("b_cost", "baseline $"),
     ("saving", "saving"),
-    ("ttft", "TTFT routed / base"),
+    ("ttft", "TTFT ms r / b"),
     ("mode", "real/sim"),
     ("flags", "fallback/hedge"),
     ("prompt", "prompt"),
@@ -118,8 +119,8 @@ def render_row(record) -> list[Text]:
         Text(clean(record.task), style="bold"),
         Text(clean(record.priority)),
         Text(clean(record.routed.model)),
-        Text(clean(record.baseline.model), style="dim"),
         _side_cost(record.routed),
+        Text(clean(record.baseline.model), style="dim"),
         _side_cost(record.baseline),
         _saving(record),
         ttft,
@@ -127,6 +128,32 @@ def render_row(record) -> list[Text]:
         _flags(record),
         Text(first_line(record.prompt)),
     ]
+
+
+def render_detail(record) -> Text:
+    """The highlighted run: its prompt (first lines), why it went where it went, what failed."""
+    out = Text()
+    lines = [ln for ln in clean(record.prompt).splitlines() if ln.strip()]
+    out.append("prompt ", style="dim")
+    out.append(" ⏎ ".join(ln.strip() for ln in lines[:3])[:400])
+    if len(lines) > 3:
+        out.append(f" … ({len(lines)} lines)", style="dim")
+    out.append("\nwhy ", style="dim")
+    out.append(clean(record.reason or "–"))
+    if record.confidence is not None:
+        out.append(f"  (confidence {record.confidence:.2f}", style="dim")
+        out.append(", uncertain)" if record.uncertain else ")", style="dim")
+    for side, name in ((record.routed, "routed"), (record.baseline, "baseline")):
+        if side.fallback_reason:
+            out.append(f"\n{name} fallback ", style="dim")
+            out.append(clean(side.fallback_reason), style="magenta")
+        if side.error:
+            out.append(f"\n{name} error ", style="dim")
+            out.append(clean(side.error), style="red")
+    if record.verdict:
+        out.append("\nverdict ", style="dim")
+        out.append(clean(record.verdict))
+    return out
 
 
 def render_totals(totals, task: str | None) -> Text:
@@ -168,6 +195,7 @@ class HistoryScreen(Screen):
     HistoryScreen #history-message { height: auto; padding: 1 2; display: none; }
     HistoryScreen #history-message.-shown { display: block; }
     HistoryScreen #history-table { height: 1fr; }
+    HistoryScreen #history-detail { height: auto; max-height: 8; padding: 0 1; background: $boost; }
     """
 
     BINDINGS = [
@@ -223,6 +251,7 @@ class HistoryScreen(Screen):
             yield Static(Text(" reading the run log…", style="dim"), id="history-totals")
         yield Static("", id="history-message")
         yield DataTable(id="history-table", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="history-detail")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -287,6 +316,7 @@ class HistoryScreen(Screen):
         dt.clear()
         for record in records:
             dt.add_row(*render_row(record), key=str(record.id))
+        self._show_detail(dt.cursor_row if records else None)
         if records:
             self._show_message(None)
         else:
@@ -297,6 +327,17 @@ class HistoryScreen(Screen):
                     style="dim",
                 )
             )
+
+    @on(DataTable.RowHighlighted, "#history-table")
+    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show_detail(event.cursor_row)
+
+    def _show_detail(self, index: int | None) -> None:
+        detail = self.query_one("#history-detail", Static)
+        if index is None or not (0 <= index < len(self.records)):
+            detail.update("")
+            return
+        detail.update(render_detail(self.records[index]))
 
     # -- filtering ----------------------------------------------------------------------------
 

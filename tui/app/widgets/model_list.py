@@ -109,6 +109,12 @@ def build_entries(session) -> list[ModelEntry]:
     return entries
 
 
+def clear_model_cache() -> None:
+    """Forget the priced lists built so far (the next list is built afresh)."""
+    with _cache_lock:
+        _cache.clear()
+
+
 def _matches(model: str, terms: list[str]) -> bool:
     low = model.lower()
     return all(t in low for t in terms)
@@ -149,6 +155,17 @@ class ModelList(Vertical):
             super().__init__()
             self.model_list = model_list
             self.model = model
+
+        @property
+        def control(self) -> ModelList:
+            return self.model_list
+
+    class Loaded(Message):
+        """The full, priced list arrived (or failed to): prices shown elsewhere can be filled."""
+
+        def __init__(self, model_list: ModelList) -> None:
+            super().__init__()
+            self.model_list = model_list
 
         @property
         def control(self) -> ModelList:
@@ -255,13 +272,16 @@ class ModelList(Vertical):
                 self._entries[e.model] = e
         if complete:
             self.loading_models = False
-        self.refilter()
+        self.refilter_keeping_highlight()
+        if complete:
+            self.post_message(self.Loaded(self))
 
     @on(Worker.StateChanged)
     def _worker_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group == "model-list" and event.state == WorkerState.ERROR:
             event.stop()
             self.loading_models = False
+            self.post_message(self.Loaded(self))
             self._status(
                 Text(f"could not list every model: {clean(str(event.worker.error))}", "yellow")
             )
@@ -272,6 +292,15 @@ class ModelList(Vertical):
     def _filter_changed(self, event: Input.Changed) -> None:
         event.stop()
         self.refilter()
+
+    def refilter_keeping_highlight(self) -> None:
+        """Refilter after new entries arrived, keeping the highlighted model highlighted."""
+        ol = self.option_list
+        index = ol.highlighted
+        keep = self._shown[index] if index is not None and index < len(self._shown) else None
+        self.refilter()
+        if keep is not None and keep in self._shown:
+            ol.highlighted = self._shown.index(keep)
 
     def refilter(self) -> None:
         table = self.session.table
