@@ -21,6 +21,13 @@ class RouteDeckApp(App):
         Binding("f1", "help", "Help", id="help", tooltip="Every key and what it does"),
         Binding("f2", "grid", "Routes", id="grid", tooltip="The routing table: edit cells, save"),
         Binding("f3", "history", "History", id="history", tooltip="Past runs from the run log"),
+        Binding(
+            "f5",
+            "savings",
+            "Savings",
+            id="savings",
+            tooltip="What routing saves on a workload: charts, what-if, threshold explorer",
+        ),
         Binding("ctrl+s", "save_routes", "Save", id="save", tooltip="Save the routing table to routes.toml", show=False),
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True),
     ]
@@ -81,6 +88,9 @@ class RouteDeckApp(App):
         if main := self._main():
             main.refresh_sub_title()
             main.reclassify()
+        from tui.app.screens.savings import refresh_savings_screens
+
+        refresh_savings_screens(self)
 
     def save_routes(self, *, force: bool = False) -> bool:
         """Save through the engine's atomic save; returns False when the file changed on disk."""
@@ -158,6 +168,12 @@ class RouteDeckApp(App):
 
         if not isinstance(self.screen, HistoryScreen):
             self.push_screen(HistoryScreen())
+
+    def action_savings(self) -> None:
+        from tui.app.screens.savings import SavingsScreen
+
+        if not isinstance(self.screen, SavingsScreen):
+            self.push_screen(SavingsScreen())
 
     async def action_quit(self) -> None:
         if not self.dirty:

@@ -18,6 +18,9 @@ class RouteDeckCommands(Provider):
             ("Save the routing table", app.action_save_routes, "write routes.toml atomically"),
             ("Reload routes.toml", app.reload_routes, "drop unsaved edits"),
             ("Open history", app.action_history, "past runs and totals"),
+            ("Open savings", app.action_savings, "projected savings on a workload, what-if, threshold"),
+            ("The label is wrong: correct it", lambda: main and main.action_correct_label(), "add the prompt as a training example"),
+            ("Verdict on the last run", lambda: main and main.action_verdict(), "routed better / tie / baseline better"),
             ("Pin a model for the next runs", lambda: main and main.action_pin_model(), "run on a chosen model"),
             ("Help: every key", app.action_help, "keys, remapping"),
         ]

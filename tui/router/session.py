@@ -56,6 +56,14 @@ class Session:
                 self._classifier_table = self.table
             return self._classifier
 
+    def use_classifier(self, table: RoutingTable, classifier) -> None:
+        """Use ``table`` with a classifier already built for it (e.g. retrained after a
+        correction), so the next decision needs no training."""
+        with self._lock:
+            self.table = table
+            self._classifier = classifier
+            self._classifier_table = table
+
     def decide(self, prompt: str, priority: str | None = None) -> Decision:
         from tui.router.classify import decide
 

@@ -19,7 +19,7 @@ import os
 import threading
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from rich.text import Text
 from textual import on, work
@@ -58,25 +58,6 @@ def find_dev_set(routes_path: str | os.PathLike[str] | None) -> Path | None:
         if (d / ".git").exists() or (d / "pyproject.toml").is_file():
             break
     return None
-
-
-def use_classifier(session: Any, table: RoutingTable, classifier: Any) -> None:
-    """Make ``session`` use ``table`` and a classifier already built for it.
-
-    STOPGAP for ``Session.use_classifier(table, classifier)`` (not in session.py yet): it sets
-    the session's private ``_classifier`` / ``_classifier_table`` under its lock, with the table,
-    so no decision in between can rebuild the classifier for the old table. Replace the body with
-    ``session.use_classifier(table, classifier)`` once Session has it (it is used when present).
-    """
-    method = getattr(session, "use_classifier", None)
-    if callable(method):
-        method(table, classifier)
-        return
-    lock = getattr(session, "_lock", None) or threading.Lock()
-    with lock:
-        session.table = table
-        session._classifier = classifier
-        session._classifier_table = table
 
 
 def session_table_after(current: RoutingTable, saved_before: RoutingTable,
@@ -394,7 +375,7 @@ class CorrectionScreen(ModalScreen["CorrectionResult | None"]):
         session = app.session
         if result.saved:
             table = session_table_after(session.table, saved_before, result.table)
-            use_classifier(session, table, result.classifier)
+            session.use_classifier(table, result.classifier)
             app.saved_table = result.table
             app.apply_table(table)  # the main screen re-classifies; other screens see the table
         self.result = result

@@ -18,9 +18,12 @@ ABOUT = (
 
 
 def binding_rows(app) -> list[tuple[str, str, str, str]]:
+    from tui.app.screens.correction import CorrectionScreen
     from tui.app.screens.grid import GridScreen
     from tui.app.screens.history import HistoryScreen
     from tui.app.screens.main import MainScreen
+    from tui.app.screens.savings import SavingsScreen
+    from tui.app.screens.verdict import VerdictScreen
     from tui.app.widgets.prompt_editor import PromptEditor
 
     keymap = getattr(app, "_keymap", {}) or {}
@@ -30,6 +33,9 @@ def binding_rows(app) -> list[tuple[str, str, str, str]]:
         ("main", MainScreen.BINDINGS),
         ("routes", GridScreen.BINDINGS),
         ("history", HistoryScreen.BINDINGS),
+        ("savings", SavingsScreen.BINDINGS),
+        ("correction", CorrectionScreen.BINDINGS),
+        ("verdict", VerdictScreen.BINDINGS),
     ]
     rows = []
     for where, bindings in places:
