@@ -101,8 +101,13 @@ def make_app(routes: Path, tmp_path: Path) -> RouteDeckApp:
 
 
 async def settle(pilot) -> None:
+    from textual.worker import WorkerCancelled
+
     for _ in range(3):  # a worker's result may start another worker (classify → reproject)
-        await pilot.app.workers.wait_for_complete()
+        try:
+            await pilot.app.workers.wait_for_complete()
+        except WorkerCancelled:
+            pass  # an exclusive worker replaced by a newer one: settle on the newer one
         await pilot.pause()
 
 
