@@ -46,6 +46,10 @@ class MainScreen(Screen):
         self.last_decision: Decision | None = None
         self.last_pair: PairResult | None = None
         self._run_started = False
+        # Held by a run while it draws in the panes. A new run cancels the one in flight
+        # (exclusive worker) and waits here until that one has drawn its end, so the cancelled
+        # run's last update never lands in the new run's panes.
+        self._panes_lock = asyncio.Lock()
 
     @property
     def session(self):
@@ -149,6 +153,10 @@ class MainScreen(Screen):
 
     @work(exclusive=True, group="run", exit_on_error=False)
     async def run_prompt(self, text: str, priority: str | None, pinned: str | None) -> None:
+        async with self._panes_lock:
+            await self._run_prompt(text, priority, pinned)
+
+    async def _run_prompt(self, text: str, priority: str | None, pinned: str | None) -> None:
         routed, baseline = self.query_one("#routed", RunPane), self.query_one("#baseline", RunPane)
         panes = {"routed": routed, "baseline": baseline}
         decision = await asyncio.to_thread(self.session.decide, text, priority)
