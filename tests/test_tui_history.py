@@ -26,9 +26,15 @@ from tui.router.types import (
 SIZE = (140, 45)
 
 
+@pytest.fixture(scope="module")
+def _module_cache(tmp_path_factory) -> Path:
+    """One temporary cache folder per module: the classifier is trained once, not per test."""
+    return tmp_path_factory.mktemp("cache")
+
+
 @pytest.fixture(autouse=True)
-def _private_folders(tmp_path, monkeypatch):
-    monkeypatch.setenv("ROUTEDECK_CACHE_DIR", str(tmp_path / "cache"))
+def _private_folders(tmp_path, monkeypatch, _module_cache):
+    monkeypatch.setenv("ROUTEDECK_CACHE_DIR", str(_module_cache))
     monkeypatch.setenv("ROUTEDECK_LOG", str(tmp_path / "env-runs.sqlite3"))
 
 
