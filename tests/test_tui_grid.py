@@ -716,3 +716,33 @@ async def test_model_list_survives_a_failing_ollama_and_price_library(
         await settle(pilot)
         assert app.is_running
         assert not isinstance(app.screen, ModelPicker)
+
+
+async def test_grid_shows_human_verdicts_per_cell(routes_file, tmp_path):
+    from tui.router.types import Classification, Decision, PairResult, RunResult
+
+    app = make_app(routes_file, tmp_path)
+    table = app.session.table
+    task, priority = table.task_names[0], table.priority_names[0]
+    cell = table.cell(task, priority)
+
+    def side(name: str, model: str) -> RunResult:
+        return RunResult(name, model, True, "answer", 100.0, 500.0, 10, 20, False, 0.001)
+
+    c = Classification(task, 0.9, ((task, 0.9),), "local", "local classifier", 2.0)
+    decision = Decision("a prompt", c, task, priority, "default", cell, False, "why")
+    pair = PairResult(decision, side("routed", cell.primary), side("baseline", "openai/gpt-5.2"), 1)
+    for verdict in ("routed", "tie", "baseline", "routed"):
+        app.session.runlog.set_verdict(app.session.runlog.record(pair), verdict)
+
+    async with app.run_test(size=SIZE) as pilot:
+        grid = await open_grid(pilot)
+        assert "75% ✓ (4)" in cell_text(grid, task, priority)
+        other = cell_text(grid, table.task_names[1], priority)
+        assert "✓" not in other
+        # A new primary has no verdicts yet: the old model's do not judge it.
+        editor = await open_editor(pilot, grid, task, priority)
+        editor.field("primary").value = a_different_model(table, cell)
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert "✓" not in cell_text(grid, task, priority)

@@ -36,8 +36,9 @@ def _price_text(model: str, prices: Prices, table: RoutingTable) -> Text:
     return Text(label, style=price_style(label) or "dim")
 
 
-def render_cell(cell: Cell, table: RoutingTable, prices: Prices) -> Text:
-    """Primary and its price, then "→ fallback" and its price, then the hedge marker."""
+def render_cell(cell: Cell, table: RoutingTable, prices: Prices, verdicts=None) -> Text:
+    """Primary and its price, then "→ fallback" and its price, then the hedge marker, then the
+    human verdicts on runs through this cell's primary (only when there are some)."""
     out = Text(no_wrap=True, overflow="ellipsis")
     out.append(clean(cell.primary), style="bold")
     out.append("\n  ")
@@ -54,6 +55,11 @@ def render_cell(cell: Cell, table: RoutingTable, prices: Prices) -> Text:
     if cell.hedge_after_ms is not None:
         out.append("\n")
         out.append(f"⚡ hedge after {cell.hedge_after_ms} ms", style="magenta")
+    if verdicts is not None and getattr(verdicts, "n", 0):
+        from tui.app.widgets.charts import verdict_text
+
+        out.append("\n")
+        out.append_text(verdict_text(verdicts))
     return out
 
 
@@ -124,6 +130,8 @@ class GridScreen(Screen):
     def __init__(self) -> None:
         super().__init__()
         self.prices: Prices = {}
+        # Human verdicts per (task, priority), for runs through the cell's current primary.
+        self.verdicts: dict[tuple[str, str], object] = {}
         # The table the grid shows (compared with the session's on resume).
         self.shown_table: RoutingTable | None = None
 
@@ -143,7 +151,8 @@ class GridScreen(Screen):
         self.query_one(DataTable).focus()
 
     def on_screen_resume(self) -> None:
-        # Back from the editor, a save/reload question, or another screen: show what is current.
+        # Back from the editor, a save/reload question, or another screen (where runs may have
+        # been judged): show what is current.
         self.refresh_grid()
 
     # -- showing ------------------------------------------------------------------------------
@@ -152,8 +161,9 @@ class GridScreen(Screen):
     def grid(self) -> DataTable:
         return self.query_one("#grid", DataTable)
 
-    def refresh_grid(self) -> None:
-        """Redraw everything from the session's table, keeping the cursor where it was."""
+    def refresh_grid(self, *, reload: bool = True) -> None:
+        """Redraw everything from the session's table, keeping the cursor where it was; then
+        (unless ``reload`` is False) read prices and verdicts again in a worker."""
         table = self.session.table
         dt = self.grid
         cursor = dt.cursor_coordinate
@@ -162,7 +172,9 @@ class GridScreen(Screen):
             dt.add_column(Text(clean(name), style="bold"), key=name)
         for task in table.task_names:
             cells = [
-                render_cell(table.routes[(task, p)], table, self.prices)
+                render_cell(
+                    table.routes[(task, p)], table, self.prices, self.verdicts.get((task, p))
+                )
                 if (task, p) in table.routes
                 else Text("missing", style="red")
                 for p in table.priority_names
@@ -173,8 +185,8 @@ class GridScreen(Screen):
         self.shown_table = table
         self.query_one("#grid-baseline", Static).update(render_baseline(table, self.prices))
         self.refresh_dirty()
-        if any(m not in self.prices for m in table.models()):
-            self.load_prices()
+        if reload:
+            self.load_cell_data()
 
     def refresh_dirty(self) -> None:
         dirty = self.app.dirty
@@ -188,16 +200,29 @@ class GridScreen(Screen):
             else ""
         )
 
-    @work(thread=True, exclusive=True, group="grid-prices", exit_on_error=False)
-    def load_prices(self) -> None:
+    @work(thread=True, exclusive=True, group="grid-data", exit_on_error=False)
+    def load_cell_data(self) -> None:
+        """Prices of the table's models (the price library is slow to load) and the verdicts
+        per cell from the run log (SQLite): both off the event loop."""
         table = self.session.table
-        prices = {m: price_per_mtok(m, table) for m in table.models()}
-        if not get_current_worker().is_cancelled:
-            self.app.call_from_thread(self._prices_loaded, prices)
+        prices = {m: price_per_mtok(m, table) for m in table.models() if m not in self.prices}
+        verdicts = dict(self.verdicts)
+        runlog = self.session.runlog
+        if runlog is not None and getattr(runlog, "path", None) is not None:
+            try:
+                from tui.router.projection import cell_verdicts
 
-    def _prices_loaded(self, prices: Prices) -> None:
+                verdicts = cell_verdicts(runlog, table, current_models_only=True)
+            except Exception:
+                pass  # verdicts are a bonus: a log that cannot be read just shows none
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self._cell_data_loaded, table, prices, verdicts)
+
+    def _cell_data_loaded(self, table: RoutingTable, prices: Prices, verdicts: dict) -> None:
         self.prices.update(prices)
-        self.refresh_grid()
+        if table is self.session.table:
+            self.verdicts = verdicts
+        self.refresh_grid(reload=False)
 
     # -- the selected cell --------------------------------------------------------------------
 
