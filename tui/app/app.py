@@ -157,23 +157,30 @@ class RouteDeckApp(App):
 
         self.push_screen(HelpScreen())
 
+    def _show(self, screen_type: type, make) -> None:
+        """Bring a screen forward: back to it if it is already open, else open a new one."""
+        if isinstance(self.screen, screen_type):
+            return
+        if any(isinstance(s, screen_type) for s in self.screen_stack):
+            while not isinstance(self.screen, screen_type):
+                self.pop_screen()
+            return
+        self.push_screen(make())
+
     def action_grid(self) -> None:
         from tui.app.screens.grid import GridScreen
 
-        if not isinstance(self.screen, GridScreen):
-            self.push_screen(GridScreen())
+        self._show(GridScreen, GridScreen)
 
     def action_history(self) -> None:
         from tui.app.screens.history import HistoryScreen
 
-        if not isinstance(self.screen, HistoryScreen):
-            self.push_screen(HistoryScreen())
+        self._show(HistoryScreen, HistoryScreen)
 
     def action_savings(self) -> None:
         from tui.app.screens.savings import SavingsScreen
 
-        if not isinstance(self.screen, SavingsScreen):
-            self.push_screen(SavingsScreen())
+        self._show(SavingsScreen, SavingsScreen)
 
     async def action_quit(self) -> None:
         if not self.dirty:
