@@ -782,3 +782,16 @@ def test_messages_never_carry_control_characters(routes: Path) -> None:
     report = "\n".join(problems(routes))
     assert "\x1b" not in report
     assert re.search(r"no task .*\\x1b\[31mde", report)
+
+
+def test_a_fallback_equal_to_its_primary_is_refused(tmp_path):
+    text = default_routes_path().read_text(encoding="utf-8")
+    old = 'primary = "anthropic/claude-opus-4-6"\nfallback = "openai/gpt-5.2"'
+    assert old in text
+    path = tmp_path / "routes.toml"
+    path.write_text(text.replace(old, 'primary = "anthropic/claude-opus-4-6"\nfallback = "anthropic/claude-opus-4-6"', 1))
+    with pytest.raises(TableError) as err:
+        load_table(path)
+    message = str(err.value)
+    assert "routes.code.quality.fallback" in message and "the fallback is the primary again" in message
+    assert "routes.toml:" in message

@@ -832,6 +832,11 @@ def _cell(
         c.add(
             path + ("hedge_after_ms",), "hedging starts the fallback model, but this cell has none"
         )
+    if primary is not None and fallback == primary:
+        c.add(
+            path + ("fallback",),
+            f'the fallback is the primary again ("{primary}"): choose a different model, or none',
+        )
     c.unknown_keys(path, v, _CELL_KEYS)
     return Cell(primary, fallback, hedge) if primary is not None else None
 
