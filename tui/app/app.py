@@ -7,6 +7,7 @@ from textual import work
 from textual.app import App
 from textual.binding import Binding
 
+from tui.router.sanitize import clean
 from tui.router.session import Session
 from tui.router.table import ConflictError, save_table
 from tui.router.types import RoutingTable
@@ -40,6 +41,22 @@ class RouteDeckApp(App):
         from tui.app.commands import RouteDeckCommands
 
         self.COMMANDS = App.COMMANDS | {RouteDeckCommands}
+
+    def notify(
+        self,
+        message: str | Text,
+        *,
+        title: str = "",
+        severity: str = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """A ``Text`` message (how this app marks one that holds outside text) is shown as plain
+        text, cleaned of control sequences: Textual's toast parses ``str`` messages as markup and
+        crashes on anything else."""
+        if isinstance(message, Text):
+            message, markup = clean(message.plain), False
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     # -- lifecycle ------------------------------------------------------------------------
 
