@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from textual import events
 from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import TextArea
+
+from tui.router.sanitize import clean
+
+
+def clean_prompt(text: str) -> str:
+    """Pasted or loaded text without escape sequences or control characters. Line ends are kept
+    (terminals often paste them as a carriage return); TextArea would draw the rest raw, so an
+    ESC in a paste would reach the terminal."""
+    return clean(text.replace("\r\n", "\n").replace("\r", "\n"))
 
 
 class PromptEditor(TextArea):
@@ -39,6 +49,17 @@ class PromptEditor(TextArea):
             placeholder="Type a prompt. Its task type shows as you type; ctrl+j runs it.",
             **kwargs,
         )
+
+    async def _on_paste(self, event: events.Paste) -> None:
+        event.prevent_default()  # instead of TextArea's own paste, which inserts the raw text
+        if self.read_only:
+            return
+        result = self.replace(clean_prompt(event.text), *self.selection)
+        self.move_cursor(result.end_location)
+        self.focus()
+
+    def load_text(self, text: str) -> None:
+        super().load_text(clean_prompt(text))
 
     def action_submit(self) -> None:
         self.post_message(self.Submitted(self, self.text))
