@@ -17,6 +17,7 @@ from tui.app.widgets.comparison import ComparisonBar
 from tui.app.widgets.decision_bar import DecisionBar
 from tui.app.widgets.prompt_editor import PromptEditor
 from tui.app.widgets.run_pane import RunPane
+from tui.router.sanitize import clean
 from tui.router.types import Decision, PairResult
 
 
@@ -77,7 +78,7 @@ class MainScreen(Screen):
             parts.append("routes edited, unsaved")
         if self.pinned_model:
             parts.append(f"pinned: {self.pinned_model}")
-        self.sub_title = " · ".join(parts)
+        self.sub_title = clean(" · ".join(parts))  # a path and a model id: outside text
 
     # -- live classification --------------------------------------------------------------
 
@@ -132,7 +133,7 @@ class MainScreen(Screen):
         def chosen(model: str | None) -> None:
             self.pinned_model = model or None
             self.refresh_sub_title()
-            note = f"next runs use {model}" if model else "routing restored"
+            note = f"next runs use {clean(model)}" if model else "routing restored"
             self.notify(Text(note), timeout=3)
 
         self.app.push_screen(ModelPicker(self.session, current=self.pinned_model, allow_none=True), chosen)
