@@ -38,6 +38,21 @@ class MainScreen(Screen):
             id="pin_model",
             tooltip="Run the next prompt on a model you choose instead of the routed one",
         ),
+        Binding(
+            "f6",
+            "correct_label",
+            "Wrong label",
+            id="correct_label",
+            tooltip="The task type is wrong: pick the right one; the prompt becomes a training "
+            "example and the classifier retrains",
+        ),
+        Binding(
+            "f7",
+            "verdict",
+            "Verdict",
+            id="verdict",
+            tooltip="After a run: was the routed or the baseline answer better?",
+        ),
     ]
 
     def __init__(self) -> None:
@@ -46,6 +61,7 @@ class MainScreen(Screen):
         self.pinned_model: str | None = None
         self.last_decision: Decision | None = None
         self.last_pair: PairResult | None = None
+        self.last_run_id: int | None = None
         self._run_started = False
         # Held by a run while it draws in the panes. A new run cancels the one in flight
         # (exclusive worker) and waits here until that one has drawn its end, so the cancelled
@@ -138,6 +154,37 @@ class MainScreen(Screen):
 
         self.app.push_screen(ModelPicker(self.session, current=self.pinned_model, allow_none=True), chosen)
 
+    def action_correct_label(self) -> None:
+        from tui.app.screens.correction import CorrectionScreen
+
+        text = self.query_one(PromptEditor).text
+        if not text.strip():
+            self.notify("type a prompt first", severity="warning", timeout=2)
+            return
+        decision = self.last_decision
+        self.app.push_screen(
+            CorrectionScreen(text, decision if decision and decision.prompt == text else None)
+        )
+
+    def action_verdict(self) -> None:
+        from tui.app.screens.verdict import VerdictScreen
+
+        if self.last_pair is None or self.last_run_id is None or self.session.runlog is None:
+            self.notify("run a prompt first: a verdict is on a finished run", timeout=3)
+            return
+        run_id = self.last_run_id
+
+        def chosen(verdict: str | None) -> None:
+            if verdict:
+                self.save_verdict(run_id, verdict)
+
+        self.app.push_screen(VerdictScreen(self.last_pair), chosen)
+
+    @work(thread=True, group="verdict", exit_on_error=False)
+    def save_verdict(self, run_id: int, verdict: str) -> None:
+        self.session.runlog.set_verdict(run_id, verdict)
+        self.app.call_from_thread(self.notify, Text(f"verdict saved: {verdict}"), timeout=2)
+
     def action_cancel_run(self) -> None:
         if self.workers and any(w.group == "run" and w.is_running for w in self.workers):
             self.workers.cancel_group(self, "run")
@@ -183,5 +230,5 @@ class MainScreen(Screen):
                 await routed.finish(pair.routed, run.metrics["routed"].snapshot())
                 await baseline.finish(pair.baseline, run.metrics["baseline"].snapshot())
         self.last_pair = pair
-        await asyncio.to_thread(self.session.record, pair)
+        self.last_run_id = await asyncio.to_thread(self.session.record, pair)
         self.query_one(ComparisonBar).show(pair, self.session.totals)
