@@ -39,7 +39,7 @@ class MainScreen(Screen):
             tooltip="Run the next prompt on a model you choose instead of the routed one",
         ),
         Binding(
-            "f6",
+            "f8",
             "correct_label",
             "Wrong label",
             id="correct_label",
@@ -47,7 +47,7 @@ class MainScreen(Screen):
             "example and the classifier retrains",
         ),
         Binding(
-            "f7",
+            "f9",
             "verdict",
             "Verdict",
             id="verdict",

@@ -1,0 +1,64 @@
+"""The main screen's feedback keys: f9 records a verdict on the last run, f6 corrects a label."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tui.app.app import RouteDeckApp
+from tui.app.screens.correction import CorrectionScreen
+from tui.app.screens.verdict import VerdictScreen
+from tui.app.widgets.prompt_editor import PromptEditor
+from tui.router.runlog import RunLog
+from tui.router.session import Session
+from tui.router.table import default_routes_path, load_table
+
+GUARD_S = 60.0  # only a hung test reaches it; nothing is asserted on time
+
+
+async def until(pilot, predicate, what: str) -> None:
+    deadline = asyncio.get_running_loop().time() + GUARD_S
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"never happened: {what}")
+        await pilot.pause(0.02)
+
+
+@pytest.fixture
+def app(tmp_path: Path, monkeypatch) -> RouteDeckApp:
+    monkeypatch.setenv("ROUTEDECK_SIM_SPEED", "50")
+    routes = tmp_path / "routes.toml"
+    shutil.copyfile(default_routes_path(), routes)
+    session = Session(table=load_table(routes), runlog=RunLog(tmp_path / "runs.sqlite3"), env={})
+    return RouteDeckApp(session)
+
+
+async def test_f9_records_a_verdict_on_the_last_run(app):
+    async with app.run_test(size=(140, 45)) as pilot:
+        await until(pilot, lambda: app.session.classifier_ready, "classifier loaded")
+        await pilot.press("f9")  # nothing ran yet: a note, no modal
+        await pilot.pause()
+        assert not isinstance(app.screen, VerdictScreen)
+        app.screen.query_one(PromptEditor).insert("write a haiku about the sea")
+        await pilot.press("ctrl+j")
+        main = app.screen
+        await until(pilot, lambda: main.last_run_id is not None, "the run finished and was logged")
+        await pilot.press("f9")
+        await until(pilot, lambda: isinstance(app.screen, VerdictScreen), "verdict modal")
+        await pilot.press("t")
+        await until(
+            pilot, lambda: app.session.runlog.verdict_counts().get("tie") == 1, "verdict stored"
+        )
+        assert app.session.runlog.get(main.last_run_id).verdict == "tie"
+
+
+async def test_f8_opens_the_correction_for_the_typed_prompt(app):
+    async with app.run_test(size=(140, 45)) as pilot:
+        await until(pilot, lambda: app.session.classifier_ready, "classifier loaded")
+        app.screen.query_one(PromptEditor).insert("tell me about the rings of saturn")
+        await pilot.press("f8")
+        await until(pilot, lambda: isinstance(app.screen, CorrectionScreen), "correction modal")
+        assert app.screen.prompt == "tell me about the rings of saturn"
