@@ -45,20 +45,32 @@ def summary(ms: list[float]) -> str:
     )
 
 
-def make_prompts(pool: list[str], size: int, n: int, rng: random.Random) -> list[str]:
-    """Prompts of about ``size`` characters: an ask, then pasted text made of other prompts."""
+def make_prompts(
+    pool: list[str], size: int, n: int, rng: random.Random, *, paragraph: int = 500
+) -> list[str]:
+    """Prompts of about ``size`` characters: an ask and pasted material around it.
+
+    The material is other example prompts run together into paragraphs of about ``paragraph``
+    characters (a pasted article, email or log reads like that); ``paragraph=0`` makes every
+    piece its own paragraph, a harder case for the splitter (many short paragraphs that ask).
+    """
     out = []
     for _ in range(n):
         ask = rng.choice(pool)
         if size <= len(ask) + 20:
             out.append(ask[:size])
             continue
-        parts, length = [], 0
+        paragraphs, current, length = [], [], 0
         while length < size - len(ask) - 30:
-            piece = rng.choice(pool)
-            parts.append(piece)
+            piece = rng.choice(pool).replace("\n\n", "\n")
+            current.append(piece)
             length += len(piece) + 2
-        body = "\n\n".join(parts)[: size - len(ask) - 30]
+            if not paragraph or sum(map(len, current)) >= paragraph:
+                paragraphs.append(" ".join(current))
+                current = []
+        if current:
+            paragraphs.append(" ".join(current))
+        body = "\n\n".join(paragraphs)[: size - len(ask) - 30]
         shape = rng.randrange(3)
         if shape == 0:
             out.append(f"{ask}\n\nText:\n{body}")
@@ -113,15 +125,21 @@ def main() -> None:
     # -- latency ---------------------------------------------------------------------------
     rng = random.Random(7)
     pool = [t for v in examples.values() for t in v]
-    print("classification latency (rules + local model, every prompt new, no LRU):")
+    print("classification latency, every prompt new (no LRU):")
     for size, n in ((200, 2000), (2_000, 1000), (20_000, 300)):
-        prompts = make_prompts(pool, size, n, rng)
-        timed(ruled.classify, prompts[:50])  # warm-up
-        c0 = time.process_time()
-        ms = timed(ruled.classify, prompts)
-        cpu_ms = (time.process_time() - c0) / n * 1000
-        mean_len = statistics.mean(len(p) for p in prompts)
-        print(f"  ~{size:>6,} chars (mean {mean_len:8,.0f}): {summary(ms)}  cpu mean {cpu_ms:.3f} ms")
+        for label, clf, kw in (
+            ("rules + local", ruled, {}),
+            ("local only   ", local, {}),
+            ("local, short paragraphs", local, {"paragraph": 0}),
+        ):
+            if size == 200 and kw:
+                continue
+            prompts = make_prompts(pool, size, n, rng, **kw)
+            timed(clf.classify, prompts[:50])  # warm-up
+            c0 = time.process_time()
+            ms = timed(clf.classify, prompts)
+            cpu_ms = (time.process_time() - c0) / n * 1000
+            print(f"  ~{size:>6,} chars, {label}: {summary(ms)}  cpu mean {cpu_ms:.3f} ms")
     huge = make_prompts(pool, 1_000_000, 3, rng)
     ms = timed(ruled.classify, huge)
     print(f"  1 MB prompt:                {summary(ms)}")

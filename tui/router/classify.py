@@ -21,12 +21,10 @@ Nothing here imports Textual or, until a model must be trained, scikit-learn.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import os
 import re
-import tempfile
 import threading
 import time
 from collections import Counter, OrderedDict
@@ -159,12 +157,14 @@ class LinearModel:
         cols, tf = cols[known], tf[known]
         if len(cols) == 0:
             return np.zeros(0, dtype=np.intp), np.zeros(0)
-        vals = (np.log(tf) + 1.0) * self.idf[cols]
+        vals = np.log(tf)
+        vals += 1.0
+        vals *= self.idf[cols]
         groups = self.groups[cols]
-        sq = np.bincount(groups, weights=vals * vals, minlength=len(self.group_weights))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            scale = np.where(sq > 0, self.group_weights / np.sqrt(sq), 0.0)
-        return cols, vals * scale[groups]
+        norms = np.sqrt(np.bincount(groups, weights=vals * vals, minlength=len(self.group_weights)))
+        norms[norms == 0.0] = 1.0  # an absent group scales nothing
+        vals *= (self.group_weights / norms)[groups]
+        return cols, vals
 
     def raw_logits(self, prompt: str) -> np.ndarray:
         cols, vals = self.vectorize(prompt)
@@ -187,7 +187,7 @@ class LinearModel:
             return []
         if rows is None:
             rows = self.coef[cols]
-        push = vals * (rows[:, label] - rows.mean(axis=1))
+        push = vals * (rows[:, label] - rows.sum(axis=1) / rows.shape[1])
         top = 4 * k + 8
         if len(push) > top:
             best = np.argpartition(-push, top)[:top]
@@ -227,6 +227,8 @@ class LinearModel:
         blob = "\x00".join(tokens).encode("utf-8", "surrogatepass")
         meta = dict(self.meta, key=self.key, labels=list(self.labels),
                     temperature=self.temperature, feature_version=feat.FEATURE_VERSION)
+        import tempfile
+
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as fh:
@@ -283,12 +285,16 @@ class LinearModel:
             raise ValueError("cached model has a bad temperature")
         meta = {k: v for k, v in meta.items()
                 if k not in ("key", "labels", "temperature", "feature_version")}
-        return cls(labels, dict(zip(tokens, range(n), strict=True)), idf, groups,
-                   group_weights, coef, intercept, temperature, key, meta)
+        model = cls(labels, dict(zip(tokens, range(n), strict=True)), idf, groups,
+                    group_weights, coef, intercept, temperature, key, meta)
+        model.__dict__["_inv"] = tokens  # column -> token, for the reasons
+        return model
 
 
 def _describe_token(token: str) -> str:
     prefix, _, rest = token.partition(":")
+    if rest and not rest.strip(feat.NUMBER_MARK + "_"):
+        return "numbers"
     if prefix in ("w", "f", "lf"):
         return rest
     if prefix in ("b", "f2", "lf2"):
@@ -545,6 +551,7 @@ def _train(
             **cv_info,
         },
     )
+    model.__dict__["_inv"] = [str(t) for t in vocab_tokens]
     return Trained(model, vectorizer, estimator, X, all_y)
 
 
@@ -880,6 +887,8 @@ class LLMClassifier:
 
     def classify(self, prompt: str) -> Classification:
         """Blocking; from a thread with a running event loop, use :meth:`aclassify`."""
+        import asyncio
+
         _check_prompt(prompt)
         try:
             asyncio.get_running_loop()
@@ -892,6 +901,8 @@ class LLMClassifier:
             return pool.submit(asyncio.run, self.aclassify(prompt)).result()
 
     async def aclassify(self, prompt: str) -> Classification:
+        import asyncio
+
         _check_prompt(prompt)
         started = time.perf_counter()
         if self.client is None:

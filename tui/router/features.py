@@ -30,15 +30,17 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 # Bump when tokens change: the on-disk model cache is keyed by it.
-FEATURE_VERSION = 10
+FEATURE_VERSION = 18
 
 HEAD_CHARS = 5_000  # of a huge prompt, the head and the tail are featurized ...
 TAIL_CHARS = 2_000  # ... (instructions sit at the start or the end)
-INSTRUCTION_MAX_CHARS = 2_000  # instruction text featurized at most
+INSTRUCTION_MAX_CHARS = 1_500  # instruction text featurized at most
 CHAR_NGRAM_MAX_CHARS = 600  # instruction text that gets character n-grams
 CHAR_N = 4  # character n-gram size
-PASSAGE_MAX_CHARS = 2_500  # material text featurized at most, over all passages
+PASSAGE_MAX_CHARS = 1_500  # material text featurized at most, over all passages
 KIND_SAMPLE_CHARS = 2_000  # material looked at to tell its kind
+PROBE_CHARS = 800  # instruction text looked at for digits, operators, identifiers
+MAX_UNITS = 6  # paragraphs looked at one by one: the first and last three
 
 # Feature groups, each normalised on its own by the model.
 GROUP_WORDS = 0  # instruction words, word pairs, first words
@@ -140,6 +142,21 @@ _POINTERS = MATERIAL_LABELS | frozenset(
 _LEAD_IN = re.compile(
     r"\b(this|these|following|below|here'?s|here is|here are|attached|pasted)\b", re.I
 )
+# "the article", "this email", "my notes": the instruction names material it comes with.
+_NAMES_MATERIAL = re.compile(
+    r"\b(the|this|these|that|those|my|our|his|her|their)\s+(\w+\s+)?(text|texts|article|"
+    r"passage|email|emails|e-mail|message|messages|document|paragraph|paragraphs|reviews?|"
+    r"notes|transcript|story|essay|snippet|log|logs|report|excerpt|letter|thread|tweets?|"
+    r"posts?|listing|posting|resume|cv|bio|description|data|table|list|json|csv|contract|"
+    r"policy|minutes|chat|conversation|draft|sentences?|comments?|feedback|survey|results|"
+    r"invoice|receipt|page|section|chapter|abstract|paper)\b",
+    re.I,
+)
+_REQUEST = re.compile(
+    r"\b(can|could|would|will) (you|u)\b|\bplease\b|\bpls\b|\bhelp me\b|\bi (need|want)\b|"
+    r"\bi'd like\b|\blet me know\b",
+    re.I,
+)
 _LABEL_LINE = re.compile(r"^[ \t]*[*#_]*([A-Za-z][A-Za-z \-]{0,30}?)[*_]*[ \t]*:[ \t]*(.*)$")
 _QUOTE_LINE = re.compile(r"^[ \t]*>")
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=\S)")
@@ -165,8 +182,8 @@ _INSTRUCTIVE = re.compile(
 
 def _instructiveness(text: str) -> float:
     """Instruction cues per word (questions, second person, request verbs)."""
-    words = max(1, text.count(" ") + 1)
-    return len(_INSTRUCTIVE.findall(text[:1500])) / min(words, 300)
+    sample = text[:600]
+    return len(_INSTRUCTIVE.findall(sample)) / max(1, sample.count(" ") + 1)
 
 
 def _first_word(text: str) -> str:
@@ -182,6 +199,13 @@ def _asks(text: str) -> bool:
     if first in IMPERATIVE_VERBS or first in ("please", "pls", "plz", "can", "could", "now"):
         return True
     return _instructiveness(text) >= 0.1
+
+
+def _has_ask(text: str) -> bool:
+    """Whether instruction text already asks for something (a question or a request)."""
+    if "?" in text or _REQUEST.search(text):
+        return True
+    return any(_first_word(s) in IMPERATIVE_VERBS for s in _SENTENCE_END.split(text[:1500]))
 
 
 def _quote_unit(para: str) -> bool:
@@ -287,21 +311,38 @@ def split_prompt(prompt: str) -> Split:
     #    ending with a colon; material once opened continues until an ask.
     pieces: list[tuple[str, str, str, str]] = []  # (role "i"/"m", text, how, label)
     pending = False  # a lead-in or a material label opened material
+    asked, asked_at = False, -1  # whether the instruction pieces so far ask something
     n = len(units)
     for index, (para, quoted) in enumerate(units):
         is_last = index == n - 1 and n > 1
         if quoted:
             pieces.append(("m", para.strip()[1:-1], "quote", ""))
             continue
+        if n > MAX_UNITS and MAX_UNITS // 2 <= index < n - MAX_UNITS // 2:
+            # Many paragraphs: the ask is near the start or the end; the middle is material.
+            pieces.append(("m", para, "para", ""))
+            continue
         lines = para.split("\n")
         if pending:
+            # Material continues until an ask. Once the instruction has asked something
+            # ("Label these tweets:", "what is this email about?"), only a short closing ask
+            # ends it: a pasted email or tweet asks things too.
             first = _label_of(lines[0])
             asks_label = first is not None and first[1] in INSTRUCTION_LABELS
-            if asks_label or (is_last and len(para) <= 600 and _asks(para)):
+            n_instr = sum(1 for p in pieces if p[0] == "i")
+            if n_instr != asked_at:  # recomputed only when instruction pieces were added
+                asked = any(p[0] == "i" and _has_ask(p[1]) for p in pieces)
+                asked_at = n_instr
+            if asks_label:
                 pending = False
-            elif len(para) <= 300 and _asks(para) and not _structured(para):
+            elif asked:
+                if is_last and len(para) <= 250 and _asks(para) and not _structured(para):
+                    pending = False
+            elif (is_last and len(para) <= 600 and _asks(para)) or (
+                len(para) <= 300 and _asks(para) and not _structured(para)
+            ):
                 pending = False
-            else:
+            if pending:
                 pieces.append(("m", para, "colon", ""))
                 continue
         if "\n" in para.strip() and _structured(para):
@@ -383,6 +424,7 @@ def split_prompt(prompt: str) -> Split:
                     pieces.append(("i", "\n".join(instr), "", ""))
                     instr = []
                     pieces.append(("m", tail, "inline", ""))
+                    pending = not is_last
                     k += 1
                     continue
             instr.append(line)
@@ -390,7 +432,9 @@ def split_prompt(prompt: str) -> Split:
         if instr:
             pieces.append(("i", "\n".join(instr), "", ""))
             # "Turn this resume into JSON." then the resume, in the next paragraphs.
-            if not is_last and _LEAD_IN.search(instr[-1][-300:]):
+            if not is_last and (
+                _LEAD_IN.search(instr[-1][-300:]) or _NAMES_MATERIAL.search(instr[-1][-300:])
+            ):
                 pending = True
     pieces = [p for p in pieces if p[1].strip()]
 
@@ -430,11 +474,16 @@ def split_prompt(prompt: str) -> Split:
                 ("i", sentences[-1], "", ""),
             ]
 
+    previous = ""
     for role, t, how, label in pieces:
         if role == "i":
             out.instruction.append(t)
+        elif previous == "m" and how in ("colon", "para") and out.passages[-1].how != "fence":
+            # The next paragraphs of one pasted text are one passage.
+            out.passages[-1].text += "\n\n" + t
         else:
             out.passages.append(Passage(t, how, label=label))
+        previous = role
 
     # 5. Quoted spans inside the instruction ('Translate "..." to French').
     if any(q in t for t in out.instruction for q in "\"“«"):
@@ -489,7 +538,7 @@ def passage_kind(text: str, label: str = "", how: str = "") -> str:
     """code, log, table, data, markup, list, kv or prose (from the first 2,000 characters)."""
     sample = text[:KIND_SAMPLE_CHARS]
     stripped = sample.strip()
-    lines = [ln for ln in sample.split("\n") if ln.strip()][:60]
+    lines = [ln for ln in sample.split("\n", 60) if ln.strip()][:30]
     n = max(1, len(lines))
     if stripped[:1] in "{[" and stripped[-1:] in "}]" and stripped.count('"') >= 2:
         return "data"
@@ -510,7 +559,7 @@ def passage_kind(text: str, label: str = "", how: str = "") -> str:
     symbols = len(_CODE_SYMBOLS.findall(sample))
     if symbols > 0.06 * max(len(sample), 1):
         return "code"
-    if symbols >= 0.01 * len(sample) or how == "fence":  # code has brackets, = and ;
+    if symbols >= 0.02 * len(sample) or how == "fence":  # code has brackets, = and ;
         code_lines = sum(1 for ln in lines if _CODE_LINE.search(ln))
         if n >= 2 and code_lines >= (0.3 if how == "fence" else 0.5) * n:
             return "code"
@@ -535,12 +584,17 @@ IMPERATIVE_VERBS = frozenset(
     calculate compute solve prove simplify evaluate show implement build design plan recommend
     help pull parse tag label categorize categorise outline brainstorm come compare define name
     invent imagine pretend act play produce proofread edit correct improve check review debug
-    refactor optimize optimise tl""".split()
+    refactor optimize optimise tl fill read rank sort rate group split count highlight flag
+    map match spot pick select return output format organize organise structure tidy clean
+    shorten lengthen expand continue finish complete grade score assess analyze analyse
+    interpret determine estimate predict guess advise teach quiz walk guide remind schedule
+    draw sketch tabulate derive factor factorise factorize differentiate integrate simplify
+    expand reply respond answer""".split()
 )
 _SNAKE = re.compile(r"[a-z0-9]_[a-z0-9]")
 _CAMEL = re.compile(r"[a-z][A-Z][a-z]")
-_CALL = re.compile(r"[A-Za-z_]\w*\([^()\n]{0,40}\)")
-_DOTTED = re.compile(r"\b[A-Za-z_]\w*\.[A-Za-z_]\w*\b")
+_CALL = re.compile(r"\w\([^()\n]{0,40}\)")
+_DOTTED = re.compile(r"[A-Za-z_)]\.[A-Za-z_]")  # obj.attr, file.ext (a sentence's . has a space)
 _FILE_EXT = re.compile(
     r"\.(py|js|ts|tsx|jsx|java|cpp|hpp|c|h|cs|go|rs|rb|php|swift|kt|sql|sh|yml|yaml|json|toml|"
     r"html|css|ipynb|csv|xlsx|exe|dll|so|jar|lock|env|cfg|ini|md)\b"
@@ -550,6 +604,8 @@ _MONEY = re.compile(r"[$€£¥]\s?\d|\d\s?(usd|eur|dollars?|euros?|cents?)\b", 
 _URL = re.compile(r"https?://|www\.")
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.]+\b")
 _DIGIT = re.compile(r"\d")
+_MATH_CHARS = re.compile("[√∫∑π^×÷]")
+_ARITH_SIMPLE = re.compile(r"\d ?[-+*/×÷^=] ?\d")
 _SYMBOLISH = re.compile(r"[{}\[\]<>;=|\\`#$@~^*]")
 
 
@@ -562,15 +618,25 @@ def _bucket(value: float, edges: Iterable[float]) -> int:
     return k
 
 
+# Digits all read as "0": numbers become shapes ("2024" -> "0000", "mp3" -> "mp0"), so a model
+# learns "a year", "a price" rather than each number.
+NUMBER_MARK = "0"
+_DIGITS_TO_ZERO = str.maketrans("123456789", "000000000")
+
+
+_NONZERO_DIGIT = re.compile("[1-9]")
+
+
 def _words(text: str) -> list[str]:
-    """Lower-case words; a number stands alone as "#<digits, at most 4>"."""
+    """Lower-case words, digits as 0."""
     text = text.lower()
-    if "’" in text:
-        text = text.replace("’", "'")
-    words = _WORD.findall(text)
-    if _DIGIT.search(text):
-        words = [("#" + str(min(len(w), 4))) if w.isdigit() else w for w in words]
-    return words
+    if text.isascii():
+        text = text.translate(_DIGITS_TO_ZERO)  # fast for ASCII text
+    else:
+        text = _NONZERO_DIGIT.sub("0", text)
+        if "’" in text:
+            text = text.replace("’", "'")
+    return _WORD.findall(text)
 
 
 _GRAMS: dict[str, tuple[str, ...]] = {}
@@ -581,7 +647,7 @@ def _grams_of(word: str) -> tuple[str, ...]:
     grams = _GRAMS.get(word)
     if grams is None:
         padded = f" {word} "
-        if word[0] == "#" or len(word) > 30:  # numbers and run-on junk get none
+        if word[0] == NUMBER_MARK or len(word) > 30:  # numbers and run-on junk get none
             grams = ()
         else:
             grams = tuple("c:" + padded[i : i + CHAR_N] for i in range(len(padded) - CHAR_N + 1))
@@ -655,6 +721,12 @@ def analyze(prompt: str) -> tuple[list[str], Split]:
             chunk = p.text[:budget]
             budget -= len(chunk)
             out.extend(map("p:".__add__, _words(chunk)))
+            # Numbers and sums in the material (a pasted word problem, a table of figures).
+            sample = chunk[:1000]
+            digits = len(_DIGIT.findall(sample)) / max(len(sample), 1)
+            out.append(f"pd:{_bucket(digits, (0.01, 0.04, 0.1, 0.2))}")
+            if digits and _ARITH_SIMPLE.search(sample):
+                out.append("pd:arith")
 
     # Shape of the whole prompt.
     out.append(f"s:len{_bucket(size, (25, 60, 150, 400, 1000, 3000, 10000))}")
@@ -678,32 +750,35 @@ def analyze(prompt: str) -> tuple[list[str], Split]:
         out.append("s:hasq")
     if words and instruction == instruction.lower() and len(words) <= 8 and "?" not in instruction:
         out.append("s:terse")
-    probe = instruction[:2000]
+    probe = instruction[:PROBE_CHARS]
     if probe:
-        digits = len(_DIGIT.findall(probe)) / len(probe)
+        has_digits = _DIGIT.search(probe) is not None
+        digits = len(_DIGIT.findall(probe)) / len(probe) if has_digits else 0.0
         out.append(f"s:dig{_bucket(digits, (0.001, 0.03, 0.1, 0.25))}")
-        ariths = len(_ARITH.findall(probe))
-        if ariths:
-            out.append(f"s:arith{_bucket(ariths, (2, 4))}")
+        if has_digits or "=" in probe or _MATH_CHARS.search(probe):
+            ariths = len(_ARITH.findall(probe))
+            if ariths:
+                out.append(f"s:arith{_bucket(ariths, (2, 4))}")
         syms = len(_SYMBOLISH.findall(probe)) / len(probe)
         if syms > 0:
             out.append(f"s:sym{_bucket(syms, (0.01, 0.03, 0.08))}")
-        if _SNAKE.search(probe):
+        if "_" in probe and _SNAKE.search(probe):
             out.append("s:snake")
         if _CAMEL.search(probe):
             out.append("s:camel")
-        if _CALL.search(probe):
+        if "(" in probe and _CALL.search(probe):
             out.append("s:call")
-        if _DOTTED.search(probe):
-            out.append("s:dotted")
-        if _FILE_EXT.search(probe):
-            out.append("s:fileext")
-        if _MONEY.search(probe):
+        if "." in probe:
+            if _DOTTED.search(probe):
+                out.append("s:dotted")
+            if _FILE_EXT.search(probe):
+                out.append("s:fileext")
+            if "@" in probe and _EMAIL.search(probe):
+                out.append("s:email")
+            if ("http" in probe or "www." in probe) and _URL.search(probe):
+                out.append("s:url")
+        if has_digits and _MONEY.search(probe):
             out.append("s:money")
-        if _URL.search(probe):
-            out.append("s:url")
-        if _EMAIL.search(probe):
-            out.append("s:email")
         head = probe[:500]
         nonascii = (len(head) - len(head.encode("ascii", "ignore"))) / len(head)
         if nonascii > 0.3:
