@@ -67,6 +67,7 @@ class MainScreen(Screen):
         # (exclusive worker) and waits here until that one has drawn its end, so the cancelled
         # run's last update never lands in the new run's panes.
         self._panes_lock = asyncio.Lock()
+        self._classifier_problem: str | None = None
 
     @property
     def session(self):
@@ -83,7 +84,13 @@ class MainScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(DecisionBar).show_message("loading the classifier…")
+        # The classifier's worker may have ended before this screen was composed.
+        if self._classifier_problem is not None:
+            self.classifier_failed(self._classifier_problem)
+        elif self.session.classifier_ready:
+            self.classifier_loaded()
+        else:
+            self.query_one(DecisionBar).show_message("loading the classifier…")
         self.query_one(ComparisonBar).show(None, None)
         self.query_one(PromptEditor).focus()
         self.refresh_sub_title()
@@ -126,10 +133,15 @@ class MainScreen(Screen):
         self.query_one(DecisionBar).show_decision(decision, priority_mode=self.priority_mode)
 
     def classifier_loaded(self) -> None:
+        if not self.query(DecisionBar):  # not composed yet: on_mount shows the state
+            return
         self.query_one(DecisionBar).show_message("type a prompt to see where it goes")
         self.reclassify()
 
     def classifier_failed(self, message: str) -> None:
+        self._classifier_problem = message
+        if not self.query(DecisionBar):  # not composed yet: on_mount shows it
+            return
         self.query_one(DecisionBar).show_message(
             f"classifier unavailable ({message}); prompts go to the default route", style="yellow"
         )
