@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 # Bump when tokens change: the on-disk model cache is keyed by it.
-FEATURE_VERSION = 18
+FEATURE_VERSION = 19
 
 HEAD_CHARS = 5_000  # of a huge prompt, the head and the tail are featurized ...
 TAIL_CHARS = 2_000  # ... (instructions sit at the start or the end)
@@ -605,6 +605,7 @@ _URL = re.compile(r"https?://|www\.")
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.]+\b")
 _DIGIT = re.compile(r"\d")
 _MATH_CHARS = re.compile("[√∫∑π^×÷]")
+_SYMBOL_TOKEN = re.compile(r"->|=>|==|!=|<=|>=|[%=^+*/<>{}\[\]();:$€£#@&|~√∫∑π×÷²³°]")
 _ARITH_SIMPLE = re.compile(r"\d ?[-+*/×÷^=] ?\d")
 _SYMBOLISH = re.compile(r"[{}\[\]<>;=|\\`#$@~^*]")
 
@@ -779,6 +780,8 @@ def analyze(prompt: str) -> tuple[list[str], Split]:
                 out.append("s:url")
         if has_digits and _MONEY.search(probe):
             out.append("s:money")
+        # Operators and symbols of the ask, each once ("%", "=", "^", "{", "->", ...).
+        out.extend("y:" + sym for sym in set(_SYMBOL_TOKEN.findall(probe)))
         head = probe[:500]
         nonascii = (len(head) - len(head.encode("ascii", "ignore"))) / len(head)
         if nonascii > 0.3:
