@@ -89,7 +89,7 @@ class TrainParams:
     augment_share: float = 0.3
     cv_folds: int = 2  # folds of the out-of-fold predictions the temperature is fitted on
     max_iter: int = 200
-    tol: float = 3e-3
+    tol: float = 1e-3
     seed: int = 0
 
 
@@ -496,10 +496,8 @@ def _train(
     X = group_normalize(counts, groups, weights)
     lap("vectorize_s")
 
-    def fit(rows: np.ndarray) -> Any:
-        lr = LogisticRegression(
-            C=params.C, solver="newton-cg", max_iter=params.max_iter, tol=params.tol
-        )
+    def fit(rows: np.ndarray, tol: float) -> Any:
+        lr = LogisticRegression(C=params.C, solver="newton-cg", max_iter=params.max_iter, tol=tol)
         return lr.fit(X[rows], all_y[rows])
 
     temperature, cv_info = 1.0, {}
@@ -508,10 +506,6 @@ def _train(
         coef = np.zeros((len(vocab_tokens), 1))
         intercept = np.zeros(1)
     else:
-        estimator = fit(np.arange(len(all_y)))
-        coef = np.ascontiguousarray(estimator.coef_.T, dtype=np.float64)
-        intercept = np.asarray(estimator.intercept_, dtype=np.float64)
-        lap("fit_s")
         folds = min(params.cv_folds, int(np.bincount(y).min()))
         if calibrate and folds >= 2:
             # Out-of-fold logits of the real examples; an augmented copy trains only in the
@@ -520,7 +514,9 @@ def _train(
             fold_all = np.concatenate([fold, fold[source]])
             oof = np.zeros((n_real, len(labels)))
             for k in range(folds):
-                model_k = fit(np.flatnonzero(fold_all != k))
+                # Looser than the final fit: the temperature hardly moves (0.59 vs 0.60 on the
+                # default table) and these fits are half the training time.
+                model_k = fit(np.flatnonzero(fold_all != k), params.tol * 3)
                 test = np.flatnonzero(fold == k)
                 oof[test] = model_k.decision_function(X[test])
             temperature = fit_temperature(oof, y)
@@ -531,6 +527,10 @@ def _train(
                 "cv_macro_f1": round(_macro_f1(y, pred, len(labels)), 4),
             }
             lap("calibrate_s")
+        estimator = fit(np.arange(len(all_y)), params.tol)
+        coef = np.ascontiguousarray(estimator.coef_.T, dtype=np.float64)
+        intercept = np.asarray(estimator.intercept_, dtype=np.float64)
+        lap("fit_s")
     elapsed = time.perf_counter() - started
     model = LinearModel(
         labels=labels,
