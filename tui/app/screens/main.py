@@ -11,7 +11,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Header, TextArea
-from textual.worker import get_current_worker
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from tui.app.widgets.comparison import ComparisonBar
 from tui.app.widgets.decision_bar import DecisionBar
@@ -201,6 +201,17 @@ class MainScreen(Screen):
         if self.workers and any(w.group == "run" and w.is_running for w in self.workers):
             self.workers.cancel_group(self, "run")
             self.notify("run cancelled", timeout=2)
+
+    @on(Worker.StateChanged)
+    def worker_failed(self, event: Worker.StateChanged) -> None:
+        """A run or a classification that raised (exit_on_error=False keeps the app up) says why
+        instead of doing nothing."""
+        if event.state == WorkerState.ERROR and event.worker.group in ("run", "classify"):
+            error = event.worker.error
+            what = "run" if event.worker.group == "run" else "classification"
+            self.notify(
+                Text(f"{what} failed: {type(error).__name__}: {error}"), severity="error", timeout=8
+            )
 
     @on(PromptEditor.Submitted)
     def submitted(self, event: PromptEditor.Submitted) -> None:
