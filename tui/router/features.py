@@ -25,12 +25,13 @@ whatever its size, so a 1 MB prompt costs about what a 12 kB one does.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 # Bump when tokens change: the on-disk model cache is keyed by it.
-FEATURE_VERSION = 19
+FEATURE_VERSION = 20
 
 HEAD_CHARS = 5_000  # of a huge prompt, the head and the tail are featurized ...
 TAIL_CHARS = 2_000  # ... (instructions sit at the start or the end)
@@ -637,7 +638,16 @@ def _words(text: str) -> list[str]:
         text = _NONZERO_DIGIT.sub("0", text)
         if "’" in text:
             text = text.replace("’", "'")
+        text = _fold_accents(text)
     return _WORD.findall(text)
+
+
+def _fold_accents(text: str) -> str:
+    """"poème" → "poeme", "función" → "funcion": accented words share character n-grams with
+    their English cousins ("poem", "function"), which carries a little of what the mostly
+    English examples teach over to other Latin-script languages. Other scripts are untouched."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
 _GRAMS: dict[str, tuple[str, ...]] = {}
