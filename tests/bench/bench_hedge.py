@@ -48,7 +48,8 @@ from tui.router.types import (  # noqa: E402
 )
 
 PRIMARY, FALLBACK = "openai/gpt-5-mini", "google/gemini-2.5-flash"
-ALT = {PRIMARY: "groq/llama-3.3-70b-versatile", FALLBACK: "google/gemini-3-flash-preview"}
+# The pair the shipped routes.toml hedges on its latency cells: the same model on two providers.
+ALT = {PRIMARY: "groq/llama-3.3-70b-versatile", FALLBACK: "cerebras/llama-3.3-70b"}
 PROMPT = ("Summarise the following support ticket in three bullet points and say which team "
           "should handle it. " + "The customer reports that exports time out after 30 s. " * 20)
 ANSWER_CHUNKS = ("- point one", " about the", " export\n", "- point two", " about", " timeouts",
