@@ -245,7 +245,7 @@ class MainScreen(Screen):
             async with run:
                 async for run_event in run:
                     side = run_event.side
-                    await panes[side].handle(run_event, run.metrics[side].snapshot())
+                    await panes[side].handle(run_event, run.metrics[side].snapshot)
         finally:
             ticker.stop()
             pair = run.result

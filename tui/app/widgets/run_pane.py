@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
@@ -10,6 +12,11 @@ from textual.widgets import Markdown, Static
 from tui.router.metrics import MetricsSnapshot
 from tui.router.sanitize import clean
 from tui.router.types import AttemptEnded, AttemptStarted, RunEvent, RunResult, TextDelta
+
+# Streamed text is drawn at most this often. Each draw re-renders the pane, which takes longer
+# than a fast model (hundreds of chunks a second) takes to send the next chunk; drawing every
+# chunk froze the UI for hundreds of milliseconds (tests/bench/bench_tui.py measures it).
+DRAW_INTERVAL_S = 0.1
 
 
 def _ms(value: float | None) -> str:
@@ -63,6 +70,8 @@ class RunPane(Vertical):
         self.title = title
         self._stream = None
         self._parts: list[str] = []
+        self._unshown: list[str] = []  # streamed, not drawn yet (drawn by the draw timer)
+        self._draw_timer = None
         self._attempt: int | None = None
         self._model: str | None = None
         self._simulated: bool | None = None
@@ -117,35 +126,63 @@ class RunPane(Vertical):
         self.query_one(".pane-header", Static).update(out)
 
     def show_metrics(self, snap: MetricsSnapshot) -> None:
-        self.query_one(".pane-metrics", Static).update(render_metrics(snap))
+        # One line of fixed height: a repaint, not a layout of the whole screen.
+        self.query_one(".pane-metrics", Static).update(render_metrics(snap), layout=False)
 
     async def _stop_stream(self) -> None:
+        """End the Markdown stream; text not drawn yet is dropped (callers redraw in full)."""
+        if self._draw_timer is not None:
+            self._draw_timer.stop()
+            self._draw_timer = None
+        self._unshown.clear()
         if self._stream is not None:
             stream, self._stream = self._stream, None
             await stream.stop()
 
-    async def handle(self, run_event: RunEvent, snap: MetricsSnapshot) -> None:
-        """Draw one event of this side; ``snap`` is the side's metrics with it folded in."""
+    async def handle(
+        self, run_event: RunEvent, snap: MetricsSnapshot | Callable[[], MetricsSnapshot]
+    ) -> None:
+        """Draw one event of this side; ``snap`` is the side's metrics with it folded in, or a
+        function that returns them (called only when needed: a snapshot prices the usage).
+
+        Text is gathered and drawn every DRAW_INTERVAL_S; the figures of a text chunk are left to
+        the caller's periodic ``show_metrics``."""
         event = run_event.event
-        if isinstance(event, AttemptStarted):
-            if self._model is None or event.role != "primary" or self._attempt is None:
-                self._model, self._simulated = event.model, event.simulated
-        elif isinstance(event, TextDelta):
+        if isinstance(event, TextDelta):
             if self._attempt is not None and run_event.attempt != self._attempt:
                 await self._set_aside_failed_text()
             if self._attempt != run_event.attempt:
                 self._attempt = run_event.attempt
-                self._model, self._simulated = snap.model, snap.simulated
+                s = snap() if callable(snap) else snap
+                self._model, self._simulated = s.model, s.simulated
+                self._draw_header(s.badges)
+                self.show_metrics(s)
             self._parts.append(event.text)
-            if self._stream is None:
-                self._stream = Markdown.get_stream(self.answer)
-            await self._stream.write(event.text)
+            self._unshown.append(event.text)
+            if self._draw_timer is None:
+                self._draw_timer = self.set_timer(DRAW_INTERVAL_S, self._draw_text)
+            return
+        s = snap() if callable(snap) else snap
+        if isinstance(event, AttemptStarted):
+            if self._model is None or event.role != "primary" or self._attempt is None:
+                self._model, self._simulated = event.model, event.simulated
         elif isinstance(event, AttemptEnded) and event.outcome == "failed" and event.error:
             self._show_error(f"{event.model} failed: {event.error.message}")
             if self._parts:
                 await self._set_aside_failed_text()
-        self._draw_header(snap.badges)
-        self.show_metrics(snap)
+        self._draw_header(s.badges)
+        self.show_metrics(s)
+
+    async def _draw_text(self) -> None:
+        """Append the text streamed since the last draw to the answer."""
+        self._draw_timer = None
+        if not self._unshown:
+            return
+        text = "".join(self._unshown)
+        self._unshown.clear()
+        if self._stream is None:
+            self._stream = Markdown.get_stream(self.answer)
+        await self._stream.write(text)
 
     async def _set_aside_failed_text(self) -> None:
         """A failed attempt's text stays visible, apart from the answer that replaces it."""
