@@ -76,6 +76,11 @@ class RouteDeckApp(App):
             self.call_from_thread(self._classifier_failed, f"{type(exc).__name__}: {exc}")
             return
         self.call_from_thread(self._classifier_loaded)
+        # The price library's import, paid here rather than on the event loop at the first run
+        # (where it stalled the UI about 0.3 s).
+        from tui.router.pricing import preload
+
+        preload()
 
     def _main(self):
         from tui.app.screens.main import MainScreen
