@@ -740,3 +740,21 @@ def test_warm_cache_classification_does_not_import_sklearn(tmp_path):
     assert cold["warm"] is True  # the first run trained
     assert warm["warm"] is False  # the second loaded the cached arrays
     assert warm["task"] == cold["task"]
+
+
+def test_a_table_with_two_task_types_trains_and_predicts(tmp_path):
+    """Task types are data: a table of just two must work like one of six."""
+    from tui.router.classify import train
+
+    examples = {
+        "code": [f"fix the python error in function number {i} of my script" for i in range(12)]
+        + ["my javascript loop never ends", "write a sql query joining two tables"],
+        "creative": [f"write a short poem about the colour of season {i}" for i in range(12)]
+        + ["a limerick about a cat", "a bedtime story about a brave snail"],
+    }
+    trained = train(examples)
+    model = trained.model
+    assert set(model.labels) == {"code", "creative"}
+    probs = model.predict_proba("please debug this python function")
+    assert abs(sum(probs) - 1.0) < 1e-9
+    assert model.labels[int(max(range(2), key=lambda i: probs[i]))] == "code"

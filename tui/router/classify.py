@@ -518,7 +518,8 @@ def _train(
                 # default table) and these fits are half the training time.
                 model_k = fit(np.flatnonzero(fold_all != k), params.tol * 3)
                 test = np.flatnonzero(fold == k)
-                oof[test] = model_k.decision_function(X[test])
+                logits = model_k.decision_function(X[test])
+                oof[test] = _two_classes(logits, 1) if len(labels) == 2 else logits
             temperature = fit_temperature(oof, y)
             pred = oof.argmax(axis=1)
             cv_info = {
@@ -528,8 +529,11 @@ def _train(
             }
             lap("calibrate_s")
         estimator = fit(np.arange(len(all_y)), params.tol)
-        coef = np.ascontiguousarray(estimator.coef_.T, dtype=np.float64)
-        intercept = np.asarray(estimator.intercept_, dtype=np.float64)
+        coef, intercept = estimator.coef_.T, estimator.intercept_
+        if len(labels) == 2:
+            coef, intercept = _two_classes(coef[:, 0], 1), _two_classes(intercept[0], 0)
+        coef = np.ascontiguousarray(coef, dtype=np.float64)
+        intercept = np.asarray(intercept, dtype=np.float64)
         lap("fit_s")
     elapsed = time.perf_counter() - started
     model = LinearModel(
@@ -553,6 +557,14 @@ def _train(
     )
     model.__dict__["_inv"] = [str(t) for t in vocab_tokens]
     return Trained(model, vectorizer, estimator, X, all_y)
+
+
+def _two_classes(values: np.ndarray, axis: int) -> np.ndarray:
+    """With two task types scikit-learn keeps one logit d (for the second class); [-d/2, d/2]
+    along ``axis`` gives the same probabilities under softmax, so the rest of the code always
+    sees one logit per class."""
+    values = np.asarray(values, dtype=np.float64)
+    return np.stack([-values / 2, values / 2], axis=axis)
 
 
 def _macro_f1(y: np.ndarray, pred: np.ndarray, n_labels: int) -> float:
