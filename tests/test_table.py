@@ -795,3 +795,14 @@ def test_a_fallback_equal_to_its_primary_is_refused(tmp_path):
     message = str(err.value)
     assert "routes.code.quality.fallback" in message and "the fallback is the primary again" in message
     assert "routes.toml:" in message
+
+
+def test_a_model_id_with_control_characters_is_refused(tmp_path):
+    text = default_routes_path().read_text(encoding="utf-8")
+    path = tmp_path / "routes.toml"
+    path.write_text(text.replace('primary = "openai/gpt-5-mini"', 'primary = "openai/gpt-5-mini\\u001b[2J"', 1))
+    with pytest.raises(TableError) as err:
+        load_table(path)
+    message = str(err.value)
+    assert "contains spaces or control characters" in message
+    assert "\x1b" not in message

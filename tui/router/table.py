@@ -484,6 +484,9 @@ class _Checker:
         if not sep or not provider or not model:
             self.add(path, f'model id {_q(v)} must look like "provider/model"')
             return None
+        if any(not ch.isprintable() or ch.isspace() for ch in v):
+            self.add(path, f"model id {_q(v)} contains spaces or control characters")
+            return None
         if providers is not None and provider not in providers:
             self.add(
                 path,
