@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from tui.router.runlog import Totals
-from tui.router.types import Decision, PairResult, RoutingTable
+from tui.router.types import Classification, Decision, PairResult, RoutingTable
 
 
 @dataclass
@@ -65,9 +65,14 @@ class Session:
             self._classifier_table = table
 
     def decide(self, prompt: str, priority: str | None = None) -> Decision:
+        """Classify and route. If the classifier cannot be built, fail open: the prompt goes to
+        the uncertain route (by default the baseline) and the reason says why."""
         from tui.router.classify import decide
 
-        classifier = self.load_classifier()
+        try:
+            classifier = self.load_classifier()
+        except Exception as exc:  # noqa: BLE001 - any failure to build it fails open the same way
+            classifier = _FailOpen(self.table, f"{type(exc).__name__}: {exc}")
         return decide(prompt, self.table, classifier, priority=priority)
 
     # -- runs -----------------------------------------------------------------------------
@@ -116,6 +121,26 @@ class Session:
             model_id, self.table, env=self.env, force_simulated=self.force_simulated
         )
         return resolved.simulated, resolved.why_simulated
+
+
+class _FailOpen:
+    """Stands in for a classifier that could not be built: no label, no confidence."""
+
+    name = "fallback"
+
+    def __init__(self, table: RoutingTable, why: str) -> None:
+        self.label = "general" if "general" in table.tasks else table.task_names[-1]
+        self.why = why
+
+    def classify(self, prompt: str) -> Classification:
+        return Classification(
+            label=self.label,
+            confidence=None,
+            top=(),
+            classifier="fallback",
+            reason=f"classifier unavailable ({self.why})",
+            elapsed_ms=0.0,
+        )
 
 
 def _same_training(a: RoutingTable | None, b: RoutingTable) -> bool:

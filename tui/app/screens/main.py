@@ -143,7 +143,7 @@ class MainScreen(Screen):
         if not self.query(DecisionBar):  # not composed yet: on_mount shows it
             return
         self.query_one(DecisionBar).show_message(
-            f"classifier unavailable ({message}); prompts go to the default route", style="yellow"
+            f"classifier unavailable ({message}); prompts go to the uncertain route", style="yellow"
         )
 
     # -- actions --------------------------------------------------------------------------

@@ -1,0 +1,38 @@
+"""The engine facade the TUI and the CLI share."""
+
+from __future__ import annotations
+
+from tui.router.session import Session
+from tui.router.table import load_table
+
+
+def test_a_classifier_that_cannot_be_built_fails_open_to_the_uncertain_route(monkeypatch):
+    import tui.router.classify as classify
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("model cache unreadable")
+
+    monkeypatch.setattr(classify, "build_classifier", broken)
+    session = Session(table=load_table(None), env={})
+    decision = session.decide("write a haiku about rain")
+    assert decision.uncertain is True
+    assert decision.cell.primary == session.table.baseline.model
+    assert decision.classification.confidence is None
+    assert "classifier unavailable (RuntimeError: model cache unreadable)" in decision.classification.reason
+
+
+def test_session_totals_add_up_recorded_runs():
+    from tui.router.types import Cell, Classification, Decision, PairResult, RunResult
+
+    c = Classification("code", 0.9, (("code", 0.9),), "local", "test", 0.1)
+    d = Decision("p", c, "code", "default", "default", Cell("openai/gpt-5-mini"), False, "r")
+
+    def side(name, cost):
+        return RunResult(name, "m/x", True, "t", 1.0, 2.0, 1, 1, False, cost)
+
+    session = Session(table=load_table(None), env={})
+    session.record(PairResult(d, side("routed", 0.001), side("baseline", 0.004), 2.0))
+    session.record(PairResult(d, side("routed", None), side("baseline", 0.004), 2.0))
+    assert session.totals.runs == 2
+    assert session.totals.priced_runs == 1
+    assert abs(session.totals.savings_pct - 75.0) < 1e-9
