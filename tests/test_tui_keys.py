@@ -62,3 +62,14 @@ async def test_f8_opens_the_correction_for_the_typed_prompt(app):
         await pilot.press("f8")
         await until(pilot, lambda: isinstance(app.screen, CorrectionScreen), "correction modal")
         assert app.screen.prompt == "tell me about the rings of saturn"
+
+
+async def test_ctrl_j_runs_even_when_a_pane_has_focus(app):
+    async with app.run_test(size=(140, 45)) as pilot:
+        await until(pilot, lambda: app.session.classifier_ready, "classifier loaded")
+        main = app.screen
+        main.query_one(PromptEditor).insert("what is the capital of peru")
+        main.query_one("#routed").query_one("VerticalScroll").focus()
+        await pilot.pause()
+        await pilot.press("ctrl+j")
+        await until(pilot, lambda: main.last_run_id is not None, "the run finished")

@@ -24,6 +24,9 @@ from tui.router.types import Decision, PairResult
 class MainScreen(Screen):
     BINDINGS = [
         Binding("escape", "cancel_run", "Cancel", id="cancel", tooltip="Cancel the run in flight"),
+        # The editor binds the run keys itself; this one runs it when focus is elsewhere
+        # (after clicking into a pane, say).
+        Binding("ctrl+j,alt+enter", "run", "Run", id="run_anywhere", show=False),
         Binding(
             "ctrl+t",
             "cycle_priority",
@@ -196,6 +199,9 @@ class MainScreen(Screen):
     def save_verdict(self, run_id: int, verdict: str) -> None:
         self.session.runlog.set_verdict(run_id, verdict)
         self.app.call_from_thread(self.notify, Text(f"verdict saved: {verdict}"), timeout=2)
+
+    def action_run(self) -> None:
+        self.query_one(PromptEditor).action_submit()
 
     def action_cancel_run(self) -> None:
         if self.workers and any(w.group == "run" and w.is_running for w in self.workers):
