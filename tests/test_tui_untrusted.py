@@ -38,6 +38,7 @@ from tui.router.runlog import RunLog
 from tui.router.sanitize import clean
 from tui.router.session import Session
 from tui.router.table import default_routes_path, load_table
+from tui.router.types import Cell
 
 SIZE = (140, 45)
 GUARD_S = 60.0  # a deadline only a hung test reaches; nothing is asserted on time
@@ -346,14 +347,14 @@ async def test_a_typed_prompt_with_markup_shows_in_the_editor_and_decision_bar(m
 
 @pytest.fixture
 def evil_routes_file(tmp_path) -> Path:
-    """The packaged table with a custom (simulated) provider whose model names hold markup and
-    escape sequences, routed for code/default. (routes.toml accepts them: model ids are not
-    checked for control characters.)"""
+    """The packaged table with a custom (simulated) provider whose model names hold markup,
+    routed for code/default. (routes.toml refuses control characters in model ids, so the escape
+    sequences are put in by the test, as an edit in code would, to prove the widgets hold too.)"""
     doc = tomllib.loads(default_routes_path().read_text("utf-8"))
     doc["providers"]["evil"] = {"kind": "simulated", "description": f"{CLOSE_TAG} {CLICK}"}
     doc["routes"]["code"]["default"] = {
-        "primary": f"evil/{CLOSE_TAG}{CLICK}{CLEAR}",
-        "fallback": f"evil/fallback{OSC52}{CLOSE_TAG}",
+        "primary": f"evil/{CLOSE_TAG}{CLICK}",
+        "fallback": f"evil/fallback{CLOSE_TAG}",
     }
     target = tmp_path / "evil-routes.toml"
     target.write_text(tomli_w.dumps(doc), "utf-8")
@@ -367,6 +368,10 @@ async def test_model_names_with_markup_and_escapes_from_routes_toml(
     # A short subtitle (the table's path, else long enough here to be cut off in the header).
     monkeypatch.setattr(Session, "table_label", property(lambda self: "routes.toml"))
     app = make_app(routes=evil_routes_file)
+    evil_cell = Cell(
+        primary=f"evil/{CLOSE_TAG}{CLICK}{CLEAR}", fallback=f"evil/fallback{OSC52}{CLOSE_TAG}"
+    )
+    app.session.set_table(app.session.table.with_cell("code", "default", evil_cell))
     primary_shown = f"evil/{CLOSE_TAG}{CLICK}"
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await settle(pilot)

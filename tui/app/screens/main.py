@@ -18,7 +18,7 @@ from tui.app.widgets.decision_bar import DecisionBar
 from tui.app.widgets.prompt_editor import PromptEditor
 from tui.app.widgets.run_pane import RunPane
 from tui.router.sanitize import clean
-from tui.router.types import Decision, PairResult
+from tui.router.types import AttemptEnded, Decision, PairResult
 
 
 class MainScreen(Screen):
@@ -247,17 +247,26 @@ class MainScreen(Screen):
                 pane.show_metrics(run.metrics[side].snapshot())
 
         ticker = self.set_interval(0.1, tick)
+        finished: set[str] = set()
         try:
             async with run:
                 async for run_event in run:
                     side = run_event.side
                     await panes[side].handle(run_event, run.metrics[side].snapshot)
+                    event = run_event.event
+                    if isinstance(event, AttemptEnded) and event.final:
+                        # This side is done: its full answer and final figures now, not when
+                        # the slower side ends too.
+                        metrics = run.metrics[side]
+                        await panes[side].finish(metrics.result(), metrics.snapshot())
+                        finished.add(side)
         finally:
             ticker.stop()
             pair = run.result
             if pair is not None:
-                await routed.finish(pair.routed, run.metrics["routed"].snapshot())
-                await baseline.finish(pair.baseline, run.metrics["baseline"].snapshot())
+                for side, result in (("routed", pair.routed), ("baseline", pair.baseline)):
+                    if side not in finished:
+                        await panes[side].finish(result, run.metrics[side].snapshot())
         self.last_pair = pair
         self.last_run_id = await asyncio.to_thread(self.session.record, pair)
         self.query_one(ComparisonBar).show(pair, self.session.totals)
