@@ -73,3 +73,41 @@ async def test_ctrl_j_runs_even_when_a_pane_has_focus(app):
         await pilot.pause()
         await pilot.press("ctrl+j")
         await until(pilot, lambda: main.last_run_id is not None, "the run finished")
+
+
+async def test_a_long_answer_streams_into_a_chain_of_markdown_blocks(tmp_path, monkeypatch):
+    """Long answers are drawn into several Markdown widgets (each append lays out a small one);
+    together they hold exactly the answer, code fences never split."""
+    from fakeserver import FakeServer, Reply
+
+    from tui.app.widgets.run_pane import SEGMENT_CHARS, RunPane
+
+    paragraphs = [f"Paragraph {i}. " + "words " * 60 for i in range(12)]
+    paragraphs.insert(5, "```python\n" + "\n\n".join(f"x{i} = {i}" for i in range(40)) + "\n```")
+    answer = "\n\n".join(paragraphs)
+    assert len(answer) > 3 * SEGMENT_CHARS
+    chunks = [answer[i : i + 40] for i in range(0, len(answer), 40)]
+    with FakeServer() as server:
+        server.default = Reply.ok(chunks=chunks, delay=0.002)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-chain-0123456789")
+        monkeypatch.setenv("OPENAI_BASE_URL", server.openai_url)
+        routes = tmp_path / "routes.toml"
+        shutil.copyfile(default_routes_path(), routes)
+        session = Session(table=load_table(routes), runlog=RunLog(tmp_path / "r.sqlite3"))
+        app = RouteDeckApp(session)
+        async with app.run_test(size=(140, 45)) as pilot:
+            await until(pilot, lambda: app.session.classifier_ready, "classifier loaded")
+            main = app.screen
+            main.query_one(PromptEditor).insert("fix my python function, it returns None")
+            await pilot.press("ctrl+j")
+            await until(pilot, lambda: main.last_pair is not None, "the run finished")
+            await pilot.pause()
+            pane = main.query_one("#routed", RunPane)
+            assert main.last_pair.routed.text == answer
+            blocks = [pane.answer, *pane._segments]
+            assert len(blocks) >= 3
+            assert "".join(b.source for b in blocks) == answer
+            assert all(b.source.count("```") % 2 == 0 for b in blocks)
+        from tui.router.providers.registry import aclose_shared_http_client
+
+        await aclose_shared_http_client()

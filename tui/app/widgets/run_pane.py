@@ -17,6 +17,12 @@ from tui.router.types import AttemptEnded, AttemptStarted, RunEvent, RunResult, 
 # than a fast model (hundreds of chunks a second) takes to send the next chunk; drawing every
 # chunk froze the UI for hundreds of milliseconds (tests/bench/bench_tui.py measures it).
 DRAW_INTERVAL_S = 0.1
+# A streamed answer is drawn into a chain of Markdown widgets, a new one started at a paragraph
+# break (outside a code fence) once the current one holds this many characters: Markdown re-lays
+# out every block of its document on each append, so one growing widget made each frame slower
+# as the answer grew (about 70 ms per frame by 3,500 tokens). The finished answer is drawn once,
+# whole, into the first widget.
+SEGMENT_CHARS = 1500
 
 
 def _ms(value: float | None) -> str:
@@ -70,6 +76,9 @@ class RunPane(Vertical):
         self.title = title
         self._stream = None
         self._parts: list[str] = []
+        self._segments: list[Markdown] = []  # streaming continuations after self.answer
+        self._segment_chars = 0
+        self._fences = 0  # code fences seen in the streamed text (odd: inside a code block)
         self._unshown: list[str] = []  # streamed, not drawn yet (drawn by the draw timer)
         self._draw_timer = None
         self._attempt: int | None = None
@@ -95,6 +104,7 @@ class RunPane(Vertical):
 
     async def reset(self, model: str | None = None) -> None:
         await self._stop_stream()
+        await self._drop_segments()
         self._parts.clear()
         self._attempt = None
         self._model, self._simulated = model, None
@@ -180,14 +190,58 @@ class RunPane(Vertical):
             return
         text = "".join(self._unshown)
         self._unshown.clear()
+        while text:
+            room = max(0, SEGMENT_CHARS - self._segment_chars)
+            cut = self._paragraph_break(text, room)
+            if cut < 0:
+                break
+            await self._write(text[:cut])
+            await self._new_segment()
+            text = text[cut:]
+        await self._write(text)
+
+    def _paragraph_break(self, text: str, skip: int) -> int:
+        """Index just after the first blank line of ``text`` at or after ``skip`` characters
+        that is outside a code fence, or -1."""
+        start = skip
+        while (i := text.find("\n\n", start)) >= 0:
+            if (self._fences + text.count("```", 0, i)) % 2 == 0:
+                return i + 2
+            start = i + 2
+        return -1
+
+    async def _write(self, text: str) -> None:
+        if not text:
+            return
         if self._stream is None:
-            self._stream = Markdown.get_stream(self.answer)
+            current = self._segments[-1] if self._segments else self.answer
+            self._stream = Markdown.get_stream(current)
+        self._segment_chars += len(text)
+        self._fences += text.count("```")
         await self._stream.write(text)
+
+    async def _new_segment(self) -> None:
+        if self._stream is not None:
+            stream, self._stream = self._stream, None
+            await stream.stop()
+        segment = Markdown("", classes="pane-answer-more", open_links=False)
+        last = self._segments[-1] if self._segments else self.answer
+        await last.parent.mount(segment, after=last)
+        self._segments.append(segment)
+        self._segment_chars = 0
+
+    async def _drop_segments(self) -> None:
+        segments, self._segments = self._segments, []
+        self._segment_chars = 0
+        self._fences = 0
+        for segment in segments:
+            await segment.remove()
 
     async def _set_aside_failed_text(self) -> None:
         """A failed attempt's text stays visible, apart from the answer that replaces it."""
         discarded = self.text
         await self._stop_stream()
+        await self._drop_segments()
         self._parts.clear()
         self._attempt = None
         if discarded:
@@ -202,11 +256,26 @@ class RunPane(Vertical):
         w.display = True
 
     async def finish(self, result: RunResult | None, snap: MetricsSnapshot | None) -> None:
-        """The side ended: one full update of the answer, the final figures and any error."""
-        await self._stop_stream()
+        """The side ended: the whole answer, the final figures and any error.
+
+        A short answer gets one full update. A long one that already streamed whole into its
+        chain of widgets only gets what is left to draw: laying the whole answer out again at
+        once stalled the screen for 100–300 ms at the end of long answers."""
+        if result is not None and self._segments and self.text == result.text:
+            if self._draw_timer is not None:
+                self._draw_timer.stop()
+                self._draw_timer = None
+            rest = "".join(self._unshown)
+            self._unshown.clear()
+            await self._write(rest)
+            await self._stop_stream()
+        else:
+            await self._stop_stream()
+            if result is not None:
+                await self._drop_segments()
+                await self.answer.update(clean(result.text))
         if result is not None:
             self._model, self._simulated = result.model, result.simulated
-            await self.answer.update(clean(result.text))
             if result.error:
                 self._show_error("error: " + result.error)
                 self.add_class("-error")
