@@ -24,6 +24,7 @@ from tui.router.providers.openai_compat import (
     USER_AGENT,
     CallFailed,
     HttpClientSource,
+    KeyedClient,
     SSEExchange,
     clip,
     error_detail,
@@ -53,7 +54,7 @@ _USAGE_KEYS = (
 )
 
 
-class AnthropicClient:
+class AnthropicClient(KeyedClient):
     """Streams Anthropic Messages as ProviderEvents (see the module docstring)."""
 
     def __init__(
@@ -75,18 +76,9 @@ class AnthropicClient:
         self.default_max_tokens = default_max_tokens
         self.anthropic_version = anthropic_version
 
-    def __repr__(self) -> str:  # never the key
-        return (
-            f"AnthropicClient(provider_name={self.provider_name!r}, base_url={self.base_url!r}, "
-            f"key={'set' if self._api_key else 'none'})"
-        )
-
     @property
     def url(self) -> str:
         return f"{self.base_url}/v1/messages"
-
-    def _secrets(self) -> tuple[str, ...]:
-        return (self._api_key,) if self._api_key else ()
 
     def _headers(self) -> dict[str, str]:
         headers = {

@@ -474,7 +474,25 @@ def _stream_error_message(provider: str, err: Any) -> str:
     return f"error in the stream from {provider}: {detail}"
 
 
-class OpenAICompatClient:
+class KeyedClient:
+    """What every HTTP provider client shares: a repr that never shows the key, and the key as
+    the one secret to redact from anything the server sends back."""
+
+    provider_name: str
+    base_url: str
+    _api_key: str | None
+
+    def __repr__(self) -> str:  # never the key
+        return (
+            f"{type(self).__name__}(provider_name={self.provider_name!r}, "
+            f"base_url={self.base_url!r}, key={'set' if self._api_key else 'none'})"
+        )
+
+    def _secrets(self) -> tuple[str, ...]:
+        return (self._api_key,) if self._api_key else ()
+
+
+class OpenAICompatClient(KeyedClient):
     """Streams ``POST {base_url}/chat/completions`` as ProviderEvents.
 
     ``api_key`` None (local servers) sends no Authorization header. ``provider_name`` names the
@@ -504,18 +522,9 @@ class OpenAICompatClient:
             max_tokens_field = "max_completion_tokens" if official else "max_tokens"
         self.max_tokens_field = max_tokens_field
 
-    def __repr__(self) -> str:  # never the key
-        return (
-            f"OpenAICompatClient(provider_name={self.provider_name!r}, base_url={self.base_url!r}, "
-            f"key={'set' if self._api_key else 'none'})"
-        )
-
     @property
     def url(self) -> str:
         return f"{self.base_url}/chat/completions"
-
-    def _secrets(self) -> tuple[str, ...]:
-        return (self._api_key,) if self._api_key else ()
 
     def _headers(self) -> dict[str, str]:
         headers = {
