@@ -182,16 +182,38 @@ def test_confidence_is_a_probability_and_top3_is_sorted(synthetic_trained):
         assert len({label for label, _ in c.top}) == len(c.top)
 
 
+def _sklearn_tfidf(trained, texts):
+    """``texts`` through scikit-learn's TfidfVectorizer fitted as the model's was (same tokens,
+    sublinear tf, smooth idf, min_df), columns in the model's order."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vectorizer = TfidfVectorizer(analyzer=lambda tokens: tokens, sublinear_tf=True, norm=None,
+                                 min_df=C.DEFAULT_PARAMS.min_df)
+    vectorizer.fit([F.tokens(t) for t in trained.texts])
+    names = list(vectorizer.get_feature_names_out())
+    assert sorted(names) == sorted(trained.model.vocab)
+    order = [vectorizer.vocabulary_[t] for t in sorted(trained.model.vocab,
+                                                        key=trained.model.vocab.get)]
+    np.testing.assert_allclose(trained.model.idf, vectorizer.idf_[order], rtol=0, atol=1e-12)
+    return vectorizer.transform([F.tokens(t) for t in texts])[:, order]
+
+
+def test_own_tfidf_equals_sklearn_tfidf_vectorizer(synthetic_trained):
+    trained = synthetic_trained
+    model = trained.model
+    expected = C.group_normalize(_sklearn_tfidf(trained, trained.texts), model.groups,
+                                 model.group_weights)
+    assert trained.matrix.shape == expected.shape
+    np.testing.assert_allclose(trained.matrix.toarray(), expected.toarray(), rtol=0, atol=1e-12)
+
+
 def test_numpy_inference_equals_sklearn_predict_proba(synthetic_trained):
     trained = synthetic_trained
     model = trained.model
     texts = [t for ex in SYNTHETIC.values() for t in ex]
     texts += ["completely new words zebra quantum", "```\nprint(1)\n```", "Text: a b c\n\nsummarize"]
     # scikit-learn's own path: its vectorizer (with our analyzer), group normalisation, LR.
-    X = C.group_normalize(
-        trained.vectorizer.transform([F.tokens(t) for t in texts]), model.groups,
-        model.group_weights,
-    )
+    X = C.group_normalize(_sklearn_tfidf(trained, texts), model.groups, model.group_weights)
     expected = trained.estimator.predict_proba(X)
     got = np.array([model.predict_proba(t, calibrated=False) for t in texts])
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)

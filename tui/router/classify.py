@@ -30,7 +30,7 @@ import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from itertools import repeat
+from itertools import chain, count, repeat
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -318,14 +318,49 @@ class Trained:
     """A training run: the exported model and the scikit-learn objects it came from."""
 
     model: LinearModel
-    vectorizer: Any  # TfidfVectorizer
     estimator: Any  # LogisticRegression, or None for a single label
     matrix: Any  # the training design matrix (scipy CSR)
     y: np.ndarray
+    texts: list[str]  # the rows of the matrix: the examples, then their augmented copies
 
 
-def _identity(tokens: list[str]) -> list[str]:
-    return tokens
+def tfidf(token_lists: Sequence[Sequence[str]], min_df: int) -> tuple[Any, list[str], np.ndarray]:
+    """The tf-idf matrix of tokenized documents, as scikit-learn's
+    ``TfidfVectorizer(sublinear_tf=True, norm=None, smooth_idf=True, min_df=min_df)`` computes
+    it (a test checks they agree), in a few vectorised passes instead of its per-token Python
+    bookkeeping (0.1 s instead of 0.3 s for the default table).
+
+    Returns (CSR matrix, the token of each column, the idf of each column). Tokens found in
+    fewer than ``min_df`` documents are dropped, unless that would drop them all (a tiny table).
+    Columns are in order of first appearance."""
+    import scipy.sparse as sp
+
+    n_rows = len(token_lists)
+    lengths = np.fromiter(map(len, token_lists), dtype=np.intp, count=n_rows)
+    flat = list(chain.from_iterable(token_lists))
+    index = dict(zip(dict.fromkeys(flat), count()))  # token -> id, first-seen order
+    n_ids = max(len(index), 1)
+    ids = np.fromiter(map(index.__getitem__, flat), dtype=np.int64, count=len(flat))
+    # One sort of (row, id) pairs gives each row's distinct tokens and their counts.
+    pairs, tf = np.unique(np.repeat(np.arange(n_rows, dtype=np.int64), lengths) * n_ids + ids,
+                          return_counts=True)
+    rows, ids = np.divmod(pairs, n_ids)
+    df = np.bincount(ids, minlength=len(index))
+    kept = np.flatnonzero(df >= max(1, min_df))
+    if len(kept) == 0:
+        kept = np.flatnonzero(df >= 1)
+    remap = np.full(len(index), -1, dtype=np.intp)
+    remap[kept] = np.arange(len(kept))
+    cols = remap[ids]
+    ok = cols >= 0
+    rows, cols, tf = rows[ok], cols[ok], tf[ok]
+    indptr = np.zeros(n_rows + 1, dtype=np.intp)
+    np.cumsum(np.bincount(rows, minlength=n_rows), out=indptr[1:])
+    idf = np.log((1.0 + n_rows) / (1.0 + df[kept])) + 1.0
+    matrix = sp.csr_matrix(((np.log(tf) + 1.0) * idf[cols], cols, indptr),
+                           shape=(n_rows, len(kept)))
+    tokens = list(index)
+    return matrix, [tokens[j] for j in kept], idf
 
 
 def group_normalize(matrix: Any, groups: np.ndarray, weights: np.ndarray) -> Any:
@@ -456,7 +491,6 @@ def train(
 def _train(
     examples: Mapping[str, Sequence[str]], params: TrainParams, *, key: str, calibrate: bool
 ) -> Trained:
-    from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
     started = time.perf_counter()
@@ -482,25 +516,23 @@ def _train(
     # Featurized once, for the final model and every fold alike.
     token_lists = [a[0] for a in analyzed] + [feat.tokens(t) for t in extra_texts]
     lap("featurize_s")
-    vectorizer = TfidfVectorizer(
-        analyzer=_identity, sublinear_tf=True, norm=None, min_df=params.min_df
-    )
-    try:
-        counts = vectorizer.fit_transform(token_lists)
-    except ValueError:  # min_df left no token (a tiny table): keep every token
-        vectorizer.set_params(min_df=1)
-        counts = vectorizer.fit_transform(token_lists)
-    vocab_tokens = vectorizer.get_feature_names_out()
-    groups = np.array([feat.group_of(t) for t in vocab_tokens], dtype=np.intp)
+    counts, vocab_tokens, idf = tfidf(token_lists, params.min_df)
+    groups = np.fromiter(map(feat.group_of, vocab_tokens), dtype=np.intp,
+                         count=len(vocab_tokens))
     weights = np.asarray(params.group_weights, dtype=np.float64)
     X = group_normalize(counts, groups, weights)
     lap("vectorize_s")
 
-    def fit(rows: np.ndarray, tol: float) -> Any:
-        lr = LogisticRegression(C=params.C, solver="newton-cg", max_iter=params.max_iter, tol=tol)
+    def fit(rows: np.ndarray, tol: float, start: Sequence[Any] = ()) -> Any:
+        lr = LogisticRegression(C=params.C, solver="newton-cg", max_iter=params.max_iter, tol=tol,
+                                warm_start=bool(start))
+        if start:  # begin from the mean of these models: the same optimum, fewer Newton steps
+            lr.coef_ = np.mean([m.coef_ for m in start], axis=0)
+            lr.intercept_ = np.mean([m.intercept_ for m in start], axis=0)
         return lr.fit(X[rows], all_y[rows])
 
     temperature, cv_info = 1.0, {}
+    fold_models: list[Any] = []
     if len(labels) == 1:
         estimator = None
         coef = np.zeros((len(vocab_tokens), 1))
@@ -513,10 +545,12 @@ def _train(
             fold = _stratified_folds(y, folds, params.seed)
             fold_all = np.concatenate([fold, fold[source]])
             oof = np.zeros((n_real, len(labels)))
+            fold_models = []
             for k in range(folds):
                 # Looser than the final fit: the temperature hardly moves (0.59 vs 0.60 on the
                 # default table) and these fits are half the training time.
                 model_k = fit(np.flatnonzero(fold_all != k), params.tol * 3)
+                fold_models.append(model_k)
                 test = np.flatnonzero(fold == k)
                 logits = model_k.decision_function(X[test])
                 oof[test] = _two_classes(logits, 1) if len(labels) == 2 else logits
@@ -528,7 +562,9 @@ def _train(
                 "cv_macro_f1": round(_macro_f1(y, pred, len(labels)), 4),
             }
             lap("calibrate_s")
-        estimator = fit(np.arange(len(all_y)), params.tol)
+        # The final fit starts where the fold models ended (5 Newton steps instead of 7 on
+        # the default table); it stops at the same gradient tolerance as a cold start would.
+        estimator = fit(np.arange(len(all_y)), params.tol, fold_models)
         coef, intercept = estimator.coef_.T, estimator.intercept_
         if len(labels) == 2:
             coef, intercept = _two_classes(coef[:, 0], 1), _two_classes(intercept[0], 0)
@@ -538,8 +574,8 @@ def _train(
     elapsed = time.perf_counter() - started
     model = LinearModel(
         labels=labels,
-        vocab={str(t): j for j, t in enumerate(vocab_tokens)},
-        idf=np.asarray(vectorizer.idf_, dtype=np.float64),
+        vocab={t: j for j, t in enumerate(vocab_tokens)},
+        idf=idf,
         groups=groups,
         group_weights=weights,
         coef=coef,
@@ -555,8 +591,8 @@ def _train(
             **cv_info,
         },
     )
-    model.__dict__["_inv"] = [str(t) for t in vocab_tokens]
-    return Trained(model, vectorizer, estimator, X, all_y)
+    model.__dict__["_inv"] = vocab_tokens
+    return Trained(model, estimator, X, all_y, texts + extra_texts)
 
 
 def _two_classes(values: np.ndarray, axis: int) -> np.ndarray:

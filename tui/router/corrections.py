@@ -45,7 +45,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -186,48 +185,21 @@ class _TrainState:
     def __init__(self, key: str, params: cl.TrainParams):
         self.key = key
         self.params = params
-        self.vocab: dict[str, int] = {}  # every token seen -> column (append-only)
-        self.groups: list[int] = []  # feature group of each column
-        # text -> (token columns, their counts, its split or None for augmented copies)
-        self.texts: dict[str, tuple[np.ndarray, np.ndarray, Any]] = {}
+        # text -> (its tokens, its split or None for augmented copies)
+        self.texts: dict[str, tuple[list[str], Any]] = {}
         self.model: cl.LinearModel | None = None
-        self.model_cols: np.ndarray | None = None  # model column -> vocab column
 
-    def _columns(self, tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        counts = Counter(tokens)
-        vocab, groups = self.vocab, self.groups
-        cols = np.empty(len(counts), dtype=np.intp)
-        for i, token in enumerate(counts):
-            j = vocab.get(token)
-            if j is None:
-                j = vocab[token] = len(groups)
-                groups.append(feat.group_of(token))
-            cols[i] = j
-        return cols, np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
-
-    def example(self, text: str) -> tuple[np.ndarray, np.ndarray, Any]:
+    def example(self, text: str) -> tuple[list[str], Any]:
         found = self.texts.get(text)
-        if found is None or found[2] is None:
-            tokens, split = feat.analyze(text)
-            found = self.texts[text] = (*self._columns(tokens), split)
+        if found is None or found[1] is None:
+            found = self.texts[text] = feat.analyze(text)
         return found
 
-    def copy_of(self, text: str) -> tuple[np.ndarray, np.ndarray, Any]:
+    def copy_of(self, text: str) -> tuple[list[str], Any]:
         found = self.texts.get(text)
         if found is None:
-            found = self.texts[text] = (*self._columns(feat.tokens(text)), None)
+            found = self.texts[text] = (feat.tokens(text), None)
         return found
-
-    def attach(self, model: cl.LinearModel) -> None:
-        """Use ``model`` (fitted on these texts) as the warm start of the next retrain."""
-        cols = np.empty(len(model.vocab), dtype=np.intp)
-        for token, j in model.vocab.items():
-            k = self.vocab.get(token)
-            if k is None:
-                k = self.vocab[token] = len(self.groups)
-                self.groups.append(feat.group_of(token))
-            cols[j] = k
-        self.model, self.model_cols = model, cols
 
     def training_set(self, table: RoutingTable) -> tuple[tuple[str, ...], list, np.ndarray, int]:
         """(labels, featurized rows, labels of the rows, how many are augmented copies)."""
@@ -239,7 +211,7 @@ class _TrainState:
                      dtype=np.intp)
         real = [self.example(t) for t in texts]
         extra_texts, extra_y, _ = cl.augment(
-            texts, y, params.augment_share, params.seed, splits=[r[2] for r in real]
+            texts, y, params.augment_share, params.seed, splits=[r[1] for r in real]
         )
         rows = real + [self.copy_of(t) for t in extra_texts]
         keep = set(texts) | set(extra_texts)
@@ -279,7 +251,7 @@ def _state_for(
     if model is None or model.key != key:
         model = cl.load_or_train(table, directory=directory, params=params)
     state.training_set(table)  # featurize now: the next retrain only featurizes what is new
-    state.attach(model)
+    state.model = model
     _STATE = state
     return state
 
@@ -298,48 +270,28 @@ def prepare(
 def _fit_incremental(state: _TrainState, table: RoutingTable) -> _TrainState:
     """A new state for ``table`` (same task types as ``state``): texts reused or featurized,
     tf-idf recomputed, the logistic regression fitted warm from ``state.model``."""
-    import scipy.sparse as sp
     from sklearn.linear_model import LogisticRegression
     from threadpoolctl import threadpool_limits
 
     params = state.params
     new = _TrainState(cl.model_key(table, params), params)
-    new.vocab, new.groups, new.texts = state.vocab, state.groups, state.texts  # shared caches
+    new.texts = state.texts  # shared cache
     known = set(state.texts)
     labels, rows, y, n_augmented = new.training_set(table)
     texts = [t for ts in cl.examples_by_label(table).values() for t in ts]
     added = np.array([i for i, t in enumerate(texts) if t not in known], dtype=np.intp)
 
-    # Token counts -> tf-idf exactly as TfidfVectorizer(sublinear_tf, norm=None, smooth_idf).
-    n_rows, n_vocab = len(rows), len(new.groups)
-    lengths = np.array([len(r[0]) for r in rows], dtype=np.intp)
-    indices = np.concatenate([r[0] for r in rows])
-    tf = np.concatenate([r[1] for r in rows])
-    df = np.bincount(indices, minlength=n_vocab)
-    kept = np.flatnonzero(df >= max(1, params.min_df))  # model column -> vocab column
-    if len(kept) == 0:  # as classify.train: min_df left no token (a tiny table), keep all
-        kept = np.flatnonzero(df >= 1)
-    remap = np.full(n_vocab, -1, dtype=np.intp)
-    remap[kept] = np.arange(len(kept))
-    cols = remap[indices]
-    ok = cols >= 0
-    row_of = np.repeat(np.arange(n_rows), lengths)[ok]
-    cols, tf = cols[ok], tf[ok]
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(row_of, minlength=n_rows))])
-    idf = np.log((1.0 + n_rows) / (1.0 + df[kept])) + 1.0
-    counts = sp.csr_matrix(((np.log(tf) + 1.0) * idf[cols], cols, indptr),
-                           shape=(n_rows, len(kept)))
-    groups = np.asarray(new.groups, dtype=np.intp)[kept]
+    counts, tokens, idf = cl.tfidf([r[0] for r in rows], params.min_df)
+    groups = np.fromiter(map(feat.group_of, tokens), dtype=np.intp, count=len(tokens))
     weights = np.asarray(params.group_weights, dtype=np.float64)
     X = cl.group_normalize(counts, groups, weights)
 
     # Warm start from the current model's coefficients (zero for tokens it did not have).
     old = state.model
-    assert old is not None and state.model_cols is not None
-    where = np.full(n_vocab, -1, dtype=np.intp)
-    where[state.model_cols] = np.arange(len(state.model_cols))
-    old_rows = where[kept]
-    coef0 = np.zeros((len(kept), len(labels)))
+    assert old is not None
+    old_rows = np.fromiter((old.vocab.get(t, -1) for t in tokens), dtype=np.intp,
+                           count=len(tokens))
+    coef0 = np.zeros((len(tokens), len(labels)))
     have = old_rows >= 0
     coef0[have] = old.coef[old_rows[have]]
     # classify.train's objective (multinomial loss, L2, same C): the same optimum, reached from
@@ -359,12 +311,9 @@ def _fit_incremental(state: _TrainState, table: RoutingTable) -> _TrainState:
             if len(added) == 0 or (lr.predict(X[added]) == y[added]).all():
                 break
 
-    inverse = [""] * n_vocab
-    for token, j in new.vocab.items():
-        inverse[j] = token
     model = cl.LinearModel(
         labels=labels,
-        vocab={inverse[int(j)]: i for i, j in enumerate(kept)},
+        vocab={t: j for j, t in enumerate(tokens)},
         idf=idf,
         groups=groups,
         group_weights=weights,
@@ -373,9 +322,9 @@ def _fit_incremental(state: _TrainState, table: RoutingTable) -> _TrainState:
         temperature=old.temperature,
         key=new.key,
         meta={
-            "n_examples": n_rows - n_augmented,
+            "n_examples": len(rows) - n_augmented,
             "n_augmented": n_augmented,
-            "n_features": len(kept),
+            "n_features": len(tokens),
             "incremental": True,
             "warm_start_from": old.key,
             "n_iter": n_iter,
@@ -383,7 +332,7 @@ def _fit_incremental(state: _TrainState, table: RoutingTable) -> _TrainState:
             "temperature_from": old.meta.get("temperature_from", old.key),
         },
     )
-    new.model, new.model_cols = model, kept
+    new.model = model
     return new
 
 
