@@ -178,7 +178,7 @@ class _TrainState:
 
     Mirrors ``classify.train`` without the calibration fits: the same examples, the same
     augmented copies (``classify.augment``, same seed), the same tokens (``features.analyze``),
-    tf-idf as ``TfidfVectorizer(sublinear_tf=True, norm=None, min_df=...)`` computes it, the same
+    tf-idf by the same ``classify.tfidf``, the same
     per-group normalisation and the same logistic regression objective.
     """
 
