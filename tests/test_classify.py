@@ -780,3 +780,31 @@ def test_a_table_with_two_task_types_trains_and_predicts(tmp_path):
     probs = model.predict_proba("please debug this python function")
     assert abs(sum(probs) - 1.0) < 1e-9
     assert model.labels[int(max(range(2), key=lambda i: probs[i]))] == "code"
+
+
+def test_accents_fold_to_their_base_letters_and_other_scripts_are_kept():
+    assert F._fold_accents("poème función naïve Ünïcödé") == "poeme funcion naive Unicode"
+    assert F._fold_accents("日本語のテキスト") == "日本語のテキスト"
+    # The table of marks fills itself as text arrives: a second pass gives the same answer.
+    assert F._fold_accents("crème brûlée") == F._fold_accents("crème brûlée") == "creme brulee"
+
+
+def test_instruction_cues_count_whole_words_and_questions():
+    # "can", "you", "please", "summarize" and the question mark: 5 cues over 5 words.
+    assert F._instructiveness("can you please summarize this?") == 1.0
+    assert F._instructiveness("you're right") == 0.5  # "you're" counts by its head
+    assert F._instructiveness("2024-05-14 02:00:01 INFO etl.main starting run") == 0.0
+    assert F._instructiveness("cannot yourself") == 0.0  # parts of words are not cues
+
+
+def test_final_fit_from_the_fold_models_reaches_the_cold_fits_optimum(synthetic_table):
+    """The final fit starts from the calibration folds' models; it must land where a cold fit
+    does (same loss, same predictions), only sooner."""
+    examples = C.examples_by_label(synthetic_table)
+    warm = C.train(examples)  # calibrate=True: warm-started final fit
+    cold = C.train(examples, calibrate=False)  # no folds: a cold final fit
+    texts = [t for ex in examples.values() for t in ex]
+    warm_p = np.array([warm.model.predict_proba(t, calibrated=False) for t in texts])
+    cold_p = np.array([cold.model.predict_proba(t, calibrated=False) for t in texts])
+    assert (warm_p.argmax(axis=1) == cold_p.argmax(axis=1)).all()
+    np.testing.assert_allclose(warm_p, cold_p, atol=0.05)

@@ -36,3 +36,15 @@ def test_session_totals_add_up_recorded_runs():
     assert session.totals.runs == 2
     assert session.totals.priced_runs == 1
     assert abs(session.totals.savings_pct - 75.0) < 1e-9
+
+
+def test_prepare_runs_builds_what_a_first_run_needs():
+    import sys
+
+    from tui.router.providers.openai_compat import ssl_context
+
+    ssl_context.cache_clear()
+    Session.prepare_runs()
+    assert ssl_context.cache_info().currsize == 1  # the CA bundle is loaded once, here
+    for module in ("tui.router.execute", "httpcore", "h11"):
+        assert module in sys.modules

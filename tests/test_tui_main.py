@@ -501,6 +501,7 @@ async def test_escape_cancels_a_stalled_run_and_the_next_run_works(make_app, ope
         routed, baseline = pane(app, "routed"), pane(app, "baseline")
         await until(pilot, lambda: routed.text and baseline.text, "both panes streaming")
         streamed = routed.text
+        assert app.streaming_gc.held  # no full garbage collection while answers stream
 
         # The stalled provider leaves the UI responsive: typing still updates the editor.
         await pilot.press("end", "space", "x")
@@ -514,6 +515,7 @@ async def test_escape_cancels_a_stalled_run_and_the_next_run_works(make_app, ope
         assert find_on_screen(app, "run cancelled")
         assert await asyncio.to_thread(server.wait_disconnect, 2, GUARD_S)
         assert app.is_running
+        assert not app.streaming_gc.held  # a cancelled run lets collections go on
 
         server.route(ROUTED_MODEL, Reply.ok("A second, complete routed answer."))
         server.route(BASELINE_MODEL, Reply.ok("A second, complete baseline answer."))

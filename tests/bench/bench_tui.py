@@ -304,6 +304,19 @@ async def in_process(args, folder: Path, server_url: str) -> dict[str, object]:
         await app.workers.wait_for_complete()
         await pilot.pause()
         timer = app.set_interval(0.01, tick)
+        import gc
+
+        collections: list[tuple[int, float, float]] = []  # (generation, when, pause s)
+        gc_started = [0.0]
+
+        def on_gc(phase: str, info: dict) -> None:
+            if phase == "start":
+                gc_started[0] = time.perf_counter()
+            else:
+                now = time.perf_counter()
+                collections.append((info["generation"], now, now - gc_started[0]))
+
+        gc.callbacks.append(on_gc)
         routed = screen.query_one("#routed", RunPane)
         frames_before = len(app.frames)
         c0, t0 = time.process_time(), time.perf_counter()
@@ -317,6 +330,7 @@ async def in_process(args, folder: Path, server_url: str) -> dict[str, object]:
         await app.workers.wait_for_complete()
         t_end, c_end = time.perf_counter(), time.process_time()
         timer.stop()
+        gc.callbacks.remove(on_gc)
         frames = [f for f in app.frames[frames_before:] if first_text <= f <= t_end]
         gaps = [b - a for a, b in zip(frames, frames[1:], strict=False)]
         pair = screen.last_pair
@@ -331,6 +345,7 @@ async def in_process(args, folder: Path, server_url: str) -> dict[str, object]:
             "baseline_tokens": pair.baseline.output_tokens if pair else None,
             "errors": [e for e in (pair.routed.error, pair.baseline.error) if e] if pair else ["no result"],
             "routed_chars": len(routed.answer.source),
+            "gc": [(g, round((at - t0) * 1000), pause) for g, at, pause in collections],
         }
         from tui.router.providers.registry import aclose_shared_http_client
 
@@ -408,6 +423,13 @@ def main() -> int:
         print(f"   event-loop lag (10 ms timer): p50 {pct(s['tick_gaps'], 50) * 1000:5.1f} ms   "
               f"p99 {pct(s['tick_gaps'], 99) * 1000:5.1f} ms   max {tick_max * 1000:5.1f} ms   "
               f"gaps > 100 ms: {sum(g > 0.1 for g in s['tick_gaps'])}")
+        by_gen = {g: [p for gg, _, p in s["gc"] if gg == g] for g in (0, 1, 2)}
+        print("   garbage collections during the run: " + ", ".join(
+            f"gen{g} {len(p)}x max {max(p) * 1000:.1f} ms" if p else f"gen{g} 0x"
+            for g, p in by_gen.items()))
+        if by_gen[2]:
+            print("   full collections (ms after ctrl+j: pause ms): " + ", ".join(
+                f"{at}: {p * 1000:.0f}" for g, at, p in s["gc"] if g == 2))
         if s["long_gaps"]:
             print("   gaps over 100 ms (ms after ctrl+j: gap ms): "
                   + ", ".join(f"{at}: {g}" for at, g in s["long_gaps"][:12]))

@@ -38,6 +38,7 @@ class RouteDeckApp(App):
         self.session = session
         self.saved_table: RoutingTable = session.table
         self._keymap_overrides = keymap or {}
+        self.streaming_gc = StreamingGC()
         from tui.app.commands import RouteDeckCommands
 
         self.COMMANDS = App.COMMANDS | {RouteDeckCommands}
@@ -76,11 +77,14 @@ class RouteDeckApp(App):
             self.call_from_thread(self._classifier_failed, f"{type(exc).__name__}: {exc}")
             return
         self.call_from_thread(self._classifier_loaded)
-        # The price library's import, paid here rather than on the event loop at the first run
-        # (where it stalled the UI about 0.3 s).
-        from tui.router.pricing import preload
+        # What the first run needs, paid here rather than on the event loop when the person
+        # presses run: the engine, HTTP, TLS and price data, and the widgets' lazy imports
+        # (scroll bars, code highlighting for fenced blocks).
+        self.session.prepare_runs()
+        import rich.syntax  # noqa: F401
+        import textual.scrollbar  # noqa: F401
 
-        preload()
+        settle_gc()
 
     def _main(self):
         from tui.app.screens.main import MainScreen
@@ -229,16 +233,78 @@ class RouteDeckApp(App):
         )
 
 
+_GC_TUNED = False
+
+
 def tune_gc() -> None:
     """Fewer, shorter garbage-collector pauses while answers stream. Textual allocates many
     short-lived objects per frame; with Python's default thresholds a full collection over every
     long-lived object (the table's examples, modules, widgets) came about twice a second during a
     run and paused the UI for up to 110 ms each time (tests/bench/bench_tui.py). What exists at
-    start-up is frozen out of the collector's scans, and young collections run less often."""
+    start-up is frozen out of the collector's scans (again by :func:`settle_gc` once the app is
+    up), young collections run less often, and runs hold full collections off
+    (:class:`StreamingGC`)."""
     import gc
 
+    global _GC_TUNED
+    _GC_TUNED = True
     gc.freeze()
     gc.set_threshold(5_000, 10, 10)
+
+
+def settle_gc() -> None:
+    """After start-up (screens built, classifier loaded, price data imported): freeze what is
+    alive, so later full collections scan only what runs create. Only where tune_gc was called
+    (the real app, the benchmark), not in tests that build many apps in one process."""
+    if _GC_TUNED:
+        import gc
+
+        gc.freeze()
+
+
+class StreamingGC:
+    """Holds full garbage collections off while answers stream, and runs one soon after.
+
+    A full collection scans every tracked object and paused the screen 130 ms in the middle of a
+    long two-pane run (bench_tui prints each collection). Young collections go on as usual, so
+    memory does not pile up: what a run leaves in cycles is collected once the run is over,
+    while the person reads the answers. Holds nest (a new run may start before the last one
+    has wound down)."""
+
+    HELD_THRESHOLD = 1_000_000  # young-generation collections before a full one: never, in a run
+
+    def __init__(self) -> None:
+        self._holds = 0
+        self._saved: tuple[int, int, int] | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._holds > 0
+
+    def hold(self) -> None:
+        import gc
+
+        if self._saved is None:  # not already held (or released and awaiting its collection)
+            self._saved = gc.get_threshold()
+            first, second, _ = self._saved
+            gc.set_threshold(first, second, self.HELD_THRESHOLD)
+        self._holds += 1
+
+    def release(self) -> None:
+        """A run is over. Full collections stay held until :meth:`collect_if_idle` (restoring
+        the thresholds at once made the pent-up full collection land on the run's last frame)."""
+        self._holds = max(0, self._holds - 1)
+
+    def collect_if_idle(self) -> None:
+        """The deferred full collection, then the usual thresholds (nothing while a run holds
+        collections off: that run's own release schedules the next attempt)."""
+        import gc
+
+        if self._holds or self._saved is None:
+            return
+        gc.collect()
+        gc.set_threshold(*self._saved)
+        self._saved = None
 
 
 def run_app(session: Session) -> int:

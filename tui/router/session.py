@@ -77,6 +77,29 @@ class Session:
 
     # -- runs -----------------------------------------------------------------------------
 
+    @staticmethod
+    def prepare_runs() -> None:
+        """Import and build now what the first run would otherwise pay for on its way: the
+        execution engine and provider clients (httpx and friends), the TLS context (its CA
+        bundle), the price data. Blocking, about half a second: call it off the UI loop
+        (the TUI does, once the classifier is ready; on the loop it stalled the first run's
+        screen ~0.3 s)."""
+        import importlib
+
+        from tui.router.pricing import preload
+        from tui.router.providers.openai_compat import ssl_context
+
+        # httpx imports its transport (httpcore, h11) and anyio's asyncio backend only when the
+        # first connection opens.
+        for module in ("tui.router.execute", "tui.router.providers.registry", "httpcore", "h11",
+                       "anyio", "anyio._backends._asyncio"):
+            try:
+                importlib.import_module(module)
+            except ImportError:  # a dependency's internals moved: only a missed head start
+                pass
+        ssl_context()
+        preload()
+
     def start(self, decision: Decision, *, model: str | None = None, baseline: str | None = None):
         """Start the routed run and the baseline run in parallel; returns the engine's PairRun."""
         from tui.router.execute import run_pair

@@ -16,7 +16,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from tui.app.widgets.comparison import ComparisonBar
 from tui.app.widgets.decision_bar import DecisionBar
 from tui.app.widgets.prompt_editor import PromptEditor
-from tui.app.widgets.run_pane import RunPane
+from tui.app.widgets.run_pane import DRAW_INTERVAL_S, RunPane
 from tui.router.sanitize import clean
 from tui.router.types import AttemptEnded, Decision, PairResult
 
@@ -242,12 +242,20 @@ class MainScreen(Screen):
         await routed.reset(pinned or decision.cell.primary)
         await baseline.reset(self.session.table.baseline.model)
 
-        def tick() -> None:
-            for side, pane in panes.items():
-                pane.show_metrics(run.metrics[side].snapshot())
+        async def tick() -> None:
+            # Both panes' new text and figures in one batch: one layout of the screen per
+            # frame, not one per pane (bench_tui measures the frames).
+            with self.app.batch_update():
+                for side, pane in panes.items():
+                    await pane.draw_pending()
+                    pane.show_metrics(run.metrics[side].snapshot())
 
-        ticker = self.set_interval(0.1, tick)
+        for pane in panes.values():
+            pane.auto_draw = False
+        ticker = self.set_interval(DRAW_INTERVAL_S, tick)
         finished: set[str] = set()
+        gc_policy = self.app.streaming_gc
+        gc_policy.hold()
         try:
             async with run:
                 async for run_event in run:
@@ -262,6 +270,8 @@ class MainScreen(Screen):
                         finished.add(side)
         finally:
             ticker.stop()
+            gc_policy.release()
+            self.app.set_timer(1.0, gc_policy.collect_if_idle)
             pair = run.result
             if pair is not None:
                 for side, result in (("routed", pair.routed), ("baseline", pair.baseline)):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
+from functools import cache
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -23,6 +26,26 @@ DRAW_INTERVAL_S = 0.1
 # as the answer grew (about 70 ms per frame by 3,500 tokens). The finished answer is drawn once,
 # whole, into the first widget.
 SEGMENT_CHARS = 1500
+
+
+@cache
+def _parser():
+    """One Markdown parser for every answer widget. Textual's Markdown builds a new parser for
+    each append unless given a factory, and building one costs about a millisecond: at ten
+    appends a second per pane that was a steady tax on every frame."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("gfm-like")
+
+
+def _answer_widget(classes: str) -> Markdown:
+    return Markdown("", classes=classes, open_links=False, parser_factory=_parser)
+
+
+def _next_draw_delay(now: float) -> float:
+    """Seconds to the next multiple of DRAW_INTERVAL_S on the monotonic clock. Both panes draw
+    on the same ticks, so each frame lays the screen out once for both, not once per pane."""
+    return DRAW_INTERVAL_S - (now % DRAW_INTERVAL_S)
 
 
 def _ms(value: float | None) -> str:
@@ -74,7 +97,10 @@ class RunPane(Vertical):
         super().__init__(**kwargs)
         self.side = side
         self.title = title
-        self._stream = None
+        # False when the owner draws streamed text itself with draw_pending() (the main screen
+        # draws both panes in one batch, so each frame lays the screen out once).
+        self.auto_draw = True
+        self._draw_lock = asyncio.Lock()
         self._parts: list[str] = []
         self._segments: list[Markdown] = []  # streaming continuations after self.answer
         self._segment_chars = 0
@@ -89,7 +115,7 @@ class RunPane(Vertical):
         yield Static(Text(f"{self.title}: –", style="bold"), classes="pane-header")
         with VerticalScroll():
             yield Static("", classes="pane-discarded", markup=False)
-            yield Markdown("", classes="pane-answer", open_links=False)
+            yield _answer_widget("pane-answer")
             yield Static("", classes="pane-error", markup=False)
         yield Static(render_metrics(None), classes="pane-metrics")
 
@@ -140,14 +166,13 @@ class RunPane(Vertical):
         self.query_one(".pane-metrics", Static).update(render_metrics(snap), layout=False)
 
     async def _stop_stream(self) -> None:
-        """End the Markdown stream; text not drawn yet is dropped (callers redraw in full)."""
+        """Stop drawing streamed text; text not drawn yet is dropped (callers redraw in full)."""
         if self._draw_timer is not None:
             self._draw_timer.stop()
             self._draw_timer = None
         self._unshown.clear()
-        if self._stream is not None:
-            stream, self._stream = self._stream, None
-            await stream.stop()
+        async with self._draw_lock:  # a draw in progress finishes before the caller redraws
+            pass
 
     async def handle(
         self, run_event: RunEvent, snap: MetricsSnapshot | Callable[[], MetricsSnapshot]
@@ -169,8 +194,9 @@ class RunPane(Vertical):
                 self.show_metrics(s)
             self._parts.append(event.text)
             self._unshown.append(event.text)
-            if self._draw_timer is None:
-                self._draw_timer = self.set_timer(DRAW_INTERVAL_S, self._draw_text)
+            if self.auto_draw and self._draw_timer is None:
+                self._draw_timer = self.set_timer(_next_draw_delay(time.monotonic()),
+                                                  self.draw_pending)
             return
         s = snap() if callable(snap) else snap
         if isinstance(event, AttemptStarted):
@@ -183,22 +209,23 @@ class RunPane(Vertical):
         self._draw_header(s.badges)
         self.show_metrics(s)
 
-    async def _draw_text(self) -> None:
+    async def draw_pending(self) -> None:
         """Append the text streamed since the last draw to the answer."""
         self._draw_timer = None
         if not self._unshown:
             return
-        text = "".join(self._unshown)
-        self._unshown.clear()
-        while text:
-            room = max(0, SEGMENT_CHARS - self._segment_chars)
-            cut = self._paragraph_break(text, room)
-            if cut < 0:
-                break
-            await self._write(text[:cut])
-            await self._new_segment()
-            text = text[cut:]
-        await self._write(text)
+        async with self._draw_lock:
+            text = "".join(self._unshown)
+            self._unshown.clear()
+            while text:
+                room = max(0, SEGMENT_CHARS - self._segment_chars)
+                cut = self._paragraph_break(text, room)
+                if cut < 0:
+                    break
+                await self._write(text[:cut])
+                await self._new_segment()
+                text = text[cut:]
+            await self._write(text)
 
     def _paragraph_break(self, text: str, skip: int) -> int:
         """Index just after the first blank line of ``text`` at or after ``skip`` characters
@@ -211,20 +238,18 @@ class RunPane(Vertical):
         return -1
 
     async def _write(self, text: str) -> None:
+        """Append to the last widget of the chain. Straight appends, not a MarkdownStream: text
+        is already gathered per draw, and a stream's own task appended at its own moments, so
+        the two panes' appends landed in different frames (two layouts per draw, not one)."""
         if not text:
             return
-        if self._stream is None:
-            current = self._segments[-1] if self._segments else self.answer
-            self._stream = Markdown.get_stream(current)
+        current = self._segments[-1] if self._segments else self.answer
         self._segment_chars += len(text)
         self._fences += text.count("```")
-        await self._stream.write(text)
+        await current.append(text)
 
     async def _new_segment(self) -> None:
-        if self._stream is not None:
-            stream, self._stream = self._stream, None
-            await stream.stop()
-        segment = Markdown("", classes="pane-answer-more", open_links=False)
+        segment = _answer_widget("pane-answer-more")
         last = self._segments[-1] if self._segments else self.answer
         await last.parent.mount(segment, after=last)
         self._segments.append(segment)
@@ -265,10 +290,7 @@ class RunPane(Vertical):
             if self._draw_timer is not None:
                 self._draw_timer.stop()
                 self._draw_timer = None
-            rest = "".join(self._unshown)
-            self._unshown.clear()
-            await self._write(rest)
-            await self._stop_stream()
+            await self.draw_pending()
         else:
             await self._stop_stream()
             if result is not None:
