@@ -284,7 +284,7 @@ def _fit_incremental(state: _TrainState, table: RoutingTable) -> _TrainState:
     counts, tokens, idf = cl.tfidf([r[0] for r in rows], params.min_df)
     groups = np.fromiter(map(feat.group_of, tokens), dtype=np.intp, count=len(tokens))
     weights = np.asarray(params.group_weights, dtype=np.float64)
-    X = cl.group_normalize(counts, groups, weights)
+    X = cl.group_normalize(counts, groups, weights).astype(np.float32)  # as classify.train fits
 
     # Warm start from the current model's coefficients (zero for tokens it did not have).
     old = state.model
