@@ -808,3 +808,35 @@ def test_final_fit_from_the_fold_models_reaches_the_cold_fits_optimum(synthetic_
     cold_p = np.array([cold.model.predict_proba(t, calibrated=False) for t in texts])
     assert (warm_p.argmax(axis=1) == cold_p.argmax(axis=1)).all()
     np.testing.assert_allclose(warm_p, cold_p, atol=0.05)
+
+
+def test_a_task_vocabulary_carries_over_to_words_the_examples_never_use(tmp_path):
+    """Vocabulary words seen in the code examples teach the model what a vocabulary hit is
+    worth; a vocabulary word no example uses then still pulls a prompt towards code."""
+    base = make_table(SYNTHETIC)
+    vocab = ("python", "javascript", "sql", "git", "react", "rust", "bash", "zorblax")
+    tasks = dict(base.tasks)
+    tasks["code"] = replace(tasks["code"], vocabulary=vocab)
+    with_vocab = replace(base, tasks=tasks)
+    assert C.model_key(with_vocab) != C.model_key(base)  # the cache knows the difference
+    plain = C.LocalClassifier.from_table(base, directory=tmp_path)
+    lexical = C.LocalClassifier.from_table(with_vocab, directory=tmp_path)
+    prompt = "zorblax question"
+    p_plain = dict(zip(plain.labels, plain.model.predict_proba(prompt), strict=True))
+    p_lex = dict(zip(lexical.labels, lexical.model.predict_proba(prompt), strict=True))
+    assert max(p_plain, key=p_plain.get) != "code"  # without the vocabulary: not code
+    assert max(p_lex, key=p_lex.get) == "code"  # with it: code
+    assert "code vocabulary" in lexical.model.evidence(
+        *lexical.model.vectorize(prompt), lexical.labels.index("code"))
+    # The vocabulary is part of the cached model: a warm load featurizes the same way.
+    reloaded = C.LocalClassifier.from_table(with_vocab, directory=tmp_path)
+    assert reloaded.model.vocabulary == {"code": vocab}
+    np.testing.assert_allclose(reloaded.model.predict_proba(prompt), lexical.model.predict_proba(prompt))
+
+
+def test_lexicon_normalises_entries_like_prompt_words_and_matches_phrases():
+    lex = F.Lexicon.build({"creative": ["Poème", "fairy tale"], "code": ["node.js", "git"]})
+    words = F._words("Écris un poème, a fairy tale about node.js and Git")
+    assert sorted(lex.hits(words)) == ["x:code", "x:code", "x:creative", "x:creative"]
+    assert not F.Lexicon.build({})
+    assert F.tokens("a fairy tale", F.Lexicon()) == F.tokens("a fairy tale")

@@ -308,6 +308,26 @@ def test_invalid_regex_rule_names_the_element_line(routes: Path) -> None:
     )
 
 
+def test_vocabulary_entries_are_words_or_two_word_phrases(routes: Path) -> None:
+    text = edit(routes, "vocabulary = [", 'vocabulary = [\n    "how do i center",\n    7,',
+                after="[tasks.code]")
+    line = line_no(text, '"how do i center"')
+    assert the_problem(routes, "tasks.code.vocabulary[0]") == (
+        f'routes.toml:{line}: tasks.code.vocabulary[0]: "how do i center" has 4 words; an '
+        "entry is one word or a two-word phrase"
+    )
+    assert the_problem(routes, "tasks.code.vocabulary[1]").endswith("must be a string, not an integer")
+
+
+def test_vocabulary_survives_a_round_trip(routes: Path) -> None:
+    table = load_table(routes)
+    assert "react" in table.tasks["code"].vocabulary
+    assert "poème" in table.tasks["creative"].vocabulary
+    assert table.tasks["extraction"].vocabulary == ()  # optional
+    save_table(table)
+    assert load_table(routes).tasks["code"].vocabulary == table.tasks["code"].vocabulary
+
+
 @pytest.mark.parametrize(
     ("header", "key", "value", "message"),
     [

@@ -106,6 +106,11 @@ def examples_by_label(table: RoutingTable) -> dict[str, list[str]]:
     return out
 
 
+def vocabularies(table: RoutingTable) -> dict[str, tuple[str, ...]]:
+    """Each task's vocabulary (tasks without one are left out)."""
+    return {name: task.vocabulary for name, task in table.tasks.items() if task.vocabulary}
+
+
 def model_key(table: RoutingTable, params: TrainParams = DEFAULT_PARAMS) -> str:
     """sha256 of what a trained model depends on: examples, rules, labels, features, params."""
     doc = {
@@ -113,6 +118,7 @@ def model_key(table: RoutingTable, params: TrainParams = DEFAULT_PARAMS) -> str:
         "labels": list(table.tasks),
         "examples": {name: list(task.examples) for name, task in table.tasks.items()},
         "rules": {name: list(task.rules) for name, task in table.tasks.items()},
+        "vocabulary": {name: list(v) for name, v in vocabularies(table).items()},
         "params": repr(params),
     }
     raw = json.dumps(doc, sort_keys=True, ensure_ascii=True).encode("ascii")
@@ -144,12 +150,21 @@ class LinearModel:
     temperature: float = 1.0
     key: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+    # The task types' vocabularies it was trained with (task -> entries), part of its features.
+    vocabulary: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def lexicon(self) -> feat.Lexicon:
+        lex = self.__dict__.get("_lexicon")
+        if lex is None:
+            lex = self.__dict__["_lexicon"] = feat.Lexicon.build(self.vocabulary)
+        return lex
 
     # -- inference ----------------------------------------------------------------------------
 
     def vectorize(self, prompt: str) -> tuple[np.ndarray, np.ndarray]:
         """The prompt's non-zero columns and their values (tf-idf, group-normalised)."""
-        tokens = feat.tokens(prompt)
+        tokens = feat.tokens(prompt, self.lexicon)
         # Column of every token (-1 unknown), then each known column once with its count: one
         # dict lookup per token, no Counter (a third faster on long prompts).
         ids = np.fromiter(map(self.vocab.get, tokens, repeat(-1, len(tokens))), dtype=np.intp,
@@ -227,7 +242,8 @@ class LinearModel:
             tokens[j] = token
         blob = "\x00".join(tokens).encode("utf-8", "surrogatepass")
         meta = dict(self.meta, key=self.key, labels=list(self.labels),
-                    temperature=self.temperature, feature_version=feat.FEATURE_VERSION)
+                    temperature=self.temperature, feature_version=feat.FEATURE_VERSION,
+                    vocabulary={t: list(v) for t, v in self.vocabulary.items()})
         import tempfile
 
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
@@ -284,10 +300,16 @@ class LinearModel:
         temperature = float(meta["temperature"])
         if not (temperature > 0 and np.isfinite(temperature)):
             raise ValueError("cached model has a bad temperature")
+        vocabulary = meta.get("vocabulary") or {}
+        if not (isinstance(vocabulary, dict) and all(
+            isinstance(v, list) and all(isinstance(e, str) for e in v) for v in vocabulary.values()
+        )):
+            raise ValueError("cached model has a bad vocabulary")
         meta = {k: v for k, v in meta.items()
-                if k not in ("key", "labels", "temperature", "feature_version")}
+                if k not in ("key", "labels", "temperature", "feature_version", "vocabulary")}
         model = cls(labels, dict(zip(tokens, range(n), strict=True)), idf, groups,
-                    group_weights, coef, intercept, temperature, key, meta)
+                    group_weights, coef, intercept, temperature, key, meta,
+                    {str(t): tuple(v) for t, v in vocabulary.items()})
         model.__dict__["_inv"] = tokens  # column -> token, for the reasons
         return model
 
@@ -306,6 +328,8 @@ def _describe_token(token: str) -> str:
         return f"pasted {rest}"
     if prefix == "pl":
         return f"a “{rest}” block"
+    if prefix == "x":
+        return f"{rest} vocabulary"
     return ""
 
 
@@ -477,20 +501,24 @@ def train(
     *,
     key: str = "",
     calibrate: bool = True,
+    vocabulary: Mapping[str, Sequence[str]] | None = None,
 ) -> Trained:
-    """Fit the model on ``{label: examples}`` and export it. Imports scikit-learn.
+    """Fit the model on ``{label: examples}`` (and the task types' ``vocabulary``, see
+    :class:`features.Lexicon`) and export it. Imports scikit-learn.
 
     BLAS is held to one thread while training: on a small, busy machine OpenBLAS's threads
     made the optimiser a hundred times slower.
     """
     from threadpoolctl import threadpool_limits
 
+    vocab = {t: tuple(v) for t, v in (vocabulary or {}).items() if v}
     with threadpool_limits(limits=1, user_api="blas"):
-        return _train(examples, params, key=key, calibrate=calibrate)
+        return _train(examples, params, key=key, calibrate=calibrate, vocabulary=vocab)
 
 
 def _train(
-    examples: Mapping[str, Sequence[str]], params: TrainParams, *, key: str, calibrate: bool
+    examples: Mapping[str, Sequence[str]], params: TrainParams, *, key: str, calibrate: bool,
+    vocabulary: dict[str, tuple[str, ...]],
 ) -> Trained:
     from sklearn.linear_model import LogisticRegression
 
@@ -508,14 +536,15 @@ def _train(
         raise ValueError("no task type has examples to learn from")
     texts = [t for label in labels for t in examples[label]]
     y = np.array([i for i, label in enumerate(labels) for _ in examples[label]], dtype=np.intp)
-    analyzed = [feat.analyze(t) for t in texts]
+    lexicon = feat.Lexicon.build(vocabulary)
+    analyzed = [feat.analyze(t, lexicon) for t in texts]
     extra_texts, extra_y, source = augment(
         texts, y, params.augment_share, params.seed, splits=[a[1] for a in analyzed]
     )
     all_y = np.concatenate([y, extra_y])
     n_real = len(texts)
     # Featurized once, for the final model and every fold alike.
-    token_lists = [a[0] for a in analyzed] + [feat.tokens(t) for t in extra_texts]
+    token_lists = [a[0] for a in analyzed] + [feat.tokens(t, lexicon) for t in extra_texts]
     lap("featurize_s")
     counts, vocab_tokens, idf = tfidf(token_lists, params.min_df)
     groups = np.fromiter(map(feat.group_of, vocab_tokens), dtype=np.intp,
@@ -595,8 +624,10 @@ def _train(
             **parts,
             **cv_info,
         },
+        vocabulary=vocabulary,
     )
     model.__dict__["_inv"] = vocab_tokens
+    model.__dict__["_lexicon"] = lexicon
     return Trained(model, estimator, X, all_y, texts + extra_texts)
 
 
@@ -672,7 +703,7 @@ def load_or_train(
     examples = examples_by_label(table)
     n = sum(len(v) for v in examples.values())
     say(f"training the classifier on {n} examples of {len(examples)} task types…")
-    model = train(examples, params, key=key).model
+    model = train(examples, params, key=key, vocabulary=vocabularies(table)).model
     say(f"classifier trained in {model.meta['train_s']:.2f} s")
     if path is not None:
         try:

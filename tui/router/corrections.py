@@ -182,9 +182,12 @@ class _TrainState:
     per-group normalisation and the same logistic regression objective.
     """
 
-    def __init__(self, key: str, params: cl.TrainParams):
+    def __init__(self, key: str, params: cl.TrainParams,
+                 vocabulary: dict[str, tuple[str, ...]]):
         self.key = key
         self.params = params
+        self.vocabulary = vocabulary
+        self.lexicon = feat.Lexicon.build(vocabulary)
         # text -> (its tokens, its split or None for augmented copies)
         self.texts: dict[str, tuple[list[str], Any]] = {}
         self.model: cl.LinearModel | None = None
@@ -192,13 +195,13 @@ class _TrainState:
     def example(self, text: str) -> tuple[list[str], Any]:
         found = self.texts.get(text)
         if found is None or found[1] is None:
-            found = self.texts[text] = feat.analyze(text)
+            found = self.texts[text] = feat.analyze(text, self.lexicon)
         return found
 
     def copy_of(self, text: str) -> tuple[list[str], Any]:
         found = self.texts.get(text)
         if found is None:
-            found = self.texts[text] = (feat.tokens(text), None)
+            found = self.texts[text] = (feat.tokens(text, self.lexicon), None)
         return found
 
     def training_set(self, table: RoutingTable) -> tuple[tuple[str, ...], list, np.ndarray, int]:
@@ -246,7 +249,7 @@ def _state_for(
     key = cl.model_key(table, params)
     if _STATE is not None and _STATE.key == key and _STATE.model is not None:
         return _STATE
-    state = _TrainState(key, params)
+    state = _TrainState(key, params, cl.vocabularies(table))
     model = _local_model(classifier) if classifier is not None else None
     if model is None or model.key != key:
         model = cl.load_or_train(table, directory=directory, params=params)
@@ -274,7 +277,7 @@ def _fit_incremental(state: _TrainState, table: RoutingTable) -> _TrainState:
     from threadpoolctl import threadpool_limits
 
     params = state.params
-    new = _TrainState(cl.model_key(table, params), params)
+    new = _TrainState(cl.model_key(table, params), params, state.vocabulary)
     new.texts = state.texts  # shared cache
     known = set(state.texts)
     labels, rows, y, n_augmented = new.training_set(table)
@@ -321,6 +324,7 @@ def _fit_incremental(state: _TrainState, table: RoutingTable) -> _TrainState:
         intercept=np.asarray(lr.intercept_, dtype=np.float64),
         temperature=old.temperature,
         key=new.key,
+        vocabulary=new.vocabulary,
         meta={
             "n_examples": len(rows) - n_augmented,
             "n_augmented": n_augmented,
@@ -363,7 +367,8 @@ def retrain(
         global _STATE
         if _STATE is not None and _STATE.key == new_key and _STATE.model is not None:
             model, info["method"] = _STATE.model, "unchanged"
-        elif _labels_of(old_table) == labels and len(labels) > 2 and _incremental_ok(params):
+        elif (_labels_of(old_table) == labels and len(labels) > 2 and _incremental_ok(params)
+              and cl.vocabularies(old_table) == cl.vocabularies(new_table)):
             state = _state_for(old_table, old_classifier, directory, params)
             prepared_ms = (time.perf_counter() - started) * 1000.0
             fit_started = time.perf_counter()

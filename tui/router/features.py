@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 # Bump when tokens change: the on-disk model cache is keyed by it.
-FEATURE_VERSION = 21
+FEATURE_VERSION = 22
 
 HEAD_CHARS = 5_000  # of a huge prompt, the head and the tail are featurized ...
 TAIL_CHARS = 2_000  # ... (instructions sit at the start or the end)
@@ -711,12 +711,59 @@ def _cap(text: str, limit: int) -> str:
     return text[:head] + "\n" + text[-(limit - head) :]
 
 
-def tokens(prompt: str) -> list[str]:
+@dataclass(frozen=True)
+class Lexicon:
+    """The task types' vocabularies (routes.toml ``tasks.<name>.vocabulary``), normalised the
+    way prompt words are (lower case, digits as 0, accents folded): word or "word word" ->
+    the task types whose vocabulary holds it. Each hit in a prompt's instruction adds an
+    ``x:<task>`` token; the model learns from the examples how much such a hit is worth."""
+
+    words: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    phrases: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, vocabularies: Mapping[str, Iterable[str]]) -> Lexicon:
+        words: dict[str, list[str]] = {}
+        phrases: dict[str, list[str]] = {}
+        for task, entries in vocabularies.items():
+            for entry in entries:
+                parts = _words(entry)
+                if len(parts) == 1:
+                    into = words.setdefault(parts[0], [])
+                elif len(parts) == 2:
+                    into = phrases.setdefault(" ".join(parts), [])
+                else:
+                    continue  # the table refuses these; a library caller gets them ignored
+                if task not in into:
+                    into.append(task)
+        return cls({k: tuple(v) for k, v in words.items()},
+                   {k: tuple(v) for k, v in phrases.items()})
+
+    def __bool__(self) -> bool:
+        return bool(self.words or self.phrases)
+
+    def hits(self, words: list[str]) -> list[str]:
+        """One ``x:<task>`` token per vocabulary word or phrase found in ``words``."""
+        out: list[str] = []
+        get = self.words.get
+        for found in filter(None, map(get, words)):
+            out.extend("x:" + task for task in found)
+        if self.phrases:
+            get = self.phrases.get
+            for found in filter(None, map(get, map(" ".join, zip(words, words[1:], strict=False)))):
+                out.extend("x:" + task for task in found)
+        return out
+
+
+NO_LEXICON = Lexicon()
+
+
+def tokens(prompt: str, lexicon: Lexicon = NO_LEXICON) -> list[str]:
     """The tokens of a prompt (with repeats): the analyzer of training and inference alike."""
-    return analyze(prompt)[0]
+    return analyze(prompt, lexicon)[0]
 
 
-def analyze(prompt: str) -> tuple[list[str], Split]:
+def analyze(prompt: str, lexicon: Lexicon = NO_LEXICON) -> tuple[list[str], Split]:
     """The tokens of a prompt and how it was split into instruction and material."""
     size = len(prompt)
     text = clean(prompt)
@@ -738,6 +785,8 @@ def analyze(prompt: str) -> tuple[list[str], Split]:
             out.append("lf:" + last[0])
             if len(last) > 1:
                 out.append("lf2:" + last[0] + "_" + last[1])
+    if lexicon:
+        out.extend(lexicon.hits(words))
     if len(instruction) <= CHAR_NGRAM_MAX_CHARS:
         _char_ngrams(words, out)
     else:

@@ -289,11 +289,12 @@ def _score_batch(model: Any, prompts: Sequence[str]) -> np.ndarray:
     from tui.router import features as feat
 
     get = model.vocab.get
+    lexicon = model.lexicon
     indptr = [0]
     cols: list[int] = []
     tfs: list[int] = []
     for prompt in prompts:
-        counts = Counter(feat.tokens(prompt))  # counted in C; unknown tokens get column -1
+        counts = Counter(feat.tokens(prompt, lexicon))  # unknown tokens get column -1
         cols.extend(map(get, counts, repeat(-1)))
         tfs.extend(counts.values())
         indptr.append(len(cols))

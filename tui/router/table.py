@@ -90,7 +90,8 @@ _CLASSIFIER_KEYS = ("kind", "threshold", "uncertain_route", "llm_model", "descri
 _TIMEOUT_KEYS = ("connect", "first_token", "idle", "max_retries", "max_retry_wait", "description")
 _PROVIDER_KEYS = ("kind", "base_url", "api_key_env", "price_provider", "description")
 _PROFILE_KEYS = ("ttft_ms", "tokens_per_s", "description")
-_TASK_KEYS = ("description", "rules", "examples")
+_TASK_KEYS = ("description", "rules", "vocabulary", "examples")
+VOCABULARY_MAX_WORDS = 2  # a vocabulary entry is a word or a two-word phrase
 _PRIORITY_KEYS = ("description", "cues")
 # An unknown key this close to a known one (difflib ratio) is reported as a misspelling.
 _MISSPELLING_CUTOFF = 0.75
@@ -623,6 +624,15 @@ def _build(
                     re.compile(rule)
                 except re.error as e:
                     c.add(p + ("rules", i), f"invalid regular expression {_q(rule)}: {e}")
+            vocabulary = c.string_list(p + ("vocabulary",), v.get("vocabulary"))
+            for i, entry in enumerate(vocabulary):
+                n_words = len(entry.split())
+                if n_words == 0:
+                    c.add(p + ("vocabulary", i), "empty entry")
+                elif n_words > VOCABULARY_MAX_WORDS:
+                    c.add(p + ("vocabulary", i),
+                          f"{_q(entry)} has {n_words} words; an entry is one word or a "
+                          "two-word phrase")
             raw_examples = v.get("examples")
             examples = c.string_list(p + ("examples",), raw_examples)
             for i, example in enumerate(examples):
@@ -638,7 +648,8 @@ def _build(
                     "for the classifier to learn it",
                 )
             c.unknown_keys(p, v, _TASK_KEYS)
-            tasks[name] = TaskType(name, description, tuple(examples), tuple(rules))
+            tasks[name] = TaskType(name, description, tuple(examples), tuple(rules),
+                                   tuple(vocabulary))
         if not items:
             c.add(("tasks",), "no task types defined")
 
@@ -1167,9 +1178,10 @@ def _to_doc(table: RoutingTable) -> dict[str, Any]:
                 {
                     "description": t.description,
                     "rules": list(t.rules),
+                    "vocabulary": list(t.vocabulary),
                     "examples": list(t.examples),
                 },
-                soft=("description", "rules"),
+                soft=("description", "rules", "vocabulary"),
             )
             for name, t in table.tasks.items()
         },

@@ -34,6 +34,11 @@ class TaskType:
     examples: tuple[str, ...]
     # Regular expressions; a prompt matching any of them is given this task type by rule.
     rules: tuple[str, ...] = ()
+    # Words (or two-word phrases) typical of this task type beyond its examples ("react",
+    # "kubectl", "poème"). Not rules: the local classifier counts them in a prompt's
+    # instruction as one feature per task type and learns from the examples how far to trust
+    # it, which carries what the examples teach over to words they never use.
+    vocabulary: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
