@@ -472,6 +472,44 @@ async def test_metrics_update_while_the_answer_streams(make_app, openai_on_serve
         await settle(pilot)
 
 
+LONG_ANSWER = tuple(
+    f"Paragraph {i}: " + " ".join(f"word{j}" for j in range(60)) + "\n\n" for i in range(60)
+)
+
+
+async def test_a_long_answer_folds_what_is_far_below_and_unfolds_when_the_pane_scrolls(
+    make_app, openai_on_server
+):
+    """While a long answer streams into a pane at rest, segments far below the fold leave the
+    layout (a spacer of their height stands in, so the scroll bar is unchanged); scrolling the
+    pane puts them all back."""
+    server = openai_on_server
+    for model in (ROUTED_MODEL, BASELINE_MODEL):
+        server.route(model, Reply.stall(after=len(LONG_ANSWER), seconds=GUARD_S,
+                                        chunks=LONG_ANSWER, delay=0.001))
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await run(pilot, CODE_PROMPT, wait=False)
+        routed = pane(app, "routed")
+        await until(pilot, lambda: "Paragraph 59" in routed.text, "the whole answer streamed")
+        await until(pilot, lambda: routed._folded, "far segments folded")
+        spacer = routed.query_one(".pane-fold", Static)
+        assert spacer.display and spacer.outer_size.height > 0
+        assert all(not s.display for s in routed._folded)
+        assert routed._segments[-1].display  # the live segment is never folded
+        # Nothing visible moved: the pane still shows the top of the answer.
+        assert find_on_screen(app, "Paragraph 0:")
+
+        scroll = routed.query_one("VerticalScroll")
+        scroll.scroll_to(y=5, animate=False)
+        await until(pilot, lambda: not routed._folded, "folded segments back on scroll")
+        assert not spacer.display
+        assert all(s.display for s in routed._segments)
+        await pilot.press("escape")
+        await settle(pilot)
+
+
 async def test_a_pinned_model_runs_instead_of_the_routed_one(make_app, fast_sim):
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:

@@ -26,6 +26,13 @@ DRAW_INTERVAL_S = 0.1
 # as the answer grew (about 70 ms per frame by 3,500 tokens). The finished answer is drawn once,
 # whole, into the first widget.
 SEGMENT_CHARS = 1500
+# While an answer streams and its pane is at rest at the top, finished segments that begin
+# this many pane heights down are folded into one blank spacer of the same height (display:
+# none takes them out of layout). Textual lays out every widget of the screen on each frame, so
+# a long answer's paragraphs made each frame slower as the answer grew. The person sees no
+# difference: the folded text is below the fold, and it is put back the moment the pane
+# scrolls or resizes (or the next run starts).
+FOLD_BELOW_SCREENS = 2
 
 
 @cache
@@ -91,6 +98,7 @@ class RunPane(Vertical):
     RunPane .pane-discarded { color: $text-muted; text-style: italic; border-left: thick $warning; padding-left: 1; display: none; }
     RunPane .pane-error { color: $error; display: none; }
     RunPane > .pane-metrics { height: 1; padding: 0 1; background: $boost; }
+    RunPane .pane-fold { display: none; }
     """
 
     def __init__(self, side: str, title: str, **kwargs) -> None:
@@ -103,6 +111,8 @@ class RunPane(Vertical):
         self._draw_lock = asyncio.Lock()
         self._parts: list[str] = []
         self._segments: list[Markdown] = []  # streaming continuations after self.answer
+        self._folded: list[Markdown] = []  # segments folded into the spacer (display: none)
+        self._fold_allowed = True  # until the person scrolls this pane during the run
         self._segment_chars = 0
         self._fences = 0  # code fences seen in the streamed text (odd: inside a code block)
         self._unshown: list[str] = []  # streamed, not drawn yet (drawn by the draw timer)
@@ -116,6 +126,7 @@ class RunPane(Vertical):
         with VerticalScroll():
             yield Static("", classes="pane-discarded", markup=False)
             yield _answer_widget("pane-answer")
+            yield Static("", classes="pane-fold")
             yield Static("", classes="pane-error", markup=False)
         yield Static(render_metrics(None), classes="pane-metrics")
 
@@ -128,7 +139,53 @@ class RunPane(Vertical):
         """The answer shown so far (the current attempt's text)."""
         return "".join(self._parts)
 
+    def on_mount(self) -> None:
+        self.watch(self.query_one(VerticalScroll), "scroll_y", self._scrolled, init=False)
+
+    def on_resize(self) -> None:
+        self._unfold()  # heights change with the width: the spacer would be wrong
+
+    def _scrolled(self, scroll_y: float) -> None:
+        if scroll_y and self._folded:
+            self._unfold()
+            self._fold_allowed = False  # the person is reading on: keep everything laid out
+
+    async def _fold_far_segments(self) -> None:
+        """Fold finished segments far below the top of a pane at rest (FOLD_BELOW_SCREENS)."""
+        scroll = self.query_one(VerticalScroll)
+        fold_at = scroll.size.height * FOLD_BELOW_SCREENS
+        if not self._fold_allowed or scroll.scroll_y or fold_at <= 0:
+            return
+        # The live segment and the one just finished are left alone (its last lines may not
+        # be laid out yet, so its height is not final).
+        new = [s for s in self._segments[:-2]
+               if s.display and s.virtual_region.y >= fold_at and s.outer_size.height > 0]
+        if not new:
+            return
+        spacer = self.query_one(".pane-fold", Static)
+        if not self._folded:
+            scroll.move_child(spacer, before=new[0])
+            spacer.styles.height = 0
+        spacer.styles.height = int(spacer.styles.height.value) + sum(
+            s.outer_size.height for s in new)
+        for s in new:
+            s.display = False
+        self._folded.extend(new)
+        spacer.display = True
+
+    def _unfold(self) -> None:
+        if not self._folded:
+            return
+        for s in self._folded:
+            s.display = True
+        self._folded.clear()
+        spacer = self.query_one(".pane-fold", Static)
+        spacer.display = False
+        spacer.styles.height = 0
+
     async def reset(self, model: str | None = None) -> None:
+        self._unfold()
+        self._fold_allowed = True
         await self._stop_stream()
         await self._drop_segments()
         self._parts.clear()
@@ -254,8 +311,10 @@ class RunPane(Vertical):
         await last.parent.mount(segment, after=last)
         self._segments.append(segment)
         self._segment_chars = 0
+        await self._fold_far_segments()
 
     async def _drop_segments(self) -> None:
+        self._unfold()
         segments, self._segments = self._segments, []
         self._segment_chars = 0
         self._fences = 0
@@ -286,6 +345,7 @@ class RunPane(Vertical):
         A short answer gets one full update. A long one that already streamed whole into its
         chain of widgets only gets what is left to draw: laying the whole answer out again at
         once stalled the screen for 100–300 ms at the end of long answers."""
+        self._fold_allowed = False  # nothing more is folded in this answer
         if result is not None and self._segments and self.text == result.text:
             if self._draw_timer is not None:
                 self._draw_timer.stop()
@@ -296,6 +356,8 @@ class RunPane(Vertical):
             if result is not None:
                 await self._drop_segments()
                 await self.answer.update(clean(result.text))
+        # What is folded stays folded until the pane scrolls or resizes: putting a long answer
+        # back into the layout at once cost one ~80 ms frame right as the answer ended.
         if result is not None:
             self._model, self._simulated = result.model, result.simulated
             if result.error:
