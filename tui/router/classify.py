@@ -94,6 +94,10 @@ class TrainParams:
 
 
 DEFAULT_PARAMS = TrainParams()
+# The calibration folds' fits stop this many times looser than the final fit: the fitted
+# temperature hardly moves (0.611 at 3x, 0.603 at 10x, dev-set ECE 0.024 vs 0.019) and these fits
+# went from a sixth to an eighth of the training time. At 30x it drifts (0.533, ECE 0.036).
+CALIBRATION_TOL_FACTOR = 10
 
 
 def examples_by_label(table: RoutingTable) -> dict[str, list[str]]:
@@ -581,9 +585,7 @@ def _train(
             oof = np.zeros((n_real, len(labels)))
             fold_models = []
             for k in range(folds):
-                # Looser than the final fit: the temperature hardly moves (0.59 vs 0.60 on the
-                # default table) and these fits are half the training time.
-                model_k = fit(np.flatnonzero(fold_all != k), params.tol * 3)
+                model_k = fit(np.flatnonzero(fold_all != k), params.tol * CALIBRATION_TOL_FACTOR)
                 fold_models.append(model_k)
                 test = np.flatnonzero(fold == k)
                 logits = model_k.decision_function(X[test])
