@@ -6,7 +6,6 @@ cache folder and run log, so nothing touches the user's files. No test asserts o
 
 from __future__ import annotations
 
-import shutil
 import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,8 +14,8 @@ import pytest
 import tomli_w
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Input
+from tui_helpers import new_app, settle, type_text
 
-from tui.app.app import RouteDeckApp
 from tui.app.screens.cell_editor import CellEditor, validate_cell
 from tui.app.screens.confirm import ChoiceScreen
 from tui.app.screens.grid import DIRTY_TITLE, TITLE, GridScreen
@@ -28,7 +27,6 @@ from tui.app.widgets.model_list import (
     model_problem,
     price_label,
 )
-from tui.router.runlog import RunLog
 from tui.router.session import Session
 from tui.router.table import default_routes_path, load_table
 from tui.router.types import Cell
@@ -44,23 +42,8 @@ EVIL_FALLBACK = "evil/[@click=app.quit]x[/]"
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def _module_cache(tmp_path_factory) -> Path:
-    """One temporary cache folder per module: the classifier is trained once, not per test."""
-    return tmp_path_factory.mktemp("cache")
-
-
-@pytest.fixture(autouse=True)
-def _private_folders(tmp_path, monkeypatch, _module_cache):
-    monkeypatch.setenv("ROUTEDECK_CACHE_DIR", str(_module_cache))
-    monkeypatch.setenv("ROUTEDECK_LOG", str(tmp_path / "env-runs.sqlite3"))
-
-
-@pytest.fixture
-def routes_file(tmp_path) -> Path:
-    target = tmp_path / "routes.toml"
-    shutil.copyfile(default_routes_path(), target)
-    return target
+# The module's own classifier cache folder, and a run log per test (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("module_private_folders")
 
 
 @pytest.fixture
@@ -74,16 +57,6 @@ def evil_routes_file(tmp_path) -> Path:
     target = tmp_path / "routes.toml"
     target.write_text(tomli_w.dumps(doc), "utf-8")
     return target
-
-
-def make_app(path: Path, tmp_path: Path) -> RouteDeckApp:
-    session = Session(table=load_table(path), runlog=RunLog(tmp_path / "runs.sqlite3"), env={})
-    return RouteDeckApp(session)
-
-
-async def settle(pilot) -> None:
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 async def open_grid(pilot) -> GridScreen:
@@ -109,10 +82,6 @@ async def open_editor(pilot, grid: GridScreen, task: str, priority: str) -> Cell
     return editor
 
 
-async def type_text(pilot, text: str) -> None:
-    await pilot.press(*[{" ": "space"}.get(ch, ch) for ch in text])
-
-
 def a_different_model(table, cell: Cell) -> str:
     """A model of the table that is neither the cell's primary nor its fallback."""
     return next(m for m in table.models() if m not in (cell.primary, cell.fallback))
@@ -124,7 +93,7 @@ def a_different_model(table, cell: Cell) -> str:
 
 
 async def test_grid_shows_every_cell_with_prices(routes_file, tmp_path):
-    app = make_app(routes_file, tmp_path)
+    app = new_app(routes_file, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         grid = await open_grid(pilot)
         table = app.session.table
@@ -152,7 +121,7 @@ async def test_grid_shows_every_cell_with_prices(routes_file, tmp_path):
 
 
 async def test_edit_cell_then_save(routes_file, tmp_path):
-    app = make_app(routes_file, tmp_path)
+    app = new_app(routes_file, tmp_path)
     before = routes_file.read_bytes()
     async with app.run_test(size=SIZE) as pilot:
         grid = await open_grid(pilot)
@@ -197,7 +166,7 @@ async def test_edit_cell_then_save(routes_file, tmp_path):
 
 
 async def test_editor_keeps_fields_and_edits_fallback_and_hedge(routes_file, tmp_path):
-    app = make_app(routes_file, tmp_path)
+    app = new_app(routes_file, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         grid = await open_grid(pilot)
         table = app.session.table
@@ -222,7 +191,7 @@ async def test_editor_keeps_fields_and_edits_fallback_and_hedge(routes_file, tmp
 
 
 async def test_escape_cancels_the_editor(routes_file, tmp_path):
-    app = make_app(routes_file, tmp_path)
+    app = new_app(routes_file, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         grid = await open_grid(pilot)
         table = app.session.table
@@ -253,7 +222,7 @@ async def test_escape_cancels_the_editor(routes_file, tmp_path):
 async def test_invalid_cells_are_refused_with_a_reason(
     routes_file, tmp_path, primary, fallback, hedge, reason
 ):
-    app = make_app(routes_file, tmp_path)
+    app = new_app(routes_file, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         grid = await open_grid(pilot)
         table = app.session.table
@@ -313,7 +282,7 @@ async def _edit_one_cell(pilot) -> tuple[str, str, str]:
 
 
 async def test_quit_with_unsaved_edits_asks(routes_file, tmp_path):
-    app = make_app(routes_file, tmp_path)
+    app = new_app(routes_file, tmp_path)
     before = routes_file.read_bytes()
     async with app.run_test(size=SIZE) as pilot:
         await _edit_one_cell(pilot)
@@ -336,7 +305,7 @@ async def test_quit_with_unsaved_edits_asks(routes_file, tmp_path):
 
 
 async def test_save_after_the_file_changed_on_disk_overwrite(routes_file, tmp_path):
-    app = make_app(routes_file, tmp_path)
+    app = new_app(routes_file, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         task, priority, new_model = await _edit_one_cell(pilot)
         changed = routes_file.read_text("utf-8") + "\n# edited by someone else\n"
@@ -355,7 +324,7 @@ async def test_save_after_the_file_changed_on_disk_overwrite(routes_file, tmp_pa
 
 
 async def test_save_after_the_file_changed_on_disk_reload(routes_file, tmp_path):
-    app = make_app(routes_file, tmp_path)
+    app = new_app(routes_file, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         task, priority, new_model = await _edit_one_cell(pilot)
         doc = tomllib.loads(routes_file.read_text("utf-8"))
@@ -380,7 +349,7 @@ async def test_save_after_the_file_changed_on_disk_reload(routes_file, tmp_path)
 
 
 async def test_reload_asks_first_when_dirty(routes_file, tmp_path):
-    app = make_app(routes_file, tmp_path)
+    app = new_app(routes_file, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         task, priority, new_model = await _edit_one_cell(pilot)
         grid = app.screen
@@ -407,7 +376,7 @@ async def test_reload_asks_first_when_dirty(routes_file, tmp_path):
 
 
 async def test_markup_in_model_names_is_shown_as_text(evil_routes_file, tmp_path):
-    app = make_app(evil_routes_file, tmp_path)
+    app = new_app(evil_routes_file, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         grid = await open_grid(pilot)
         table = app.session.table
@@ -444,7 +413,7 @@ async def test_markup_in_model_names_is_shown_as_text(evil_routes_file, tmp_path
 
 
 async def test_model_picker_results(routes_file, tmp_path):
-    app = make_app(routes_file, tmp_path)
+    app = new_app(routes_file, tmp_path)
     results: list[str | None] = []
     async with app.run_test(size=SIZE) as pilot:
         table = app.session.table
@@ -467,7 +436,7 @@ async def test_model_picker_results(routes_file, tmp_path):
 
 
 async def test_model_picker_refuses_an_unknown_provider(routes_file, tmp_path):
-    app = make_app(routes_file, tmp_path)
+    app = new_app(routes_file, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         picker = ModelPicker(app.session)
         app.push_screen(picker)
@@ -482,7 +451,7 @@ async def test_model_picker_refuses_an_unknown_provider(routes_file, tmp_path):
 
 
 async def test_pin_model_from_the_main_screen(routes_file, tmp_path):
-    app = make_app(routes_file, tmp_path)
+    app = new_app(routes_file, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         main = app.screen
@@ -498,7 +467,7 @@ async def test_pin_model_from_the_main_screen(routes_file, tmp_path):
 
 
 async def test_model_list_offers_priced_library_models(routes_file, tmp_path):
-    app = make_app(routes_file, tmp_path)
+    app = new_app(routes_file, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         picker = ModelPicker(app.session)
         app.push_screen(picker)
@@ -626,7 +595,7 @@ def snapshot_routes_file(tmp_path) -> Path:
 
 
 def test_snapshot_grid(snapshot_routes_file, tmp_path, frozen_prices, snap_compare):
-    app = make_app(snapshot_routes_file, tmp_path)
+    app = new_app(snapshot_routes_file, tmp_path)
 
     async def run_before(pilot):
         await open_grid(pilot)
@@ -637,7 +606,7 @@ def test_snapshot_grid(snapshot_routes_file, tmp_path, frozen_prices, snap_compa
 def test_snapshot_grid_with_unsaved_edit(
     snapshot_routes_file, tmp_path, frozen_prices, snap_compare
 ):
-    app = make_app(snapshot_routes_file, tmp_path)
+    app = new_app(snapshot_routes_file, tmp_path)
 
     async def run_before(pilot):
         grid = await open_grid(pilot)
@@ -668,7 +637,7 @@ async def test_model_list_adds_local_ollama_models(routes_file, tmp_path, monkey
         return ["ollama/llama3.2:1b", "ollama/[/b]tiny"]
 
     monkeypatch.setattr(ollama, "list_ollama_models", fake_list)
-    app = make_app(routes_file, tmp_path)
+    app = new_app(routes_file, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         picker = ModelPicker(app.session)
         app.push_screen(picker)
@@ -701,7 +670,7 @@ async def test_model_list_survives_a_failing_ollama_and_price_library(
     monkeypatch.setattr(ollama, "list_ollama_models", broken_list)
     monkeypatch.setattr(Session, "known_models", broken_known_models)
     clear_model_cache()
-    app = make_app(routes_file, tmp_path)
+    app = new_app(routes_file, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         picker = ModelPicker(app.session)
         app.push_screen(picker)
@@ -721,7 +690,7 @@ async def test_model_list_survives_a_failing_ollama_and_price_library(
 async def test_grid_shows_human_verdicts_per_cell(routes_file, tmp_path):
     from tui.router.types import Classification, Decision, PairResult, RunResult
 
-    app = make_app(routes_file, tmp_path)
+    app = new_app(routes_file, tmp_path)
     table = app.session.table
     task, priority = table.task_names[0], table.priority_names[0]
     cell = table.cell(task, priority)

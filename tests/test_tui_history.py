@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import pytest
 from textual.widgets import DataTable, Select, Static
+from tui_helpers import new_app, settle
 
 from tui.app.app import RouteDeckApp
 from tui.app.screens.history import COLUMNS, HistoryScreen, first_line
 from tui.app.screens.main import MainScreen
-from tui.router.runlog import RunLog
 from tui.router.session import Session
-from tui.router.table import default_routes_path, load_table
+from tui.router.table import load_table
 from tui.router.types import (
     AttemptSummary,
     Cell,
@@ -26,23 +23,8 @@ from tui.router.types import (
 SIZE = (140, 45)
 
 
-@pytest.fixture(scope="module")
-def _module_cache(tmp_path_factory) -> Path:
-    """One temporary cache folder per module: the classifier is trained once, not per test."""
-    return tmp_path_factory.mktemp("cache")
-
-
-@pytest.fixture(autouse=True)
-def _private_folders(tmp_path, monkeypatch, _module_cache):
-    monkeypatch.setenv("ROUTEDECK_CACHE_DIR", str(_module_cache))
-    monkeypatch.setenv("ROUTEDECK_LOG", str(tmp_path / "env-runs.sqlite3"))
-
-
-@pytest.fixture
-def routes_file(tmp_path) -> Path:
-    target = tmp_path / "routes.toml"
-    shutil.copyfile(default_routes_path(), target)
-    return target
+# The module's own classifier cache folder, and a run log per test (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("module_private_folders")
 
 
 def side(name: str, model: str, cost: float | None, *, simulated=True, **kw) -> RunResult:
@@ -75,17 +57,6 @@ def pair(table, task: str, prompt: str, routed_cost, baseline_cost, **routed_kw)
     )
 
 
-def make_app(routes_file: Path, tmp_path: Path, *, with_log: bool = True) -> RouteDeckApp:
-    table = load_table(routes_file)
-    log = RunLog(tmp_path / "runs.sqlite3") if with_log else None
-    return RouteDeckApp(Session(table=table, runlog=log, env={}))
-
-
-async def settle(pilot) -> None:
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-
-
 def rows(screen: HistoryScreen) -> list[dict[str, str]]:
     dt = screen.query_one("#history-table", DataTable)
     keys = [k for k, _ in COLUMNS]
@@ -100,7 +71,7 @@ def totals_text(screen: HistoryScreen) -> str:
 
 
 async def test_history_lists_runs_and_filters_by_task(routes_file, tmp_path):
-    app = make_app(routes_file, tmp_path)
+    app = new_app(routes_file, tmp_path)
     table = app.session.table
     first, second = table.task_names[0], table.task_names[1]
     log = app.session.runlog
@@ -175,7 +146,7 @@ async def test_history_lists_runs_and_filters_by_task(routes_file, tmp_path):
 
 
 async def test_history_without_a_run_log(routes_file, tmp_path):
-    app = make_app(routes_file, tmp_path, with_log=False)
+    app = new_app(routes_file, tmp_path, with_log=False)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("f3")
         await settle(pilot)
@@ -190,7 +161,7 @@ async def test_history_without_a_run_log(routes_file, tmp_path):
 
 
 async def test_history_shows_new_runs_when_refreshed(routes_file, tmp_path):
-    app = make_app(routes_file, tmp_path)
+    app = new_app(routes_file, tmp_path)
     table = app.session.table
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("f3")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from pathlib import Path
 
 import pytest
+from tui_helpers import new_app, until
 
 from tui.app.app import RouteDeckApp
 from tui.app.screens.correction import CorrectionScreen
@@ -16,24 +16,11 @@ from tui.router.runlog import RunLog
 from tui.router.session import Session
 from tui.router.table import default_routes_path, load_table
 
-GUARD_S = 60.0  # only a hung test reaches it; nothing is asserted on time
-
-
-async def until(pilot, predicate, what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + GUARD_S
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"never happened: {what}")
-        await pilot.pause(0.02)
-
 
 @pytest.fixture
-def app(tmp_path: Path, monkeypatch) -> RouteDeckApp:
+def app(routes_file: Path, tmp_path: Path, monkeypatch) -> RouteDeckApp:
     monkeypatch.setenv("ROUTEDECK_SIM_SPEED", "50")
-    routes = tmp_path / "routes.toml"
-    shutil.copyfile(default_routes_path(), routes)
-    session = Session(table=load_table(routes), runlog=RunLog(tmp_path / "runs.sqlite3"), env={})
-    return RouteDeckApp(session)
+    return new_app(routes_file, tmp_path)
 
 
 async def test_f9_records_a_verdict_on_the_last_run(app):

@@ -14,14 +14,24 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import re
-import shutil
-from collections.abc import Callable
-from pathlib import Path
 
 import pytest
-from fakeserver import FakeServer, Reply, closed_port_url, fake_server  # noqa: F401 (a fixture)
-from rich.cells import cell_len
+from fakeserver import FakeServer, Reply, closed_port_url
 from textual.widgets import Static
+from tui_helpers import (
+    GUARD_S,
+    OPENAI_KEY,
+    find_on_screen,
+    main_screen,
+    pane,
+    run,
+    screen_lines,
+    set_prompt,
+    settle,
+    static_text,
+    type_text,
+    until,
+)
 
 import tui.app.widgets.comparison as comparison_mod
 import tui.app.widgets.run_pane as run_pane_mod
@@ -31,14 +41,9 @@ from tui.app.widgets.comparison import ComparisonBar
 from tui.app.widgets.decision_bar import DecisionBar
 from tui.app.widgets.prompt_editor import PromptEditor
 from tui.app.widgets.run_pane import RunPane
-from tui.router.providers.registry import aclose_shared_http_client
-from tui.router.runlog import RunLog
 from tui.router.session import Session
-from tui.router.table import default_routes_path, load_table
 
 SIZE = (140, 45)
-GUARD_S = 60.0  # a deadline that only a hung test reaches; nothing is asserted on time
-OPENAI_KEY = "sk-test-routedeck-0123456789"
 GEMINI_KEY = "gemini-test-key-0123456789"
 CODE_PROMPT = "write a python function that reverses a linked list"
 # The packaged table routes code/default to these; the tests read them from the table anyway.
@@ -52,36 +57,8 @@ FALLBACK_MODEL = "gemini-3-flash-preview"
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def routes_file(tmp_path) -> Path:
-    target = tmp_path / "routes.toml"
-    shutil.copyfile(default_routes_path(), target)
-    return target
-
-
-@pytest.fixture
-def make_app(routes_file, tmp_path) -> Callable[..., RouteDeckApp]:
-    """``make_app(routes=None, env=None)``: the app on a Session over a temporary copy of the
-    table and a temporary run log. ``env=None`` reads keys from os.environ, as the CLI does."""
-    logs: list[RunLog] = []
-
-    def make(routes: Path | None = None, env: dict[str, str] | None = None) -> RouteDeckApp:
-        log = RunLog(tmp_path / f"runs-{len(logs)}.sqlite3")
-        logs.append(log)
-        kwargs = {} if env is None else {"env": env}
-        session = Session(table=load_table(routes or routes_file), runlog=log, **kwargs)
-        return RouteDeckApp(session)
-
-    yield make
-    for log in logs:
-        log.close()
-
-
-@pytest.fixture(autouse=True)
-async def _close_shared_http_client():
-    """Real clients share one httpx client per event loop: close it with the test's loop."""
-    yield
-    await aclose_shared_http_client()
+# Real clients share one httpx client per event loop: each test closes it (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("close_shared_http_client")
 
 
 @pytest.fixture
@@ -90,48 +67,11 @@ def fast_sim(monkeypatch) -> None:
 
 
 @pytest.fixture
-def openai_on_server(monkeypatch, fake_server: FakeServer) -> FakeServer:  # noqa: F811
-    """OpenAI models (the code/default primary and the baseline) stream from the fake server."""
-    monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
-    monkeypatch.setenv("OPENAI_BASE_URL", fake_server.openai_url)
-    return fake_server
-
-
-@pytest.fixture
 def gemini_on_server(monkeypatch, openai_on_server: FakeServer) -> FakeServer:
     """The code/default fallback (a Gemini model, provider "google") streams from it too."""
     monkeypatch.setenv("GEMINI_API_KEY", GEMINI_KEY)
     monkeypatch.setenv("GOOGLE_BASE_URL", openai_on_server.openai_url)
     return openai_on_server
-
-
-async def settle(pilot) -> None:
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-
-
-async def until(pilot, predicate: Callable[[], bool], what: str) -> None:
-    """Let the app run until ``predicate()`` holds (a guard deadline stops a hung test)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + GUARD_S
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"never happened: {what}")
-        await pilot.pause(0.02)
-
-
-def main_screen(app: RouteDeckApp) -> MainScreen:
-    screen = app.screen
-    assert isinstance(screen, MainScreen)
-    return screen
-
-
-def pane(app: RouteDeckApp, side: str) -> RunPane:
-    return main_screen(app).query_one(f"#{side}", RunPane)
-
-
-def static_text(widget: Static) -> str:
-    return str(widget.content)
 
 
 def header(p: RunPane) -> str:
@@ -159,42 +99,6 @@ def decision_text(app: RouteDeckApp) -> str:
 
 def comparison_text(app: RouteDeckApp) -> str:
     return static_text(main_screen(app).query_one(ComparisonBar))
-
-
-def screen_lines(app: RouteDeckApp) -> list[str]:
-    """The characters the compositor would send to the terminal, line by line, without the
-    terminal sequences Textual adds for colours and cursor moves (those are not in the text)."""
-    update = app.screen._compositor.render_update(full=True, screen_stack=app._background_screens)
-    return ["".join(seg.text for seg in strip) for strip in update.strips]
-
-
-def find_on_screen(app: RouteDeckApp, needle: str) -> tuple[int, int] | None:
-    """(x, y) in cells of the first place ``needle`` is shown, None when it is not."""
-    for y, line in enumerate(screen_lines(app)):
-        i = line.find(needle)
-        if i >= 0:
-            return cell_len(line[:i]), y
-    return None
-
-
-async def type_text(pilot, text: str) -> None:
-    await pilot.press(*[{" ": "space", "\n": "enter"}.get(ch, ch) for ch in text])
-
-
-async def set_prompt(pilot, text: str) -> None:
-    editor = main_screen(pilot.app).query_one(PromptEditor)
-    editor.load_text(text)
-    editor.focus()  # ctrl+j is the editor's key
-    await pilot.pause()
-
-
-async def run(pilot, text: str, *, wait: bool = True) -> None:
-    """Put ``text`` in the editor and run it with ctrl+j; ``wait`` until every worker is done
-    (only when no other run is in flight, or this waits for that one too)."""
-    await set_prompt(pilot, text)
-    await pilot.press("ctrl+j")
-    if wait:
-        await settle(pilot)
 
 
 # ---------------------------------------------------------------------------------------------

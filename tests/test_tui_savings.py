@@ -9,7 +9,6 @@ model is trained once). No test asserts on time.
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 from rich.console import Console
 from rich.text import Text
 from textual.widgets import Button, Static
+from tui_helpers import new_app
 
 from tui.app.app import RouteDeckApp
 from tui.app.screens.correction import CorrectionScreen, find_dev_set, session_table_after
@@ -32,9 +32,7 @@ from tui.app.widgets.charts import (
 )
 from tui.router.pricing import format_usd
 from tui.router.projection import VerdictStats, project, read_workload
-from tui.router.runlog import RunLog
-from tui.router.session import Session
-from tui.router.table import default_routes_path, load_table
+from tui.router.table import load_table
 from tui.router.types import Cell, PairResult, RunResult
 
 SIZE = (140, 45)
@@ -70,22 +68,8 @@ CORRECTION_TASK = "extraction"
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def shared_cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("classifier-cache")
-
-
-@pytest.fixture(autouse=True)
-def _private_folders(tmp_path, monkeypatch, shared_cache):
-    monkeypatch.setenv("ROUTEDECK_CACHE_DIR", str(shared_cache))
-    monkeypatch.setenv("ROUTEDECK_LOG", str(tmp_path / "env-runs.sqlite3"))
-
-
-@pytest.fixture
-def routes_file(tmp_path) -> Path:
-    target = tmp_path / "routes.toml"
-    shutil.copyfile(default_routes_path(), target)
-    return target
+# The module's own classifier cache folder, and a run log per test (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("module_private_folders")
 
 
 @pytest.fixture
@@ -93,11 +77,6 @@ def workload_file(tmp_path) -> Path:
     path = tmp_path / "workload.jsonl"
     path.write_text("".join(json.dumps(row) + "\n" for row in WORKLOAD), "utf-8")
     return path
-
-
-def make_app(routes: Path, tmp_path: Path) -> RouteDeckApp:
-    session = Session(table=load_table(routes), runlog=RunLog(tmp_path / "runs.sqlite3"), env={})
-    return RouteDeckApp(session)
 
 
 async def settle(pilot) -> None:
@@ -143,7 +122,7 @@ def expected_projection(app: RouteDeckApp, path: Path, table=None, **kw):
 
 
 async def test_savings_totals_match_the_engine(routes_file, workload_file, tmp_path):
-    app = make_app(routes_file, tmp_path)
+    app = new_app(routes_file, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_savings(pilot, workload_file)
         want = expected_projection(app, workload_file)
@@ -170,7 +149,7 @@ async def test_savings_totals_match_the_engine(routes_file, workload_file, tmp_p
 
 
 async def test_savings_default_is_the_demo_workload(routes_file, tmp_path):
-    app = make_app(routes_file, tmp_path)
+    app = new_app(routes_file, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_savings(pilot, None)
         assert screen.projection.n == len(read_workload(demo_workload_path()))
@@ -178,7 +157,7 @@ async def test_savings_default_is_the_demo_workload(routes_file, tmp_path):
 
 
 async def test_savings_follow_unsaved_cell_edits(routes_file, workload_file, tmp_path):
-    app = make_app(routes_file, tmp_path)
+    app = new_app(routes_file, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_savings(pilot, workload_file)
         before = screen.projection
@@ -212,7 +191,7 @@ async def test_savings_follow_unsaved_cell_edits(routes_file, workload_file, tmp
 
 
 async def test_threshold_explorer(routes_file, workload_file, tmp_path):
-    app = make_app(routes_file, tmp_path)
+    app = new_app(routes_file, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_savings(pilot, workload_file)
         table_thr = app.session.table.classifier.threshold
@@ -256,7 +235,7 @@ async def test_threshold_explorer(routes_file, workload_file, tmp_path):
 
 
 async def test_apply_threshold_makes_an_unsaved_edit(routes_file, workload_file, tmp_path):
-    app = make_app(routes_file, tmp_path)
+    app = new_app(routes_file, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_savings(pilot, workload_file)
         old = app.session.table.classifier.threshold
@@ -275,7 +254,7 @@ async def test_apply_threshold_makes_an_unsaved_edit(routes_file, workload_file,
 
 
 async def test_savings_from_an_empty_run_log_says_so(routes_file, workload_file, tmp_path):
-    app = make_app(routes_file, tmp_path)
+    app = new_app(routes_file, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_savings(pilot, workload_file)
         await pilot.press("w")
@@ -296,7 +275,7 @@ async def test_savings_from_an_empty_run_log_says_so(routes_file, workload_file,
 
 
 async def test_correction_saves_retrains_and_reports(routes_file, tmp_path):
-    app = make_app(routes_file, tmp_path)
+    app = new_app(routes_file, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         decision = app.session.decide(CORRECTION_PROMPT)
@@ -336,7 +315,7 @@ async def test_correction_saves_retrains_and_reports(routes_file, tmp_path):
 
 
 async def test_correction_keeps_unsaved_cell_edits_unsaved(routes_file, tmp_path):
-    app = make_app(routes_file, tmp_path)
+    app = new_app(routes_file, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         table = app.session.table
@@ -385,7 +364,7 @@ def test_find_dev_set(tmp_path):
     ("key", "want"), [("r", "routed"), ("t", "tie"), ("b", "baseline"), ("escape", None)]
 )
 async def test_verdict_keys(routes_file, tmp_path, key, want):
-    app = make_app(routes_file, tmp_path)
+    app = new_app(routes_file, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         got = []
         app.push_screen(VerdictScreen(), got.append)
@@ -402,7 +381,7 @@ def _side(side: str, model: str, cost: float | None) -> RunResult:
 
 
 async def test_verdict_shows_the_pair_as_text(routes_file, tmp_path):
-    app = make_app(routes_file, tmp_path)
+    app = new_app(routes_file, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         decision = app.session.decide("What is the capital of France?")
@@ -419,7 +398,7 @@ async def test_verdict_shows_the_pair_as_text(routes_file, tmp_path):
 
 
 async def test_verdict_buttons(routes_file, tmp_path):
-    app = make_app(routes_file, tmp_path)
+    app = new_app(routes_file, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         got = []
         app.push_screen(VerdictScreen(), got.append)

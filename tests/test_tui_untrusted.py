@@ -13,36 +13,37 @@ that it is inert: the app keeps running.
 
 from __future__ import annotations
 
-import asyncio
 import re
-import shutil
 import tomllib
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import tomli_w
-from fakeserver import FakeServer, Reply, fake_server  # noqa: F401  (fake_server is a fixture)
-from rich.cells import cell_len
+from fakeserver import FakeServer, Reply
 from textual import events
 from textual.widgets import Static
+from tui_helpers import (
+    GUARD_S,
+    find_on_screen,
+    main_screen,
+    pane,
+    run,
+    screen_lines,
+    settle,
+    static_text,
+    until,
+)
 
 from tui.app.app import RouteDeckApp
-from tui.app.screens.main import MainScreen
 from tui.app.screens.model_picker import ModelPicker
 from tui.app.widgets.decision_bar import DecisionBar
 from tui.app.widgets.prompt_editor import PromptEditor
-from tui.app.widgets.run_pane import RunPane
-from tui.router.providers.registry import aclose_shared_http_client
-from tui.router.runlog import RunLog
 from tui.router.sanitize import clean
 from tui.router.session import Session
-from tui.router.table import default_routes_path, load_table
+from tui.router.table import default_routes_path
 from tui.router.types import Cell
 
 SIZE = (140, 45)
-GUARD_S = 60.0  # a deadline only a hung test reaches; nothing is asserted on time
-OPENAI_KEY = "sk-test-routedeck-0123456789"
 ROUTED_MODEL = "gpt-5-mini"  # the packaged table's code/default primary
 BASELINE_MODEL = "gpt-5.2"  # and its baseline
 CODE_PROMPT = "write a python function that reverses a linked list"
@@ -71,74 +72,15 @@ _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def routes_file(tmp_path) -> Path:
-    target = tmp_path / "routes.toml"
-    shutil.copyfile(default_routes_path(), target)
-    return target
+# Real clients share one httpx client per event loop: each test closes it (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("close_shared_http_client")
 
 
 @pytest.fixture
-def make_app(routes_file, tmp_path) -> Callable[..., RouteDeckApp]:
-    logs: list[RunLog] = []
-
-    def make(routes: Path | None = None, env: dict[str, str] | None = None) -> RouteDeckApp:
-        log = RunLog(tmp_path / f"runs-{len(logs)}.sqlite3")
-        logs.append(log)
-        kwargs = {} if env is None else {"env": env}
-        return RouteDeckApp(Session(table=load_table(routes or routes_file), runlog=log, **kwargs))
-
-    yield make
-    for log in logs:
-        log.close()
-
-
-@pytest.fixture(autouse=True)
-async def _close_shared_http_client():
-    yield
-    await aclose_shared_http_client()
-
-
-@pytest.fixture
-def server(monkeypatch, fake_server: FakeServer) -> FakeServer:  # noqa: F811
-    """OpenAI models (the code/default primary and the baseline) stream from the fake server."""
-    monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
-    monkeypatch.setenv("OPENAI_BASE_URL", fake_server.openai_url)
-    return fake_server
-
-
-async def settle(pilot) -> None:
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-
-
-async def until(pilot, predicate: Callable[[], object], what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + GUARD_S
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"never happened: {what}")
-        await pilot.pause(0.02)
-
-
-def main_screen(app: RouteDeckApp) -> MainScreen:
-    assert isinstance(app.screen, MainScreen)
-    return app.screen
-
-
-def pane(app: RouteDeckApp, side: str) -> RunPane:
-    return main_screen(app).query_one(f"#{side}", RunPane)
-
-
-def static_text(widget: Static) -> str:
-    return str(widget.content)
-
-
-def screen_lines(app: RouteDeckApp) -> list[str]:
-    """The text of every segment of a full screen update: what Textual writes to the terminal,
-    less the sequences it adds itself for colours and cursor moves."""
-    update = app.screen._compositor.render_update(full=True, screen_stack=app._background_screens)
-    return ["".join(seg.text for seg in strip) for strip in update.strips]
+def server(openai_on_server: FakeServer) -> FakeServer:
+    """OpenAI models (the code/default primary and the baseline) stream from the fake server
+    (``openai_on_server``, tests/conftest.py)."""
+    return openai_on_server
 
 
 def assert_terminal_safe(app: RouteDeckApp) -> list[str]:
@@ -153,14 +95,6 @@ def assert_terminal_safe(app: RouteDeckApp) -> list[str]:
     return lines
 
 
-def find_on_screen(app: RouteDeckApp, needle: str) -> tuple[int, int] | None:
-    for y, line in enumerate(screen_lines(app)):
-        i = line.find(needle)
-        if i >= 0:
-            return cell_len(line[:i]), y
-    return None
-
-
 async def click_the_click_markup(pilot) -> None:
     """Click the ``x`` of the literal click markup on screen: it must not quit the app."""
     where = find_on_screen(pilot.app, CLICK)
@@ -169,16 +103,6 @@ async def click_the_click_markup(pilot) -> None:
     await pilot.click(offset=(x + CLICK.index("]x") + 1, y))
     await pilot.pause()
     assert pilot.app.is_running, "clicking the literal markup ran app.quit"
-
-
-async def run(pilot, text: str, *, wait: bool = True) -> None:
-    editor = main_screen(pilot.app).query_one(PromptEditor)
-    editor.load_text(text)
-    editor.focus()  # ctrl+j is the editor's key (a click may have moved the focus to a pane)
-    await pilot.pause()
-    await pilot.press("ctrl+j")
-    if wait:
-        await settle(pilot)
 
 
 # ---------------------------------------------------------------------------------------------
