@@ -36,6 +36,9 @@ def new_app(routes: Path, tmp_path: Path, *, with_log: bool = True) -> RouteDeck
 
 
 async def settle(pilot) -> None:
+    """Let the app finish what it started: a frame first (the app starts loading the
+    classifier after its first frame), then every worker, then one more frame."""
+    await pilot.pause()
     await pilot.app.workers.wait_for_complete()
     await pilot.pause()
 

@@ -67,7 +67,10 @@ class RouteDeckApp(App):
         from tui.app.screens.main import MainScreen
 
         self.push_screen(MainScreen())
-        self.load_classifier()
+        # After the first frame: loading (or, the first time, training) the classifier in a
+        # thread competes with the first paint for the GIL, and a person should see the app
+        # at once; the editor works while the classifier loads.
+        self.call_after_refresh(self.load_classifier)
 
     @work(thread=True, exclusive=True, group="classifier", exit_on_error=False)
     def load_classifier(self) -> None:
