@@ -27,6 +27,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import yardstick  # noqa: E402
 
 from tui.router import classify as C  # noqa: E402
 from tui.router.table import load_table  # noqa: E402
@@ -90,22 +93,8 @@ def timed(fn, prompts: list[str]) -> list[float]:
     return ms
 
 
-def machine_reference() -> float:
-    """Seconds a fixed pure-Python loop takes: a yardstick for comparing runs on a shared,
-    noisy machine (the same code measured 20-30% apart from one minute to the next here)."""
-    best = float("inf")
-    for _ in range(3):
-        t0 = time.perf_counter()
-        total = 0
-        for i in range(1_000_000):
-            total += i
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def main() -> None:
-    print(f"machine reference: 1M-addition Python loop {machine_reference() * 1000:.0f} ms "
-          "(lower is a faster moment of this shared machine)")
+    print(yardstick.describe())
     table = load_table()
     examples = C.examples_by_label(table)
     n_examples = sum(len(v) for v in examples.values())
