@@ -31,16 +31,16 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 # Bump when tokens change: the on-disk model cache is keyed by it.
-FEATURE_VERSION = 23
+FEATURE_VERSION = 24
 
 HEAD_CHARS = 5_000  # of a huge prompt, the head and the tail are featurized ...
 TAIL_CHARS = 2_000  # ... (instructions sit at the start or the end)
 INSTRUCTION_MAX_CHARS = 1_000  # instruction text featurized at most (1,500 scored the same)
-CHAR_NGRAM_MAX_CHARS = 600  # instruction text that gets character n-grams
+CHAR_NGRAM_MAX_CHARS = 300  # instruction text that gets character n-grams (600 scored the same)
 CHAR_N = 4  # character n-gram size
 PASSAGE_MAX_CHARS = 1_000  # material text featurized at most, over all passages (idem)
 KIND_SAMPLE_CHARS = 2_000  # material looked at to tell its kind
-PROBE_CHARS = 800  # instruction text looked at for digits, operators, identifiers
+PROBE_CHARS = 400  # instruction text looked at for digits, operators, identifiers (idem)
 MAX_UNITS = 6  # paragraphs looked at one by one: the first and last three
 
 # Feature groups, each normalised on its own by the model.
