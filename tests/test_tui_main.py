@@ -304,8 +304,8 @@ async def test_a_simulated_run_fills_both_panes_metrics_comparison_log_and_total
             assert error_line(p) == ""
         pair = screen.last_pair
         assert pair is not None and pair.routed.error is None and pair.baseline.error is None
-        assert routed.answer.source == pair.routed.text
-        assert baseline.answer.source == pair.baseline.text
+        assert routed.shown_source == pair.routed.text
+        assert baseline.shown_source == pair.baseline.text
         for p, side in ((routed, pair.routed), (baseline, pair.baseline)):
             line = metrics(p)
             assert side.output_tokens > 0

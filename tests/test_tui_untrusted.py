@@ -169,7 +169,7 @@ async def test_200_kb_of_model_output_renders_as_text(make_app, server):
         await settle(pilot)
         await run(pilot, CODE_PROMPT)
         routed = pane(app, "routed")
-        assert routed.answer.source == clean(text)  # all of it, less the escape sequences
+        assert routed.shown_source == clean(text)  # all of it, less the escape sequences
         assert "\x1b" not in clean(text) and OSC52_PAYLOAD not in clean(text)
         assert_terminal_safe(app)
         assert find_on_screen(app, f"line 0: before {CLOSE_TAG} middle")

@@ -346,7 +346,7 @@ async def in_process(args, folder: Path, server_url: str) -> dict[str, object]:
             "routed_tokens": pair.routed.output_tokens if pair else None,
             "baseline_tokens": pair.baseline.output_tokens if pair else None,
             "errors": [e for e in (pair.routed.error, pair.baseline.error) if e] if pair else ["no result"],
-            "routed_chars": len(routed.answer.source),
+            "routed_chars": len(routed.shown_source),
             "gc": [(g, round((at - t0) * 1000), pause) for g, at, pause in collections],
         }
         from tui.router.providers.registry import aclose_shared_http_client

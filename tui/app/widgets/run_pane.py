@@ -136,8 +136,14 @@ class RunPane(Vertical):
 
     @property
     def text(self) -> str:
-        """The answer shown so far (the current attempt's text)."""
+        """The answer streamed so far (the current attempt's text)."""
         return "".join(self._parts)
+
+    @property
+    def shown_source(self) -> str:
+        """The Markdown the pane's answer widgets hold: the first widget and its continuation
+        segments (a long answer streams into a chain of them)."""
+        return "".join(w.source for w in (self.answer, *self._segments))
 
     def on_mount(self) -> None:
         self.watch(self.query_one(VerticalScroll), "scroll_y", self._scrolled, init=False)
