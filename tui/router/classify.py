@@ -166,17 +166,21 @@ class LinearModel:
 
     # -- inference ----------------------------------------------------------------------------
 
-    def vectorize(self, prompt: str) -> tuple[np.ndarray, np.ndarray]:
-        """The prompt's non-zero columns and their values (tf-idf, group-normalised)."""
+    def counts(self, prompt: str) -> tuple[np.ndarray, np.ndarray]:
+        """The prompt's known columns, each once, and how often its token occurs. The one
+        place prompts become columns (one-by-one here, in batches in projection.py)."""
         tokens = feat.tokens(prompt, self.lexicon)
         # Column of every token (-1 unknown), then each known column once with its count: one
         # dict lookup per token, no Counter (a third faster on long prompts).
         ids = np.fromiter(map(self.vocab.get, tokens, repeat(-1, len(tokens))), dtype=np.intp,
                           count=len(tokens))
-        ids = ids[ids >= 0]
-        if len(ids) == 0:
+        return np.unique(ids[ids >= 0], return_counts=True)
+
+    def vectorize(self, prompt: str) -> tuple[np.ndarray, np.ndarray]:
+        """The prompt's non-zero columns and their values (tf-idf, group-normalised)."""
+        cols, tf = self.counts(prompt)
+        if len(cols) == 0:
             return np.zeros(0, dtype=np.intp), np.zeros(0)
-        cols, tf = np.unique(ids, return_counts=True)
         vals = np.log(tf)
         vals += 1.0
         vals *= self.idf[cols]

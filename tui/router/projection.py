@@ -43,10 +43,8 @@ import math
 import os
 import sqlite3
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -286,27 +284,16 @@ _CHUNK = 256  # prompts scored per numpy batch
 def _score_batch(model: Any, prompts: Sequence[str]) -> np.ndarray:
     """Calibrated probabilities (n, labels) of ``prompts``, exactly as ``LinearModel`` computes
     them one by one (tf-idf, per-group normalisation, dot product, softmax of logits / T)."""
-    from tui.router import features as feat
 
-    get = model.vocab.get
-    lexicon = model.lexicon
-    indptr = [0]
-    cols: list[int] = []
-    tfs: list[int] = []
-    for prompt in prompts:
-        counts = Counter(feat.tokens(prompt, lexicon))  # unknown tokens get column -1
-        cols.extend(map(get, counts, repeat(-1)))
-        tfs.extend(counts.values())
-        indptr.append(len(cols))
+    per_prompt = [model.counts(prompt) for prompt in prompts]  # (known columns, counts)
     n = len(prompts)
     k = len(model.labels)
     z = np.tile(model.intercept, (n, 1))
-    col = np.asarray(cols, dtype=np.intp)
-    known = col >= 0
-    if known.any():
-        rows = np.repeat(np.arange(n), np.diff(np.asarray(indptr)))[known]
-        col = col[known]
-        vals = (np.log(np.asarray(tfs, dtype=np.float64)[known]) + 1.0) * model.idf[col]
+    col = np.concatenate([c for c, _ in per_prompt]) if n else np.zeros(0, dtype=np.intp)
+    if len(col):
+        rows = np.repeat(np.arange(n), [len(c) for c, _ in per_prompt])
+        tf = np.concatenate([t for _, t in per_prompt]).astype(np.float64)
+        vals = (np.log(tf) + 1.0) * model.idf[col]
         n_groups = len(model.group_weights)
         grp = model.groups[col]
         sq = np.bincount(rows * n_groups + grp, weights=vals * vals, minlength=n * n_groups)

@@ -250,8 +250,6 @@ class MainScreen(Screen):
                     await pane.draw_pending()
                     pane.show_metrics(run.metrics[side].snapshot())
 
-        for pane in panes.values():
-            pane.auto_draw = False
         ticker = self.set_interval(DRAW_INTERVAL_S, tick)
         finished: set[str] = set()
         gc_policy = self.app.streaming_gc

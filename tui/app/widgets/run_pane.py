@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from functools import cache
 
@@ -16,7 +15,8 @@ from tui.router.metrics import MetricsSnapshot
 from tui.router.sanitize import clean
 from tui.router.types import AttemptEnded, AttemptStarted, RunEvent, RunResult, TextDelta
 
-# Streamed text is drawn at most this often. Each draw re-renders the pane, which takes longer
+# Streamed text is drawn at most this often (the owner calls draw_pending on this tick; the
+# main screen draws both panes in one batch, so each frame lays the screen out once). Each draw re-renders the pane, which takes longer
 # than a fast model (hundreds of chunks a second) takes to send the next chunk; drawing every
 # chunk froze the UI for hundreds of milliseconds (tests/bench/bench_tui.py measures it).
 DRAW_INTERVAL_S = 0.1
@@ -47,12 +47,6 @@ def _parser():
 
 def _answer_widget(classes: str) -> Markdown:
     return Markdown("", classes=classes, open_links=False, parser_factory=_parser)
-
-
-def _next_draw_delay(now: float) -> float:
-    """Seconds to the next multiple of DRAW_INTERVAL_S on the monotonic clock. Both panes draw
-    on the same ticks, so each frame lays the screen out once for both, not once per pane."""
-    return DRAW_INTERVAL_S - (now % DRAW_INTERVAL_S)
 
 
 def _ms(value: float | None) -> str:
@@ -105,9 +99,6 @@ class RunPane(Vertical):
         super().__init__(**kwargs)
         self.side = side
         self.title = title
-        # False when the owner draws streamed text itself with draw_pending() (the main screen
-        # draws both panes in one batch, so each frame lays the screen out once).
-        self.auto_draw = True
         self._draw_lock = asyncio.Lock()
         self._parts: list[str] = []
         self._segments: list[Markdown] = []  # streaming continuations after self.answer
@@ -116,7 +107,6 @@ class RunPane(Vertical):
         self._segment_chars = 0
         self._fences = 0  # code fences seen in the streamed text (odd: inside a code block)
         self._unshown: list[str] = []  # streamed, not drawn yet (drawn by the draw timer)
-        self._draw_timer = None
         self._attempt: int | None = None
         self._model: str | None = None
         self._simulated: bool | None = None
@@ -230,9 +220,6 @@ class RunPane(Vertical):
 
     async def _stop_stream(self) -> None:
         """Stop drawing streamed text; text not drawn yet is dropped (callers redraw in full)."""
-        if self._draw_timer is not None:
-            self._draw_timer.stop()
-            self._draw_timer = None
         self._unshown.clear()
         async with self._draw_lock:  # a draw in progress finishes before the caller redraws
             pass
@@ -243,8 +230,8 @@ class RunPane(Vertical):
         """Draw one event of this side; ``snap`` is the side's metrics with it folded in, or a
         function that returns them (called only when needed: a snapshot prices the usage).
 
-        Text is gathered and drawn every DRAW_INTERVAL_S; the figures of a text chunk are left to
-        the caller's periodic ``show_metrics``."""
+        Text is gathered; the owner draws it with ``draw_pending`` every DRAW_INTERVAL_S, and
+        the figures of a text chunk with its periodic ``show_metrics``."""
         event = run_event.event
         if isinstance(event, TextDelta):
             if self._attempt is not None and run_event.attempt != self._attempt:
@@ -257,9 +244,6 @@ class RunPane(Vertical):
                 self.show_metrics(s)
             self._parts.append(event.text)
             self._unshown.append(event.text)
-            if self.auto_draw and self._draw_timer is None:
-                self._draw_timer = self.set_timer(_next_draw_delay(time.monotonic()),
-                                                  self.draw_pending)
             return
         s = snap() if callable(snap) else snap
         if isinstance(event, AttemptStarted):
@@ -274,7 +258,6 @@ class RunPane(Vertical):
 
     async def draw_pending(self) -> None:
         """Append the text streamed since the last draw to the answer."""
-        self._draw_timer = None
         if not self._unshown:
             return
         async with self._draw_lock:
@@ -353,9 +336,6 @@ class RunPane(Vertical):
         once stalled the screen for 100–300 ms at the end of long answers."""
         self._fold_allowed = False  # nothing more is folded in this answer
         if result is not None and self._segments and self.text == result.text:
-            if self._draw_timer is not None:
-                self._draw_timer.stop()
-                self._draw_timer = None
             await self.draw_pending()
         else:
             await self._stop_stream()
