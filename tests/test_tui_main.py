@@ -90,7 +90,7 @@ def error_line(p: RunPane) -> str:
 
 def discarded(p: RunPane) -> str:
     w = p.query_one(".pane-discarded", Static)
-    return static_text(w) if w.display else ""
+    return static_text(w) if p.query_one(".pane-discarded-box").display else ""
 
 
 def decision_text(app: RouteDeckApp) -> str:
@@ -381,12 +381,11 @@ LONG_ANSWER = tuple(
 )
 
 
-async def test_a_long_answer_folds_what_is_far_below_and_unfolds_when_the_pane_scrolls(
+async def test_a_long_answer_streams_below_a_pane_at_rest_and_scrolls_into_view(
     make_app, openai_on_server
 ):
-    """While a long answer streams into a pane at rest, segments far below the fold leave the
-    layout (a spacer of their height stands in, so the scroll bar is unchanged); scrolling the
-    pane puts them all back."""
+    """While a long answer streams, a pane at rest keeps showing its top; every line of the
+    answer is there to scroll to, and scrolling shows its end."""
     server = openai_on_server
     for model in (ROUTED_MODEL, BASELINE_MODEL):
         server.route(model, Reply.stall(after=len(LONG_ANSWER), seconds=GUARD_S,
@@ -397,19 +396,17 @@ async def test_a_long_answer_folds_what_is_far_below_and_unfolds_when_the_pane_s
         await run(pilot, CODE_PROMPT, wait=False)
         routed = pane(app, "routed")
         await until(pilot, lambda: "Paragraph 59" in routed.text, "the whole answer streamed")
-        await until(pilot, lambda: routed._folded, "far segments folded")
-        spacer = routed.query_one(".pane-fold", Static)
-        assert spacer.display and spacer.outer_size.height > 0
-        assert all(not s.display for s in routed._folded)
-        assert routed._segments[-1].display  # the live segment is never folded
-        # Nothing visible moved: the pane still shows the top of the answer.
+        await until(pilot, lambda: "Paragraph 59" in routed.shown_source, "the whole answer drawn")
+        await pilot.pause()
         assert find_on_screen(app, "Paragraph 0:")
-
-        scroll = routed.query_one("VerticalScroll")
-        scroll.scroll_to(y=5, animate=False)
-        await until(pilot, lambda: not routed._folded, "folded segments back on scroll")
-        assert not spacer.display
-        assert all(s.display for s in routed._segments)
+        assert not find_on_screen(app, "Paragraph 59:")
+        view = routed.answer
+        assert view.virtual_size.height == view.line_count > 3 * view.size.height
+        view.scroll_end(animate=False)
+        await pilot.pause()
+        await pilot.pause()
+        assert find_on_screen(app, "word59")
+        assert find_on_screen(app, "Paragraph 59:")
         await pilot.press("escape")
         await settle(pilot)
 

@@ -174,7 +174,7 @@ async def test_200_kb_of_model_output_renders_as_text(make_app, server):
         assert_terminal_safe(app)
         assert find_on_screen(app, f"line 0: before {CLOSE_TAG} middle")
         await click_the_click_markup(pilot)
-        routed.query_one("VerticalScroll").scroll_end(animate=False)
+        routed.answer.scroll_end(animate=False)
         await pilot.pause()
         assert find_on_screen(app, CLICK)
         assert_terminal_safe(app)

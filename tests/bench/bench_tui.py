@@ -342,6 +342,8 @@ async def in_process(args, folder: Path, server_url: str) -> dict[str, object]:
             "tick_gaps": lags,
             "long_gaps": [(round((at - t0) * 1000), round(g * 1000)) for g, at in zip(lags, lag_at, strict=True) if g > 0.1],
             "frame_gaps": gaps,
+            "long_frame_gaps": [(round((b - t0) * 1000), round((b - a) * 1000))
+                                for a, b in zip(frames, frames[1:], strict=False) if b - a > 0.1],
             "frames": len(frames),
             "routed_tokens": pair.routed.output_tokens if pair else None,
             "baseline_tokens": pair.baseline.output_tokens if pair else None,
@@ -442,6 +444,9 @@ def main() -> int:
         print(f"   frames drawn while streaming: {s['frames']}, gap p50 "
               f"{pct(s['frame_gaps'], 50) * 1000:5.1f} ms   p99 {pct(s['frame_gaps'], 99) * 1000:5.1f} ms   "
               f"max {frame_max * 1000:5.1f} ms")
+        if s["long_frame_gaps"]:
+            print("   frame gaps over 100 ms (ms after ctrl+j: gap ms): "
+                  + ", ".join(f"{at}: {g}" for at, g in s["long_frame_gaps"][:12]))
 
         cpu, wall = figures["idle_cpu_s"]
         print(f"\n4. idle CPU (target near zero)   [{loadavg()}]")

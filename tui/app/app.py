@@ -84,8 +84,11 @@ class RouteDeckApp(App):
         # presses run: the engine, HTTP, TLS and price data, and the widgets' lazy imports
         # (scroll bars, code highlighting for fenced blocks).
         self.session.prepare_runs()
-        import rich.syntax  # noqa: F401
         import textual.scrollbar  # noqa: F401
+
+        from tui.app.widgets.answer_view import prepare
+
+        prepare()
 
         settle_gc()
 

@@ -1,0 +1,337 @@
+"""A model's answer as Markdown, drawn line by line: cheap to stream into, whatever its length.
+
+Textual's Markdown widget makes every block of the document a widget of its own, so each frame
+of a long streaming answer laid out and re-rendered hundreds of widgets (two panes at 500
+tokens/s spent most of their time there, with frame gaps over 100 ms). AnswerView is one
+scrolling widget using Textual's line API instead, as Textual's Log does:
+
+- The source is cut into blocks at blank lines outside code fences. A finished block is
+  rendered once with Rich's Markdown renderer into lines (Strips) and kept; only the open block
+  at the end is rendered again as text streams into it. Blocks are joined by one blank line.
+- An open block that grows past OPEN_BLOCK_MAX_CHARS without a blank line (a long code block,
+  a wall of text) is cut at a line break, so a draw never re-renders more than that; a cut
+  inside a code fence closes the fence for the part above and reopens it below.
+- The compositor asks only for the lines on screen, and a draw refreshes only the lines that
+  changed (the open block's), so a 200 kB answer costs what a screenful costs to draw. Rendering after a width change, or of a whole answer set at once, goes in
+  slices of RENDER_SLICE_S per frame from the top, so it never stalls the screen.
+
+The text is the model's, already cleaned of control sequences; it is parsed as Markdown only,
+never as Rich or Textual markup, and links are shown as text (no terminal hyperlinks). Mouse
+selection works on the rendered text, as in Textual's Log.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+
+from rich.segment import Segment
+from rich.style import Style
+from textual.geometry import Size
+from textual.scroll_view import ScrollView
+from textual.selection import Selection
+from textual.strip import Strip
+from textual.timer import Timer
+
+# An open block longer than this is cut at its last line break (or space) before it.
+OPEN_BLOCK_MAX_CHARS = 1200
+# The scroll bar's thumb follows a growing answer this often.
+SCROLLBAR_INTERVAL_S = 0.25
+# Long text is taken in pieces of this size, so each cut copies little.
+_ADD_CHARS = 2048
+# Rendering done in one go before the rest is left to the next frame.
+RENDER_SLICE_S = 0.012
+# A fence line: up to three spaces, then ``` or ~~~ (CommonMark).
+_FENCE = re.compile(r" {0,3}(`{3,}|~{3,})")
+
+
+def prepare() -> None:
+    """Pay the first answer's imports (Markdown parser, Rich's renderer, code highlighting and
+    its theme) off the event loop: the app calls this from a worker thread at start-up."""
+    from rich.console import Console
+    from rich.markdown import Markdown as RichMarkdown
+
+    sample = "# h\n\n*a* `b`\n\n- c\n\n```python\nx = [1]\n```\n\n| d |\n|---|\n| e |"
+    console = Console(width=40, file=None, force_terminal=True, color_system="truecolor")
+    for theme in ("monokai", "default"):
+        console.render_lines(RichMarkdown(sample, code_theme=theme, hyperlinks=False))
+
+
+@dataclass(slots=True)
+class _Block:
+    text: str  # Markdown as rendered (a cut fence is closed or reopened here)
+    gap: bool  # a blank line separates it from the block above (False after a forced cut)
+
+
+def _blank(line: list[Segment]) -> bool:
+    """A line with no text and no background (code blocks' padding lines have one)."""
+    return all(not seg.text.strip() and not (seg.style and seg.style.bgcolor) for seg in line)
+
+
+class AnswerView(ScrollView):
+    """Markdown that grows by ``append`` and is replaced by ``update``; ``source`` is the text."""
+
+    DEFAULT_CSS = """
+    AnswerView { height: 1fr; overflow-x: hidden; scrollbar-gutter: stable; }
+    """
+    ALLOW_SELECT = True
+
+    def __init__(self, source: str = "", **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._source: list[str] = []
+        self._blocks: list[_Block] = []  # finished blocks
+        self._open = ""  # the open block's source
+        self._open_fence: str | None = None  # the open block is inside this fence ("```")
+        self._fence_line = ""  # the line that opened it (with its language)
+        self._min_cut = 0  # a forced cut lands after this index (past a reopened fence line)
+        self._open_gap = False  # the open block follows a blank line
+        self._scanned = 0  # the open block's lines before this index are scanned
+        self._prev_blank = False  # the last scanned line was blank
+        # Rendered lines at self._width: finished blocks [0, _done_blocks), then the open one.
+        self._width = 0
+        self._done: list[Strip] = []
+        self._done_blocks = 0
+        self._open_lines: list[Strip] = []
+        self._open_dirty = False
+        self._continue_pending = False
+        self._scrollbar_timer: Timer | None = None
+        if source:
+            self._add(source)
+
+    # ---- the text ------------------------------------------------------------------------
+
+    @property
+    def source(self) -> str:
+        return "".join(self._source)
+
+    @property
+    def line_count(self) -> int:
+        return len(self._done) + len(self._open_lines)
+
+    @property
+    def rendered(self) -> bool:
+        """Every line of the source is rendered (rendering goes in slices after a width change
+        or a whole answer set at once)."""
+        return self._done_blocks == len(self._blocks) and not self._open_dirty
+
+    def append(self, text: str) -> None:
+        """Add streamed text at the end."""
+        if text:
+            self._add(text)
+            self._changed()
+
+    def update(self, source: str) -> None:
+        """Replace the whole answer."""
+        self._source.clear()
+        self._blocks.clear()
+        self._open, self._open_fence, self._open_gap = "", None, False
+        self._fence_line, self._min_cut = "", 0
+        self._scanned, self._prev_blank = 0, False
+        self._done.clear()
+        self._done_blocks = 0
+        self._open_lines = []
+        self._open_dirty = False
+        if source:
+            self._add(source)
+        self._changed(layout=True)
+
+    def _add(self, text: str) -> None:
+        self._source.append(text)
+        self._open_dirty = True
+        for i in range(0, len(text), _ADD_CHARS):  # bounded copies when cutting long text
+            self._open += text[i : i + _ADD_CHARS]
+            self._split()
+
+    def _split(self) -> None:
+        """Move finished blocks out of the open one. A block ends at a blank line outside a
+        fence followed by a line that starts in the first column; a line that would carry the
+        block past OPEN_BLOCK_MAX_CHARS starts a new one (a line longer than that is itself cut
+        at a space). Every cut depends on the text alone, never on how it was chunked, so an
+        answer streamed in pieces is drawn exactly as the same answer set at once."""
+        while True:
+            s, pos = self._open, self._scanned
+            nl = s.find("\n", pos)
+            if (nl if nl >= 0 else len(s)) > OPEN_BLOCK_MAX_CHARS:
+                if pos > self._min_cut:
+                    self._force_cut(pos, gap=self._open_fence is None and self._prev_blank)
+                else:  # one line longer than a block: at its last space before the limit
+                    cut = s.rfind(" ", pos, OPEN_BLOCK_MAX_CHARS) + 1
+                    self._force_cut(cut if cut > pos else max(OPEN_BLOCK_MAX_CHARS, pos + 1),
+                                    gap=False)
+                continue
+            if nl < 0:
+                return
+            line = s[pos:nl]
+            fence = _FENCE.match(line)
+            if self._open_fence is not None:
+                if fence and fence.group(1)[0] == self._open_fence[0] and (
+                    len(fence.group(1)) >= len(self._open_fence)
+                ) and not line[fence.end():].strip():
+                    self._open_fence = None
+            elif (self._prev_blank and line and not line[0].isspace()
+                  and s[:pos].strip()):
+                self._force_cut(pos, gap=True)
+                continue
+            elif fence:
+                self._open_fence, self._fence_line = fence.group(1), line
+            self._prev_blank = self._open_fence is None and not line.strip()
+            self._scanned = nl + 1
+
+    def _force_cut(self, cut: int, *, gap: bool) -> None:
+        """The open block ends at ``cut`` and a new one starts there (``gap``: after a blank
+        line). A cut inside a code fence closes it above and reopens it, language and all,
+        below."""
+        s = self._open
+        fence = self._open_fence
+        head, rest = s[:cut], s[cut:]
+        if fence is not None:
+            head = head.rstrip("\n") + "\n" + fence
+            rest = self._fence_line + "\n" + rest
+            self._min_cut = len(self._fence_line) + 1
+        else:
+            self._min_cut = 0
+        self._blocks.append(_Block(head.rstrip("\n"), self._open_gap))
+        self._open = rest
+        self._scanned = self._min_cut
+        self._open_gap = gap
+        self._prev_blank = False
+
+    # ---- rendering -----------------------------------------------------------------------
+
+    def _render(self, text: str, width: int) -> list[Strip]:
+        from rich.markdown import Markdown as RichMarkdown
+
+        dark = getattr(self.app.current_theme, "dark", True)
+        md = RichMarkdown(text, code_theme="monokai" if dark else "default", hyperlinks=False)
+        console = self.app.console
+        options = console.options.update(width=width, height=None, highlight=False,
+                                         markup=False)
+        lines = console.render_lines(md, options, style=self.rich_style, pad=True)
+        start, end = 0, len(lines)
+        while start < end and _blank(lines[start]):
+            start += 1
+        while end > start and _blank(lines[end - 1]):
+            end -= 1
+        return [Strip(line, width) for line in lines[start:end]]
+
+    def _bring_up_to_date(self, width: int) -> bool:
+        """Render what is not rendered at ``width``, for at most RENDER_SLICE_S; True when all
+        of it is."""
+        if width != self._width:
+            self._width = width
+            self._done.clear()
+            self._done_blocks = 0
+            self._open_dirty = True
+        if width <= 0:
+            return True
+        deadline = time.perf_counter() + RENDER_SLICE_S
+        blank = Strip.blank(width, self.rich_style)
+        while self._done_blocks < len(self._blocks):
+            block = self._blocks[self._done_blocks]
+            lines = self._render(block.text, width)
+            if lines and self._done and block.gap:
+                self._done.append(blank)
+            self._done.extend(lines)
+            self._done_blocks += 1
+            self._open_dirty = True
+            if time.perf_counter() > deadline and self._done_blocks < len(self._blocks):
+                self._open_lines = []
+                return False
+        if self._open_dirty:
+            lines = self._render(self._open, width) if self._open.strip() else []
+            if lines and self._done and self._open_gap:
+                lines.insert(0, blank)
+            self._open_lines = lines
+            self._open_dirty = False
+        return True
+
+    def _changed(self, layout: bool = False) -> None:
+        """Render what changed and refresh only its lines (all of them after a width change)."""
+        width = self.scrollable_content_region.width
+        if not self.is_mounted or width <= 0:
+            return  # rendered when the widget gets its size (on_resize)
+        old_width, old_total, first = self._width, self.line_count, len(self._done)
+        done = self._bring_up_to_date(width)
+        total = self.line_count
+        if width != old_width or layout:
+            self.virtual_size = Size(width, total)
+            self.refresh()
+        else:
+            if total != old_total:
+                self._grow(Size(width, total))
+            self.refresh_lines(first, max(total, old_total) - first)
+        if not done:
+            self._continue_later()
+
+    def _grow(self, size: Size) -> None:
+        """A new line count. Setting virtual_size repaints the whole widget and lays the screen
+        out again; that is only needed when the scroll bar appears or goes. Otherwise the size
+        is set quietly, the changed lines are refreshed by the caller, and the scroll bar's
+        thumb follows every SCROLLBAR_INTERVAL_S (it is a hint; scrolling uses the new size at
+        once)."""
+        viewport = self.container_size.height
+        if (self.virtual_size.height > viewport) != (size.height > viewport):
+            self.virtual_size = size
+            return
+        self.set_reactive(AnswerView.virtual_size, size)
+        if self._scrollbar_timer is None and self.show_vertical_scrollbar:
+            self._scrollbar_timer = self.set_timer(SCROLLBAR_INTERVAL_S, self._update_scrollbar)
+
+    def _update_scrollbar(self) -> None:
+        self._scrollbar_timer = None
+        if self.show_vertical_scrollbar:
+            self.vertical_scrollbar.window_virtual_size = self.virtual_size.height
+
+    def _continue_later(self) -> None:
+        if not self._continue_pending:
+            self._continue_pending = True
+            self.set_timer(0.001, self._continue)
+
+    def _continue(self) -> None:
+        self._continue_pending = False
+        self._changed()
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "theme", self._restyle, init=False)
+
+    def _restyle(self) -> None:
+        self._width = -1  # every line again, in the new theme's colours
+        self._changed(layout=True)
+
+    def on_resize(self) -> None:
+        if self.scrollable_content_region.width != self._width:
+            self._changed(layout=True)
+
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        y += self.scroll_offset.y
+        if y < len(self._done):
+            strip = self._done[y]
+        elif y - len(self._done) < len(self._open_lines):
+            strip = self._open_lines[y - len(self._done)]
+        else:
+            return Strip.blank(width, self.rich_style)
+        if strip.cell_length != width:
+            strip = strip.crop_extend(0, width, self.rich_style)
+        selection = self.text_selection
+        if selection is not None and (span := selection.get_span(y)) is not None:
+            start, end = span
+            end = strip.cell_length if end == -1 else end
+            if end > start:
+                style: Style = self.screen.get_component_rich_style("screen--selection")
+                before, middle, after = strip.divide([start, end, strip.cell_length])
+                strip = Strip.join([before, middle.apply_style(style), after])
+        return strip.apply_offsets(0, y)
+
+    # ---- selection -----------------------------------------------------------------------
+
+    def rendered_text(self) -> str:
+        """The answer as drawn: its rendered lines as plain text (what a selection copies)."""
+        return "\n".join(strip.text.rstrip() for strip in (*self._done, *self._open_lines))
+
+    def get_selection(self, selection: Selection) -> tuple[str, str] | None:
+        return selection.extract(self.rendered_text()), "\n"
+
+    def selection_updated(self, selection: Selection | None) -> None:
+        self.refresh()
