@@ -126,3 +126,24 @@ async def test_a_selection_copies_the_rendered_words():
         await pilot.pause()
         selected = view.get_selection(Selection.from_offsets(Offset(0, 0), Offset(5, 2)))
         assert selected == ("alpha beta\n\ngamma", "\n")
+
+
+async def test_text_streaming_below_the_visible_lines_shows_when_scrolled_to():
+    """The open block is drawn less often while it is out of sight; scrolling to it, or the
+    answer ending, draws it at once."""
+    app = ViewApp()
+    async with app.run_test(size=(80, 10)) as pilot:
+        view = app.query_one(AnswerView)
+        view.append("\n\n".join(f"Paragraph {i}." for i in range(40)) + "\n\nThe open tail")
+        await until(pilot, lambda: view.rendered, "rendered")
+        view.append(" grows")
+        assert not view.rendered  # out of sight: its render waits
+        view.scroll_end(animate=False)
+        await until(pilot, lambda: find_on_screen(app, "The open tail grows"), "tail shown")
+        # Scrolled to the end, the view follows the answer as it grows.
+        view.append("\n\n" + "\n\n".join(f"More {i}." for i in range(10)))
+        await until(pilot, lambda: find_on_screen(app, "More 8."), "followed")
+        view.append("\n\nThe end.")
+        view.flush()
+        assert view.rendered
+        await until(pilot, lambda: find_on_screen(app, "The end."), "the end shown")

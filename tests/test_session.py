@@ -48,3 +48,22 @@ def test_prepare_runs_builds_what_a_first_run_needs():
     assert ssl_context.cache_info().currsize == 1  # the CA bundle is loaded once, here
     for module in ("tui.router.execute", "httpcore", "h11"):
         assert module in sys.modules
+
+
+def test_decides_quickly_only_with_the_local_classifier_loaded_for_this_table_and_a_short_prompt():
+    import dataclasses
+
+    from tui.router.session import QUICK_DECIDE_MAX_CHARS
+
+    session = Session(table=load_table(None), env={})
+    assert not session.decides_quickly("sort a list")  # nothing loaded yet: it would train
+    session.load_classifier()
+    assert session.decides_quickly("sort a list")
+    assert not session.decides_quickly("x" * (QUICK_DECIDE_MAX_CHARS + 1))
+    table = session.table
+    fewer = dataclasses.replace(table, tasks=dict(list(table.tasks.items())[:-1]))
+    session.set_table(fewer)
+    assert not session.decides_quickly("sort a list")  # another training is needed first
+    llm = dataclasses.replace(table, classifier=dataclasses.replace(table.classifier, kind="llm"))
+    session.set_table(llm)
+    assert not session.decides_quickly("sort a list")  # it would call a model

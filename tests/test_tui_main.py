@@ -151,6 +151,31 @@ async def test_label_follows_the_text_as_it_changes(make_app):
         assert main_screen(app).last_decision is None
 
 
+async def test_a_long_pasted_prompt_is_classified_off_the_event_loop_and_the_newest_text_wins(
+    make_app,
+):
+    """Prompts past QUICK_DECIDE_MAX_CHARS are decided in a worker thread; a decision for text
+    that changed meanwhile is never shown over the newer one."""
+    from tui.router.session import QUICK_DECIDE_MAX_CHARS
+
+    log = "\n".join(f"2026-11-22 10:00:{i % 60:02d} ERROR worker {i} failed" for i in range(200))
+    long_prompt = "summarize the errors in this log:\n" + log
+    assert len(long_prompt) > QUICK_DECIDE_MAX_CHARS
+    app = make_app(env={})
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = main_screen(app)
+        editor = screen.query_one(PromptEditor)
+        editor.load_text(long_prompt)
+        await settle(pilot)
+        assert screen.last_decision.prompt == long_prompt
+        editor.load_text(long_prompt + " please")
+        editor.load_text("solve for x: 3x + 7 = 22")  # short: decided at once
+        await settle(pilot)
+        assert screen.last_decision.prompt == "solve for x: 3x + 7 = 22"
+        assert decision_text(app).startswith(" math ")
+
+
 async def test_an_urgent_prompt_gets_the_latency_priority_and_ctrl_t_cycles_it(make_app):
     app = make_app(env={})
     async with app.run_test(size=SIZE) as pilot:

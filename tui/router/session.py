@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from tui.router.runlog import Totals
 from tui.router.types import Classification, Decision, PairResult, RoutingTable
 
+# Prompts up to this long are decided in about a millisecond by the local classifier.
+QUICK_DECIDE_MAX_CHARS = 2_000
+
 
 @dataclass
 class Session:
@@ -45,6 +48,18 @@ class Session:
     @property
     def classifier_ready(self) -> bool:
         return self._classifier is not None
+
+    def decides_quickly(self, prompt: str) -> bool:
+        """True when ``decide(prompt)`` costs about a millisecond and calls nothing: the local
+        classifier is loaded for the current table and the prompt is at most
+        QUICK_DECIDE_MAX_CHARS long (bench_classify: p99 about 2 ms there). A UI can then decide
+        on its own loop rather than hand the prompt to a thread."""
+        return (
+            len(prompt) <= QUICK_DECIDE_MAX_CHARS
+            and self.table.classifier.kind == "local"
+            and self._classifier is not None
+            and _same_training(self._classifier_table, self.table)
+        )
 
     def load_classifier(self):
         """Load (or train) the classifier for the current table. Blocking: call off the UI loop."""

@@ -120,6 +120,12 @@ class MainScreen(Screen):
             self.last_decision = None
             self.query_one(DecisionBar).show_message("type a prompt to see where it goes")
             return
+        if self.session.decides_quickly(text):
+            # About a millisecond: deciding here shows it in the next frame, where a thread
+            # worker's start, hand-back and state messages cost more than the decision.
+            self.workers.cancel_group(self, "classify")
+            self.show_decision(self.session.decide(text, self.current_priority()))
+            return
         self.classify_text(text, self.current_priority())
 
     def current_priority(self) -> str | None:
@@ -129,7 +135,12 @@ class MainScreen(Screen):
     def classify_text(self, text: str, priority: str | None) -> None:
         decision = self.session.decide(text, priority)
         if not get_current_worker().is_cancelled:
-            self.app.call_from_thread(self.show_decision, decision)
+            self.app.call_from_thread(self._show_if_current, decision)
+
+    def _show_if_current(self, decision: Decision) -> None:
+        """A worker's decision, unless the prompt changed meanwhile (a newer one is shown)."""
+        if decision.prompt == self.query_one(PromptEditor).text:
+            self.show_decision(decision)
 
     def show_decision(self, decision: Decision) -> None:
         self.last_decision = decision

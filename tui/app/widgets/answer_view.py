@@ -36,6 +36,8 @@ from textual.timer import Timer
 
 # An open block longer than this is cut at its last line break (or space) before it.
 OPEN_BLOCK_MAX_CHARS = 1200
+# An open block below the visible lines is rendered again at most this often.
+OFFSCREEN_RENDER_S = 0.5
 # The scroll bar's thumb follows a growing answer this often.
 SCROLLBAR_INTERVAL_S = 0.25
 # Long text is taken in pieces of this size, so each cut copies little.
@@ -96,6 +98,9 @@ class AnswerView(ScrollView):
         self._open_dirty = False
         self._continue_pending = False
         self._scrollbar_timer: Timer | None = None
+        self._open_timer: Timer | None = None  # a deferred render of the open block
+        self._open_at = 0.0  # when the open block was last rendered
+        self._streaming = False  # appended to since the last update or flush
         if source:
             self._add(source)
 
@@ -116,13 +121,15 @@ class AnswerView(ScrollView):
         return self._done_blocks == len(self._blocks) and not self._open_dirty
 
     def append(self, text: str) -> None:
-        """Add streamed text at the end."""
+        """Add streamed text at the end (``flush`` when the answer ends)."""
+        self._streaming = True
         if text:
             self._add(text)
             self._changed()
 
     def update(self, source: str) -> None:
         """Replace the whole answer."""
+        self._streaming = False
         self._source.clear()
         self._blocks.clear()
         self._open, self._open_fence, self._open_gap = "", None, False
@@ -215,6 +222,12 @@ class AnswerView(ScrollView):
             end -= 1
         return [Strip(line, width) for line in lines[start:end]]
 
+    def flush(self) -> None:
+        """The answer has ended: draw everything now (no render is deferred any more)."""
+        self._streaming = False
+        self._changed()
+        self._update_scrollbar()
+
     def _bring_up_to_date(self, width: int) -> bool:
         """Render what is not rendered at ``width``, for at most RENDER_SLICE_S; True when all
         of it is."""
@@ -227,6 +240,7 @@ class AnswerView(ScrollView):
             return True
         deadline = time.perf_counter() + RENDER_SLICE_S
         blank = Strip.blank(width, self.rich_style)
+        finished = self._done_blocks < len(self._blocks)
         while self._done_blocks < len(self._blocks):
             block = self._blocks[self._done_blocks]
             lines = self._render(block.text, width)
@@ -239,12 +253,37 @@ class AnswerView(ScrollView):
                 self._open_lines = []
                 return False
         if self._open_dirty:
+            if self._streaming and (wait := self._open_wait()) > 0:
+                if finished:
+                    self._open_lines = []  # its start now shows in the blocks above
+                if self._open_timer is None:
+                    self._open_timer = self.set_timer(wait, self._render_deferred)
+                return True
             lines = self._render(self._open, width) if self._open.strip() else []
             if lines and self._done and self._open_gap:
                 lines.insert(0, blank)
             self._open_lines = lines
             self._open_dirty = False
+            self._open_at = time.perf_counter()
         return True
+
+    def _open_wait(self) -> float:
+        """Seconds the open block's render may wait: while it starts below the visible lines
+        it is rendered at most every OFFSCREEN_RENDER_S (nobody sees it; the line count it adds
+        to the scroll range can lag that long)."""
+        if len(self._done) < self.scroll_offset.y + self.container_size.height:
+            return 0.0
+        return self._open_at + OFFSCREEN_RENDER_S - time.perf_counter()
+
+    def _render_deferred(self) -> None:
+        self._open_timer = None
+        if self._open_dirty:
+            self._changed()
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if self._open_dirty and self._open_timer is not None:
+            self._changed()  # scrolled towards a deferred open block: draw it now
 
     def _changed(self, layout: bool = False) -> None:
         """Render what changed and refresh only its lines (all of them after a width change)."""
@@ -252,6 +291,8 @@ class AnswerView(ScrollView):
         if not self.is_mounted or width <= 0:
             return  # rendered when the widget gets its size (on_resize)
         old_width, old_total, first = self._width, self.line_count, len(self._done)
+        # Scrolled to the end (by the person: it starts at the top), the view follows the text.
+        follow = 0 < self.scroll_offset.y >= self.max_scroll_y
         done = self._bring_up_to_date(width)
         total = self.line_count
         if width != old_width or layout:
@@ -261,6 +302,8 @@ class AnswerView(ScrollView):
             if total != old_total:
                 self._grow(Size(width, total))
             self.refresh_lines(first, max(total, old_total) - first)
+        if follow and total > old_total:
+            self.scroll_to(y=self.max_scroll_y, animate=False)
         if not done:
             self._continue_later()
 
@@ -279,6 +322,8 @@ class AnswerView(ScrollView):
             self._scrollbar_timer = self.set_timer(SCROLLBAR_INTERVAL_S, self._update_scrollbar)
 
     def _update_scrollbar(self) -> None:
+        if self._scrollbar_timer is not None:
+            self._scrollbar_timer.stop()
         self._scrollbar_timer = None
         if self.show_vertical_scrollbar:
             self.vertical_scrollbar.window_virtual_size = self.virtual_size.height

@@ -206,6 +206,7 @@ class RunPane(Vertical):
         streamed whole only gets what is left to draw; otherwise the answer is set in full."""
         if result is not None and self.text == result.text:
             await self.draw_pending()
+            self.answer.flush()
         else:
             await self._stop_stream()
             if result is not None:
