@@ -1,7 +1,7 @@
 """The TUI's speed: first paint, keystroke → label, two streaming panes, idle CPU. Prints its
 figures next to the load average (the machine is shared); asserts nothing.
 
-    .venv/bin/python tests/bench/bench_tui.py [--keys 100] [--tokens 4000] [--rate 500] [--idle 5]
+    .venv/bin/python tests/bench/bench_tui.py [--keys 100] [--tokens 4000] [--rate 500] [--content words|markdown] [--idle 5]
 
 Targets (issue 4): first paint <= 1.0 s; keystroke → updated label p95 <= 50 ms once the
 classifier is loaded; two panes each streaming 500 tokens/s for 4,000 tokens with no frame gap
@@ -189,12 +189,38 @@ def _drain(fd: int, wait: float = 0.0) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _server_process(conn, tokens: int, rate: float) -> None:
+# A Markdown answer of the shapes models write (heading, prose, a list, a long code block, a
+# table), repeated; chunks of about four characters, as tokens are.
+MARKDOWN_ANSWER = "\n\n".join([
+    "## Step {n}",
+    "Here is how the **parser** handles `input` in step {n}, with the edge cases that matter "
+    "when the data is large and arrives in pieces.",
+    "- read the header\n- validate each row\n- keep the totals per customer",
+    "```python\n" + "\n".join(
+        f"def handle_{{n}}_{i}(rows):\n    return [r for r in rows if r.get('id') == {i}]"
+        for i in range(12)) + "\n```",
+    "| field | type | note |\n|---|---|---|\n| id | int | unique |\n| total | float | EUR |",
+]) + "\n\n"
+
+
+def answer_chunks(content: str, tokens: int) -> tuple[str, ...]:
+    if content == "words":
+        return tuple(f" tok{i}" + ("\n\n" if i % 60 == 59 else "") for i in range(tokens))
+    chunks: list[str] = []
+    n = 0
+    while len(chunks) < tokens:
+        text = MARKDOWN_ANSWER.replace("{n}", str(n))
+        chunks.extend(text[i : i + 4] for i in range(0, len(text), 4))
+        n += 1
+    return tuple(chunks[:tokens])
+
+
+def _server_process(conn, tokens: int, rate: float, content: str) -> None:
     """The loopback models in their own process, so the app's process has the GIL to itself."""
     from fakeserver import FakeServer, Reply
 
     with FakeServer() as server:
-        words = tuple(f" tok{i}" + ("\n\n" if i % 60 == 59 else "") for i in range(tokens))
+        words = answer_chunks(content, tokens)
         reply = Reply.ok(chunks=words, delay=1.0 / rate, comments=False,
                          input_tokens=12, output_tokens=tokens)
         server.route("gpt-5-mini", reply)
@@ -366,6 +392,9 @@ def main() -> int:
     ap.add_argument("--keys", type=int, default=100, help=f"keystrokes timed (at most {len(PROMPT_KEYS)})")
     ap.add_argument("--tokens", type=int, default=4000, help="chunks each pane streams")
     ap.add_argument("--rate", type=float, default=500.0, help="chunks per second per pane")
+    ap.add_argument("--content", choices=("words", "markdown"), default="words",
+                    help="what streams: numbered words in paragraphs, or a Markdown answer "
+                         "(headings, lists, code blocks, tables) in 4-character chunks")
     ap.add_argument("--idle", type=float, default=5.0, help="seconds of idle CPU measured")
     ap.add_argument("--no-pty", action="store_true", help="skip the pseudo-terminal measures")
     ap.add_argument("--no-gc-tuning", action="store_true",
@@ -396,7 +425,7 @@ def main() -> int:
 
         ctx = multiprocessing.get_context("spawn")
         parent, child = ctx.Pipe()
-        server = ctx.Process(target=_server_process, args=(child, args.tokens, args.rate),
+        server = ctx.Process(target=_server_process, args=(child, args.tokens, args.rate, args.content),
                              daemon=True)
         server.start()
         url = parent.recv()
@@ -423,7 +452,7 @@ def main() -> int:
         tick_max = max(s["tick_gaps"]) if s["tick_gaps"] else float("nan")
         frame_max = max(s["frame_gaps"]) if s["frame_gaps"] else float("nan")
         gc_note = "default gc" if args.no_gc_tuning else "gc tuned as run_app does"
-        print(f"\n3. two panes streaming {args.tokens:,} chunks each at {args.rate:,.0f}/s, "
+        print(f"\n3. two panes streaming {args.tokens:,} chunks ({args.content}) each at {args.rate:,.0f}/s, "
               f"{gc_note} (target: no frame gap over 100 ms)   [{loadavg()}]")
         print(f"   run took {s['wall_s']:.2f} s wall, {s['cpu_s']:.2f} s CPU in the app's process; "
               f"tokens routed {s['routed_tokens']}, baseline {s['baseline_tokens']}; "

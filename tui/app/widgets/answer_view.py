@@ -40,6 +40,9 @@ OPEN_BLOCK_MAX_CHARS = 1200
 OFFSCREEN_RENDER_S = 0.5
 # The scroll bar's thumb follows a growing answer this often.
 SCROLLBAR_INTERVAL_S = 0.25
+# The same inside a code block: highlighting makes code several times dearer to render than
+# prose (an 870-character block took 23 ms).
+FENCE_BLOCK_MAX_CHARS = 400
 # Long text is taken in pieces of this size, so each cut copies little.
 _ADD_CHARS = 2048
 # Rendering done in one go before the rest is left to the next frame.
@@ -52,18 +55,21 @@ def prepare() -> None:
     """Pay the first answer's imports (Markdown parser, Rich's renderer, code highlighting and
     its theme) off the event loop: the app calls this from a worker thread at start-up."""
     from rich.console import Console
-    from rich.markdown import Markdown as RichMarkdown
+
+    from tui.app.widgets.markdown_render import AnswerMarkdown
 
     sample = "# h\n\n*a* `b`\n\n- c\n\n```python\nx = [1]\n```\n\n| d |\n|---|\n| e |"
     console = Console(width=40, file=None, force_terminal=True, color_system="truecolor")
     for theme in ("monokai", "default"):
-        console.render_lines(RichMarkdown(sample, code_theme=theme, hyperlinks=False))
+        console.render_lines(AnswerMarkdown(sample, code_theme=theme, hyperlinks=False))
 
 
 @dataclass(slots=True)
 class _Block:
     text: str  # Markdown as rendered (a cut fence is closed or reopened here)
     gap: bool  # a blank line separates it from the block above (False after a forced cut)
+    seam_above: bool = False  # continues a code block cut above (its top padding is dropped)
+    seam_below: bool = False  # a code block cut here goes on below (its bottom padding too)
 
 
 def _blank(line: list[Segment]) -> bool:
@@ -88,6 +94,7 @@ class AnswerView(ScrollView):
         self._fence_line = ""  # the line that opened it (with its language)
         self._min_cut = 0  # a forced cut lands after this index (past a reopened fence line)
         self._open_gap = False  # the open block follows a blank line
+        self._open_seam = False  # the open block continues a code block cut above
         self._scanned = 0  # the open block's lines before this index are scanned
         self._prev_blank = False  # the last scanned line was blank
         # Rendered lines at self._width: finished blocks [0, _done_blocks), then the open one.
@@ -133,6 +140,7 @@ class AnswerView(ScrollView):
         self._source.clear()
         self._blocks.clear()
         self._open, self._open_fence, self._open_gap = "", None, False
+        self._open_seam = False
         self._fence_line, self._min_cut = "", 0
         self._scanned, self._prev_blank = 0, False
         self._done.clear()
@@ -159,13 +167,13 @@ class AnswerView(ScrollView):
         while True:
             s, pos = self._open, self._scanned
             nl = s.find("\n", pos)
-            if (nl if nl >= 0 else len(s)) > OPEN_BLOCK_MAX_CHARS:
+            limit = OPEN_BLOCK_MAX_CHARS if self._open_fence is None else FENCE_BLOCK_MAX_CHARS
+            if (nl if nl >= 0 else len(s)) > limit:
                 if pos > self._min_cut:
                     self._force_cut(pos, gap=self._open_fence is None and self._prev_blank)
                 else:  # one line longer than a block: at its last space before the limit
-                    cut = s.rfind(" ", pos, OPEN_BLOCK_MAX_CHARS) + 1
-                    self._force_cut(cut if cut > pos else max(OPEN_BLOCK_MAX_CHARS, pos + 1),
-                                    gap=False)
+                    cut = s.rfind(" ", pos, limit) + 1
+                    self._force_cut(cut if cut > pos else max(limit, pos + 1), gap=False)
                 continue
             if nl < 0:
                 return
@@ -198,7 +206,9 @@ class AnswerView(ScrollView):
             self._min_cut = len(self._fence_line) + 1
         else:
             self._min_cut = 0
-        self._blocks.append(_Block(head.rstrip("\n"), self._open_gap))
+        self._blocks.append(_Block(head.rstrip("\n"), self._open_gap, self._open_seam,
+                                   fence is not None))
+        self._open_seam = fence is not None
         self._open = rest
         self._scanned = self._min_cut
         self._open_gap = gap
@@ -206,16 +216,22 @@ class AnswerView(ScrollView):
 
     # ---- rendering -----------------------------------------------------------------------
 
-    def _render(self, text: str, width: int) -> list[Strip]:
-        from rich.markdown import Markdown as RichMarkdown
+    def _render(self, text: str, width: int, seam_above: bool = False,
+                seam_below: bool = False) -> list[Strip]:
+        from tui.app.widgets.markdown_render import AnswerMarkdown
 
         dark = getattr(self.app.current_theme, "dark", True)
-        md = RichMarkdown(text, code_theme="monokai" if dark else "default", hyperlinks=False)
+        md = AnswerMarkdown(text, code_theme="monokai" if dark else "default", hyperlinks=False)
         console = self.app.console
         options = console.options.update(width=width, height=None, highlight=False,
                                          markup=False)
         lines = console.render_lines(md, options, style=self.rich_style, pad=True)
         start, end = 0, len(lines)
+        # A code block's padding line where it was cut: the pieces join seamlessly.
+        if seam_above and end and not "".join(seg.text for seg in lines[0]).strip():
+            start += 1
+        if seam_below and end > start and not "".join(seg.text for seg in lines[-1]).strip():
+            end -= 1
         while start < end and _blank(lines[start]):
             start += 1
         while end > start and _blank(lines[end - 1]):
@@ -243,7 +259,7 @@ class AnswerView(ScrollView):
         finished = self._done_blocks < len(self._blocks)
         while self._done_blocks < len(self._blocks):
             block = self._blocks[self._done_blocks]
-            lines = self._render(block.text, width)
+            lines = self._render(block.text, width, block.seam_above, block.seam_below)
             if lines and self._done and block.gap:
                 self._done.append(blank)
             self._done.extend(lines)
@@ -259,7 +275,8 @@ class AnswerView(ScrollView):
                 if self._open_timer is None:
                     self._open_timer = self.set_timer(wait, self._render_deferred)
                 return True
-            lines = self._render(self._open, width) if self._open.strip() else []
+            lines = (self._render(self._open, width, self._open_seam)
+                     if self._open.strip() else [])
             if lines and self._done and self._open_gap:
                 lines.insert(0, blank)
             self._open_lines = lines
