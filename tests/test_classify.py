@@ -501,6 +501,31 @@ def test_split_separates_instruction_from_pasted_material():
     assert s.passages[0].label == "text"
 
 
+def test_inference_maps_a_prompt_to_the_columns_of_its_tokens(default_table):
+    """LinearModel.counts goes from words to columns through caches, never building the token
+    strings; it must count exactly the columns of the analyzer's tokens, on every prompt shape
+    (short asks, pasted passages, fences, huge and non-Latin text), and again from the caches."""
+    trained = C.train(C.examples_by_label(default_table), calibrate=False,
+                      vocabulary=C.vocabularies(default_table))
+    model = trained.model
+    pool = [e for v in C.examples_by_label(default_table).values() for e in v]
+    prompts = pool[::7] + [
+        "summarize this:\n\n" + "\n\n".join(pool[:40]),
+        "```python\n" + "\n".join(pool[40:80]) + "\n```\nwhy does this fail?",
+        "Écris un poème sur la mer, s'il te plaît — 海についての詩",
+        "x" * 50_000 + " what is this",
+        "1234 + 5678 = ? and the integral of x^2",
+    ]
+    for _ in range(2):  # the second time, every word comes from the caches
+        for prompt in prompts:
+            ids = np.array([model.vocab.get(t, -1) for t in F.tokens(prompt, model.lexicon)],
+                           dtype=np.intp)
+            want_cols, want_counts = np.unique(ids[ids >= 0], return_counts=True)
+            cols, counts = model.counts(prompt)
+            assert np.array_equal(cols, want_cols), prompt[:60]
+            assert np.array_equal(counts, want_counts), prompt[:60]
+
+
 def test_passage_tokens_are_prefixed_apart_from_instruction_tokens():
     tokens = F.tokens('Translate "the weather is lovely in spring here" into French')
     assert "w:translate" in tokens and "w:french" in tokens

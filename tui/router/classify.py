@@ -140,6 +140,38 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+class _ColumnCache(dict):
+    """key -> model column (-1: not a feature), filled as keys are met; ``column`` computes
+    one. Bounded: past RUN_CACHE_MAX keys a miss is computed and not kept."""
+
+    def __init__(self, column: Callable[[Any], Any]) -> None:
+        super().__init__()
+        self.column = column
+
+    def __missing__(self, key: Any) -> Any:
+        value = self.column(key)
+        if len(self) < RUN_CACHE_MAX:
+            self[key] = value
+        return value
+
+
+RUN_CACHE_MAX = 100_000
+
+
+class _RunColumns:
+    """The caches LinearModel.counts maps the analyzer's runs of words through."""
+
+    def __init__(self, vocab: dict[str, int]) -> None:
+        get = vocab.get
+        self.by_kind = {
+            feat.RUN_WORDS: _ColumnCache(lambda w: get("w:" + w, -1)),
+            feat.RUN_PASSAGE: _ColumnCache(lambda w: get("p:" + w, -1)),
+        }
+        self.bigrams = _ColumnCache(lambda pair: get(f"b:{pair[0]}_{pair[1]}", -1))
+        self.grams = _ColumnCache(
+            lambda w: tuple(c for c in map(get, feat.grams_of(w)) if c is not None))
+
+
 @dataclass
 class LinearModel:
     """A fitted tf-idf + multinomial logistic regression, as arrays."""
@@ -168,13 +200,30 @@ class LinearModel:
 
     def counts(self, prompt: str) -> tuple[np.ndarray, np.ndarray]:
         """The prompt's known columns, each once, and how often its token occurs. The one
-        place prompts become columns (one-by-one here, in batches in projection.py)."""
-        tokens = feat.tokens(prompt, self.lexicon)
-        # Column of every token (-1 unknown), then each known column once with its count: one
-        # dict lookup per token, no Counter (a third faster on long prompts).
-        ids = np.fromiter(map(self.vocab.get, tokens, repeat(-1, len(tokens))), dtype=np.intp,
-                          count=len(tokens))
-        return np.unique(ids[ids >= 0], return_counts=True)
+        place prompts become columns (one-by-one here, in batches in projection.py).
+
+        The analyzer's runs of words go to columns through per-rule caches (word -> column,
+        word pair -> column, word -> its character n-grams' columns), so inference builds no
+        token strings for them: a long prompt's words are mostly words seen before. Equal to
+        looking up ``feat.tokens(prompt)`` one by one (a test holds it to that)."""
+        runs, _ = feat.analyze_runs(prompt, self.lexicon)
+        caches = self.__dict__.get("_run_columns")
+        if caches is None:
+            caches = self.__dict__["_run_columns"] = _RunColumns(self.vocab)
+        vocab_get = self.vocab.get
+        ids: list[int] = []
+        for kind, items in runs:
+            if kind == feat.RUN_TOKENS:
+                ids.extend(map(vocab_get, items, repeat(-1, len(items))))
+            elif kind == feat.RUN_BIGRAMS:
+                ids.extend(map(caches.bigrams.__getitem__, zip(items, items[1:], strict=False)))
+            elif kind == feat.RUN_GRAMS:
+                for cols in map(caches.grams.__getitem__, items):
+                    ids.extend(cols)
+            else:
+                ids.extend(map(caches.by_kind[kind].__getitem__, items))
+        found = np.fromiter(ids, dtype=np.intp, count=len(ids))
+        return np.unique(found[found >= 0], return_counts=True)
 
     def vectorize(self, prompt: str) -> tuple[np.ndarray, np.ndarray]:
         """The prompt's non-zero columns and their values (tf-idf, group-normalised)."""

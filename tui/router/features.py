@@ -680,7 +680,7 @@ _GRAMS: dict[str, tuple[str, ...]] = {}
 _GRAMS_MAX = 50_000
 
 
-def _grams_of(word: str) -> tuple[str, ...]:
+def grams_of(word: str) -> tuple[str, ...]:
     grams = _GRAMS.get(word)
     if grams is None:
         padded = f" {word} "
@@ -700,7 +700,7 @@ def _char_ngrams(words: list[str], out: list[str]) -> None:
     for w in words:
         grams = get(w)
         if grams is None:
-            grams = _grams_of(w)
+            grams = grams_of(w)
         out.extend(grams)
 
 
@@ -763,18 +763,55 @@ def tokens(prompt: str, lexicon: Lexicon = NO_LEXICON) -> list[str]:
     return analyze(prompt, lexicon)[0]
 
 
+# What a run of a prompt's tokens is made of (see analyze_runs): tokens as they are, or words
+# that become tokens by a fixed rule. Inference maps the words of a run to model columns
+# through per-rule caches (LinearModel.counts), never building the token strings.
+RUN_TOKENS = 0  # the tokens themselves
+RUN_WORDS = 1  # instruction words: "w:" + word
+RUN_BIGRAMS = 2  # instruction words, each with the next: "b:" + word + "_" + next
+RUN_GRAMS = 3  # words whose character n-grams are tokens (grams_of)
+RUN_PASSAGE = 4  # words of pasted material: "p:" + word
+
+Runs = list[tuple[int, list[str]]]
+
+
+def expand(runs: Runs) -> list[str]:
+    """The tokens of ``runs``, in order."""
+    out: list[str] = []
+    for kind, items in runs:
+        if kind == RUN_TOKENS:
+            out.extend(items)
+        elif kind == RUN_WORDS:
+            out.extend(map("w:".__add__, items))
+        elif kind == RUN_BIGRAMS:
+            out.extend(map("b:{}_{}".format, items, items[1:]))
+        elif kind == RUN_GRAMS:
+            _char_ngrams(items, out)
+        else:
+            out.extend(map("p:".__add__, items))
+    return out
+
+
 def analyze(prompt: str, lexicon: Lexicon = NO_LEXICON) -> tuple[list[str], Split]:
     """The tokens of a prompt and how it was split into instruction and material."""
+    runs, split = analyze_runs(prompt, lexicon)
+    return expand(runs), split
+
+
+def analyze_runs(prompt: str, lexicon: Lexicon = NO_LEXICON) -> tuple[Runs, Split]:
+    """The tokens of a prompt as runs (see RUN_*), and how it was split into instruction and
+    material. ``expand`` turns the runs into the token list."""
     size = len(prompt)
     text = clean(prompt)
     split = split_prompt(text)
-    out: list[str] = []
+    runs: Runs = []
+    out: list[str] = []  # tokens as they are, until the next run of words
 
     # Instruction words.
     instruction = _cap("\n".join(split.instruction), INSTRUCTION_MAX_CHARS)
     words = _words(instruction)
-    out.extend(map("w:".__add__, words))
-    out.extend(map("b:{}_{}".format, words, words[1:]))
+    runs.append((RUN_WORDS, words))
+    runs.append((RUN_BIGRAMS, words))
     if words:
         out.append("f:" + words[0])
         if len(words) > 1:
@@ -787,10 +824,12 @@ def analyze(prompt: str, lexicon: Lexicon = NO_LEXICON) -> tuple[list[str], Spli
                 out.append("lf2:" + last[0] + "_" + last[1])
     if lexicon:
         out.extend(lexicon.hits(words))
+    runs.append((RUN_TOKENS, out))
+    out = []
     if len(instruction) <= CHAR_NGRAM_MAX_CHARS:
-        _char_ngrams(words, out)
+        runs.append((RUN_GRAMS, words))
     else:
-        _char_ngrams(_words(instruction[:CHAR_NGRAM_MAX_CHARS]), out)
+        runs.append((RUN_GRAMS, _words(instruction[:CHAR_NGRAM_MAX_CHARS])))
 
     # Pasted material.
     budget = PASSAGE_MAX_CHARS
@@ -806,7 +845,9 @@ def analyze(prompt: str, lexicon: Lexicon = NO_LEXICON) -> tuple[list[str], Spli
         if budget > 0:
             chunk = p.text[:budget]
             budget -= len(chunk)
-            out.extend(map("p:".__add__, _words(chunk)))
+            runs.append((RUN_TOKENS, out))
+            runs.append((RUN_PASSAGE, _words(chunk)))
+            out = []
             # Numbers and sums in the material (a pasted word problem, a table of figures).
             sample = chunk[:1000]
             digits = _digit_count(sample) / max(len(sample), 1)
@@ -875,4 +916,5 @@ def analyze(prompt: str, lexicon: Lexicon = NO_LEXICON) -> tuple[list[str], Spli
         out.append("s:noinstr")
     for kind in kinds:
         out.append("s:kind_" + kind)
-    return out, split
+    runs.append((RUN_TOKENS, out))
+    return runs, split
