@@ -253,12 +253,12 @@ class MainScreen(Screen):
         await routed.reset(pinned or decision.cell.primary)
         await baseline.reset(self.session.table.baseline.model)
 
-        async def tick() -> None:
+        def tick() -> None:
             # Both panes' new text and figures in one batch: one layout of the screen per
             # frame, not one per pane (bench_tui measures the frames).
             with self.app.batch_update():
                 for side, pane in panes.items():
-                    await pane.draw_pending()
+                    pane.draw_pending()
                     pane.show_metrics(run.metrics[side].snapshot())
 
         ticker = self.set_interval(DRAW_INTERVAL_S, tick)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 
 from rich.text import Text
@@ -71,7 +70,6 @@ class RunPane(Vertical):
         super().__init__(**kwargs)
         self.side = side
         self.title = title
-        self._draw_lock = asyncio.Lock()
         self._parts: list[str] = []
         self._unshown: list[str] = []  # streamed, not drawn yet (drawn by the draw timer)
         self._attempt: int | None = None
@@ -102,7 +100,7 @@ class RunPane(Vertical):
         return self.answer.source
 
     async def reset(self, model: str | None = None) -> None:
-        await self._stop_stream()
+        self._stop_stream()
         self._parts.clear()
         self._attempt = None
         self._model, self._simulated = model, None
@@ -137,11 +135,9 @@ class RunPane(Vertical):
         # One line of fixed height: a repaint, not a layout of the whole screen.
         self.query_one(".pane-metrics", Static).update(render_metrics(snap), layout=False)
 
-    async def _stop_stream(self) -> None:
+    def _stop_stream(self) -> None:
         """Stop drawing streamed text; text not drawn yet is dropped (callers redraw in full)."""
         self._unshown.clear()
-        async with self._draw_lock:  # a draw in progress finishes before the caller redraws
-            pass
 
     async def handle(
         self, run_event: RunEvent, snap: MetricsSnapshot | Callable[[], MetricsSnapshot]
@@ -175,11 +171,9 @@ class RunPane(Vertical):
         self._draw_header(s.badges)
         self.show_metrics(s)
 
-    async def draw_pending(self) -> None:
+    def draw_pending(self) -> None:
         """Append the text streamed since the last draw to the answer."""
-        if not self._unshown:
-            return
-        async with self._draw_lock:
+        if self._unshown:
             text = "".join(self._unshown)
             self._unshown.clear()
             self.answer.append(text)
@@ -187,7 +181,7 @@ class RunPane(Vertical):
     async def _set_aside_failed_text(self) -> None:
         """A failed attempt's text stays visible, apart from the answer that replaces it."""
         discarded = self.text
-        await self._stop_stream()
+        self._stop_stream()
         self._parts.clear()
         self._attempt = None
         if discarded:
@@ -205,10 +199,10 @@ class RunPane(Vertical):
         """The side ended: the whole answer, the final figures and any error. An answer that
         streamed whole only gets what is left to draw; otherwise the answer is set in full."""
         if result is not None and self.text == result.text:
-            await self.draw_pending()
+            self.draw_pending()
             self.answer.flush()
         else:
-            await self._stop_stream()
+            self._stop_stream()
             if result is not None:
                 self.answer.update(clean(result.text))
         if result is not None:
