@@ -121,14 +121,19 @@ async def test_a_200_kb_answer_set_at_once_renders_in_slices_and_scrolls_to_its_
         assert find_on_screen(app, "Paragraph 549:")
 
 
-async def test_a_selection_copies_the_rendered_words():
+async def test_a_mouse_selection_copies_the_rendered_words():
     app = ViewApp()
-    async with app.run_test(size=(80, 10)) as pilot:
+    async with app.run_test(size=(60, 10)) as pilot:
         view = app.query_one(AnswerView)
-        view.update("**alpha** beta\n\ngamma delta")
+        view.update("**alpha** beta gamma\n\ndelta epsilon")
         await pilot.pause()
-        selected = view.get_selection(Selection.from_offsets(Offset(0, 0), Offset(5, 2)))
-        assert selected == ("alpha beta\n\ngamma", "\n")
+        await pilot.mouse_down(AnswerView, offset=(0, 0))
+        await pilot.hover(AnswerView, offset=(5, 2))
+        await pilot.mouse_up(AnswerView, offset=(5, 2))
+        await pilot.pause()
+        assert app.screen.get_selected_text() == "alpha beta gamma\n\ndelta "
+        assert view.get_selection(Selection.from_offsets(Offset(0, 2), Offset(13, 2))) == (
+            "delta epsilon", "\n")
 
 
 async def test_text_streaming_below_the_visible_lines_shows_when_scrolled_to():

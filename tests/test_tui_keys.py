@@ -103,3 +103,25 @@ async def test_a_long_answer_with_a_long_code_block_streams_whole(tmp_path, monk
         from tui.router.providers.registry import aclose_shared_http_client
 
         await aclose_shared_http_client()
+
+
+async def test_dragging_over_an_answer_selects_it_and_ctrl_c_copies_it(app):
+    from tui_helpers import find_on_screen, pane, run
+
+    async with app.run_test(size=(140, 45)) as pilot:
+        await until(pilot, lambda: app.session.classifier_ready, "classifier loaded")
+        await run(pilot, "what is the capital of peru")
+        routed = pane(app, "routed")
+        start = find_on_screen(app, "[simulated ")
+        assert start is not None
+        view = routed.answer
+        x0, y0 = start[0] - view.region.x, start[1] - view.region.y
+        await pilot.mouse_down(view, offset=(x0, y0))
+        await pilot.hover(view, offset=(x0 + 30, y0 + 1))
+        await pilot.mouse_up(view, offset=(x0 + 30, y0 + 1))
+        await pilot.pause()
+        await pilot.press("ctrl+c")
+        await pilot.pause()
+        assert app.clipboard.startswith("[simulated ")
+        assert "\n" in app.clipboard  # two lines of the answer
+        assert app.clipboard.replace("\n", " ") in " ".join(view.rendered_text().split("\n"))
