@@ -17,7 +17,9 @@ over 100 ms; idle CPU near zero.
    a ~100 character prompt, from ``pilot.press`` until the first frame drawn after the decision
    bar shows the decision for the text as it now is.
 3. Streaming: both panes stream from the loopback fake server (tests/fakeserver.py, in its own
-   process, real OpenAI SSE) ``--tokens`` chunks at ``--rate`` chunks/s each. A 10 ms interval
+   process, real OpenAI SSE) ``--tokens`` chunks at ``--rate`` chunks/s each: numbered words in
+   paragraphs, or with ``--content markdown`` a Markdown answer (headings, lists, long code
+   blocks, tables) in 4-character chunks. A 10 ms interval
    timer in the app records the event loop's worst lag; the gaps between frames the compositor
    drew while the panes were streaming are recorded too.
 4. Idle CPU: the process's CPU time over ``--idle`` seconds with nothing happening, for the
