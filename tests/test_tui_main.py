@@ -243,6 +243,27 @@ async def test_a_classifier_that_fails_to_load_is_reported_and_the_app_stays_usa
         assert app.is_running
 
 
+async def test_a_classification_that_raises_is_reported_and_the_app_keeps_running(
+    make_app, monkeypatch
+):
+    """The keystroke path decides on the event loop; an exception there must not take the app
+    down: the worker decides again and says what failed."""
+    app = make_app(env={})
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await settle(pilot)
+
+        def broken(prompt, priority=None):
+            raise RuntimeError("feature cache corrupt")
+
+        monkeypatch.setattr(app.session, "decide", broken)
+        await type_text(pilot, "hi")
+        await settle(pilot)
+        assert app.is_running
+        assert main_screen(app).query_one(PromptEditor).text == "hi"
+        assert find_on_screen(app, "classification failed")
+        assert find_on_screen(app, "RuntimeError: feature cache")
+
+
 async def test_the_priority_notification_shows_and_the_app_keeps_running(make_app):
     app = make_app(env={})
     async with app.run_test(size=SIZE, notifications=True) as pilot:

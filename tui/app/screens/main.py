@@ -122,10 +122,16 @@ class MainScreen(Screen):
             return
         if self.session.decides_quickly(text):
             # About a millisecond: deciding here shows it in the next frame, where a thread
-            # worker's start, hand-back and state messages cost more than the decision.
+            # worker's start, hand-back and state messages cost more than the decision. Should
+            # it raise, the worker decides again and reports the error as always.
             self.workers.cancel_group(self, "classify")
-            self.show_decision(self.session.decide(text, self.current_priority()))
-            return
+            try:
+                decision = self.session.decide(text, self.current_priority())
+            except Exception:  # noqa: BLE001 - reported by the worker below
+                pass
+            else:
+                self.show_decision(decision)
+                return
         self.classify_text(text, self.current_priority())
 
     def current_priority(self) -> str | None:
