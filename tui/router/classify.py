@@ -164,10 +164,10 @@ class _RunColumns:
     def __init__(self, vocab: dict[str, int]) -> None:
         get = vocab.get
         self.by_kind = {
-            feat.RUN_WORDS: _ColumnCache(lambda w: get("w:" + w, -1)),
-            feat.RUN_PASSAGE: _ColumnCache(lambda w: get("p:" + w, -1)),
+            kind: _ColumnCache(lambda w, prefix=prefix: get(prefix + w, -1))
+            for kind, prefix in feat.WORD_PREFIX.items()
         }
-        self.bigrams = _ColumnCache(lambda pair: get(f"b:{pair[0]}_{pair[1]}", -1))
+        self.bigrams = _ColumnCache(lambda pair: get(feat.BIGRAM_TOKEN(*pair), -1))
         self.grams = _ColumnCache(
             lambda w: tuple(c for c in map(get, feat.grams_of(w)) if c is not None))
 

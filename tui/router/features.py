@@ -773,6 +773,9 @@ RUN_GRAMS = 3  # words whose character n-grams are tokens (grams_of)
 RUN_PASSAGE = 4  # words of pasted material: "p:" + word
 
 Runs = list[tuple[int, list[str]]]
+# How the words of a run become tokens (shared with LinearModel.counts' caches).
+WORD_PREFIX = {RUN_WORDS: "w:", RUN_PASSAGE: "p:"}
+BIGRAM_TOKEN = "b:{}_{}".format
 
 
 def expand(runs: Runs) -> list[str]:
@@ -781,14 +784,12 @@ def expand(runs: Runs) -> list[str]:
     for kind, items in runs:
         if kind == RUN_TOKENS:
             out.extend(items)
-        elif kind == RUN_WORDS:
-            out.extend(map("w:".__add__, items))
         elif kind == RUN_BIGRAMS:
-            out.extend(map("b:{}_{}".format, items, items[1:]))
+            out.extend(map(BIGRAM_TOKEN, items, items[1:]))
         elif kind == RUN_GRAMS:
             _char_ngrams(items, out)
         else:
-            out.extend(map("p:".__add__, items))
+            out.extend(map(WORD_PREFIX[kind].__add__, items))
     return out
 
 
