@@ -45,6 +45,12 @@ def test_long_code_lines_wrap_within_the_width_wide_characters_and_tabs_included
     assert shown[-2].startswith("     indented()")  # the tab is four spaces, after the margin
 
 
+def test_every_common_language_gets_exactly_its_lines():
+    for lang in ("python", "bash", "json", "yaml", "rust", "sql", "html", "go", "c", "text", ""):
+        shown = texts(render(f"```{lang}\nx = 1\ny = 2\n```"))
+        assert [t.strip() for t in shown] == ["", "x = 1", "y = 2", ""], lang
+
+
 def test_an_unknown_language_is_shown_as_plain_text():
     shown = texts(render("```klingon\nqapla' batlh\n```"))
     assert shown[1].strip() == "qapla' batlh"

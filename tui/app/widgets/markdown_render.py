@@ -81,9 +81,12 @@ class FastCode:
         background = _theme(self.theme).get_background_style()
         blank = Segment(" " * width, background)
         inner = max(1, width - 2)
+        lines = list(self._lines(inner))
+        while len(lines) > 1 and not lines[-1]:  # a lexer's closing newline: no empty line
+            lines.pop()
         yield blank
         yield Segment.line()
-        for line in self._lines(inner):
+        for line in lines:
             used = sum(seg.cell_length for seg in line)
             yield Segment(" ", background)
             yield from line
@@ -126,8 +129,7 @@ class FastCode:
                     yield line
                     line, used = [], 0
                     part = part[cut:]
-        if line or not self.code.endswith("\n"):
-            yield line
+        yield line
 
 
 class _CodeBlock(CodeBlock):
