@@ -155,3 +155,20 @@ async def test_text_streaming_below_the_visible_lines_shows_when_scrolled_to():
         view.flush()
         assert view.rendered
         await until(pilot, lambda: find_on_screen(app, "The end."), "the end shown")
+
+
+async def test_a_theme_change_draws_the_answer_again_in_its_colours():
+    app = ViewApp()
+    async with app.run_test(size=(60, 12)) as pilot:
+        view = app.query_one(AnswerView)
+        view.update("Some code:\n\n```python\nx = 1\n```")
+        await until(pilot, lambda: view.rendered, "rendered")
+
+        def code_background():
+            line = next(s for s in view._done + view._open_lines if "x = 1" in s.text)
+            return next(seg.style.bgcolor for seg in line if seg.text.strip())
+
+        dark = code_background()
+        app.theme = "textual-light"
+        await until(pilot, lambda: view.rendered and code_background() != dark, "restyled")
+        assert "x = 1" in view.rendered_text()
