@@ -719,19 +719,21 @@ class Lexicon:
     ``x:<task>`` token; the model learns from the examples how much such a hit is worth."""
 
     words: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    phrases: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Keyed by the phrase's two words: looking up each pair of a prompt's words costs a tuple,
+    # not a new joined string.
+    phrases: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, vocabularies: Mapping[str, Iterable[str]]) -> Lexicon:
         words: dict[str, list[str]] = {}
-        phrases: dict[str, list[str]] = {}
+        phrases: dict[tuple[str, str], list[str]] = {}
         for task, entries in vocabularies.items():
             for entry in entries:
                 parts = _words(entry)
                 if len(parts) == 1:
                     into = words.setdefault(parts[0], [])
                 elif len(parts) == 2:
-                    into = phrases.setdefault(" ".join(parts), [])
+                    into = phrases.setdefault((parts[0], parts[1]), [])
                 else:
                     continue  # the table refuses these; a library caller gets them ignored
                 if task not in into:
@@ -750,7 +752,7 @@ class Lexicon:
             out.extend("x:" + task for task in found)
         if self.phrases:
             get = self.phrases.get
-            for found in filter(None, map(get, map(" ".join, zip(words, words[1:], strict=False)))):
+            for found in filter(None, map(get, zip(words, words[1:], strict=False))):
                 out.extend("x:" + task for task in found)
         return out
 
@@ -818,8 +820,9 @@ def analyze_runs(prompt: str, lexicon: Lexicon = NO_LEXICON) -> tuple[Runs, Spli
         if len(words) > 1:
             out.append("f2:" + words[0] + "_" + words[1])
         sentences = _SENTENCE_END.split(split.instruction[-1].strip())
-        last = _words(sentences[-1][:300])
-        if last and (len(split.instruction) > 1 or len(sentences) > 1):
+        last = (_words(sentences[-1][:300])
+                if len(split.instruction) > 1 or len(sentences) > 1 else None)
+        if last:
             out.append("lf:" + last[0])
             if len(last) > 1:
                 out.append("lf2:" + last[0] + "_" + last[1])
