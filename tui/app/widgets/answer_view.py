@@ -76,9 +76,13 @@ class _Block:
     seam_below: bool = False  # a code block cut here goes on below (its bottom padding too)
 
 
+def _no_text(line: list[Segment]) -> bool:
+    return not "".join(seg.text for seg in line).strip()
+
+
 def _blank(line: list[Segment]) -> bool:
     """A line with no text and no background (code blocks' padding lines have one)."""
-    return all(not seg.text.strip() and not (seg.style and seg.style.bgcolor) for seg in line)
+    return _no_text(line) and not any(seg.style and seg.style.bgcolor for seg in line)
 
 
 class AnswerView(ScrollView):
@@ -91,22 +95,8 @@ class AnswerView(ScrollView):
 
     def __init__(self, source: str = "", **kwargs) -> None:
         super().__init__(**kwargs)
-        self._source: list[str] = []
-        self._blocks: list[_Block] = []  # finished blocks
-        self._open = ""  # the open block's source
-        self._open_fence: str | None = None  # the open block is inside this fence ("```")
-        self._fence_line = ""  # the line that opened it (with its language)
-        self._min_cut = 0  # a forced cut lands after this index (past a reopened fence line)
-        self._open_gap = False  # the open block follows a blank line
-        self._open_seam = False  # the open block continues a code block cut above
-        self._scanned = 0  # the open block's lines before this index are scanned
-        self._prev_blank = False  # the last scanned line was blank
-        # Rendered lines at self._width: finished blocks [0, _done_blocks), then the open one.
-        self._width = 0
-        self._done: list[Strip] = []
-        self._done_blocks = 0
-        self._open_lines: list[Strip] = []
-        self._open_dirty = False
+        self._width = 0  # the width the lines below are rendered at
+        self._clear()
         self._continue_pending = False
         self._scrollbar_timer: Timer | None = None
         self._open_timer: Timer | None = None  # a deferred render of the open block
@@ -141,19 +131,28 @@ class AnswerView(ScrollView):
     def update(self, source: str) -> None:
         """Replace the whole answer."""
         self._streaming = False
-        self._source.clear()
-        self._blocks.clear()
-        self._open, self._open_fence, self._open_gap = "", None, False
-        self._open_seam = False
-        self._fence_line, self._min_cut = "", 0
-        self._scanned, self._prev_blank = 0, False
-        self._done.clear()
-        self._done_blocks = 0
-        self._open_lines = []
-        self._open_dirty = False
+        self._clear()
         if source:
             self._add(source)
         self._changed(layout=True)
+
+    def _clear(self) -> None:
+        """No text, nothing rendered (the width stays)."""
+        self._source: list[str] = []
+        self._blocks: list[_Block] = []  # finished blocks
+        self._open = ""  # the open block's source
+        self._open_fence: str | None = None  # the open block is inside this fence ("```")
+        self._fence_line = ""  # the line that opened it (with its language)
+        self._min_cut = 0  # a forced cut lands after this index (past a reopened fence line)
+        self._open_gap = False  # the open block follows a blank line
+        self._open_seam = False  # the open block continues a code block cut above
+        self._scanned = 0  # the open block's lines before this index are scanned
+        self._prev_blank = False  # the last scanned line was blank
+        # Rendered lines: finished blocks [0, _done_blocks), then the open one.
+        self._done: list[Strip] = []
+        self._done_blocks = 0
+        self._open_lines: list[Strip] = []
+        self._open_dirty = False
 
     def _add(self, text: str) -> None:
         self._source.append(text)
@@ -232,9 +231,9 @@ class AnswerView(ScrollView):
         lines = console.render_lines(md, options, style=self.rich_style, pad=True)
         start, end = 0, len(lines)
         # A code block's padding line where it was cut: the pieces join seamlessly.
-        if seam_above and end and not "".join(seg.text for seg in lines[0]).strip():
+        if seam_above and end and _no_text(lines[0]):
             start += 1
-        if seam_below and end > start and not "".join(seg.text for seg in lines[-1]).strip():
+        if seam_below and end > start and _no_text(lines[-1]):
             end -= 1
         while start < end and _blank(lines[start]):
             start += 1
