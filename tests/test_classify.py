@@ -4,9 +4,12 @@ the LLM classifier with a fake provider, priority cues and the routing decision.
 from __future__ import annotations
 
 import json
+import random
+import re
 import subprocess
 import sys
 import textwrap
+import unicodedata
 from dataclasses import replace
 
 import numpy as np
@@ -808,10 +811,30 @@ def test_a_table_with_two_task_types_trains_and_predicts(tmp_path):
 
 
 def test_accents_fold_to_their_base_letters_and_other_scripts_are_kept():
-    assert F._fold_accents("poème función naïve Ünïcödé") == "poeme funcion naive Unicode"
-    assert F._fold_accents("日本語のテキスト") == "日本語のテキスト"
-    # The table of marks fills itself as text arrives: a second pass gives the same answer.
-    assert F._fold_accents("crème brûlée") == F._fold_accents("crème brûlée") == "creme brulee"
+    assert F._words("Poème función naïve Ünïcödé") == ["poeme", "funcion", "naive", "unicode"]
+    assert F._words("日本語のテキスト") == ["日本語のテキスト"]
+    # The translation table fills itself as text arrives: a second pass gives the same answer.
+    assert F._words("crème brûlée") == F._words("crème brûlée") == ["creme", "brulee"]
+    assert F._words("ﬁle ½ mp3 it’s O'Neil's x'y'z _a_b") == [
+        "file", "1", "2", "mp0", "it's", "o'neil", "s", "x'y", "z", "a", "b"]
+
+
+def _reference_words(text: str) -> list[str]:
+    """The definition _words keeps to: lower case, 1-9 as 0, ’ as ', NFKD without combining
+    marks, then the word regex."""
+    text = re.sub("[1-9]", "0", text.lower()).replace("’", "'")
+    text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    return F._WORD.findall(text)
+
+
+def test_words_are_what_the_word_regex_finds_in_the_folded_text(default_table):
+    rng = random.Random(5)
+    texts = [t for ex in C.examples_by_label(default_table).values() for t in ex]
+    texts += ["".join(chr(rng.randrange(0x30000)) for _ in range(200)) for _ in range(200)]
+    texts += ["".join(rng.choice("ab'’ _-19é\u0301ﬁ½İΣσς.Я٣") for _ in range(40))
+              for _ in range(3000)]
+    for text in texts:
+        assert F._words(text) == _reference_words(text), repr(text)
 
 
 def test_instruction_cues_count_whole_words_and_questions():
@@ -865,3 +888,25 @@ def test_lexicon_normalises_entries_like_prompt_words_and_matches_phrases():
     assert sorted(lex.hits(words)) == ["x:code", "x:code", "x:creative", "x:creative"]
     assert not F.Lexicon.build({})
     assert F.tokens("a fairy tale", F.Lexicon()) == F.tokens("a fairy tale")
+
+
+# What a code line is, as one regex tried at every position (the definition _code_line keeps to).
+_CODE_LINE_REFERENCE = re.compile(
+    r"^\s*(def|class|import|from|return|elif|else|try|except|catch|function|const|let|var|"
+    r"public|private|static|void|int|#include|using|package|func|fn|struct|SELECT|INSERT|UPDATE|"
+    r"CREATE|DELETE|ALTER|DROP|WITH|\$|>>>|sudo|npm|pip|git|cd|docker|kubectl)\b|"
+    r"^\s*(if|for|while)\b.*[:{)]\s*$|[;{}]\s*$|^\s{2,}\S|=>|->|::|==|!=|\+=|&&|\|\||"
+    r"\w\([^()\n]{0,80}\)"
+)
+
+
+def test_a_code_line_is_what_the_reference_regex_finds(default_table):
+    rng = random.Random(3)
+    texts = [t for ex in C.examples_by_label(default_table).values() for t in ex]
+    lines = [ln for t in texts for ln in t.split("\n")]
+    lines += ["".join(rng.choice("ab (){};:=-><|&!+ \t\u00a0") for _ in range(rng.randrange(30)))
+              for _ in range(5000)]
+    lines += ["  x", "if x:", "for i in y {  ", "print(x) ", "a -> b", "done;  ", "", "   "]
+    assert sum(map(F._code_line, lines)) > 1000  # the examples hold plenty of code
+    for line in lines:
+        assert F._code_line(line) == bool(_CODE_LINE_REFERENCE.search(line)), repr(line)

@@ -218,8 +218,7 @@ class LinearModel:
             elif kind == feat.RUN_BIGRAMS:
                 ids.extend(map(caches.bigrams.__getitem__, zip(items, items[1:], strict=False)))
             elif kind == feat.RUN_GRAMS:
-                for cols in map(caches.grams.__getitem__, items):
-                    ids.extend(cols)
+                ids.extend(chain.from_iterable(map(caches.grams.__getitem__, items)))
             else:
                 ids.extend(map(caches.by_kind[kind].__getitem__, items))
         found = np.fromiter(ids, dtype=np.intp, count=len(ids))

@@ -235,7 +235,7 @@ def _prose_ask(line: str) -> bool:
     return (
         len(s) >= 8
         and " " in s
-        and not _CODE_LINE.search(s)
+        and not _code_line(s)
         and not _LOG_LINE.match(s)
         and len(_SYMBOLISH.findall(s)) <= 1
         and _asks(s)
@@ -527,13 +527,31 @@ _LOG_LINE = re.compile(
     r"critical|severe|exception)\b|at [\w$.<>]+\(|file \"|traceback|caused by|\w+(error|exception):)",
     re.I,
 )
-_CODE_LINE = re.compile(
-    r"^\s*(def|class|import|from|return|elif|else|try|except|catch|function|const|let|var|"
+# A line that reads as code: it starts like code, or ends with ; { }, or holds an operator or
+# a call. The start is one anchored regex; the rest are substring tests (an unanchored
+# alternation tried at every position cost ~0.1 ms per pasted passage).
+_CODE_LINE_START = re.compile(
+    r"\s*(def|class|import|from|return|elif|else|try|except|catch|function|const|let|var|"
     r"public|private|static|void|int|#include|using|package|func|fn|struct|SELECT|INSERT|UPDATE|"
     r"CREATE|DELETE|ALTER|DROP|WITH|\$|>>>|sudo|npm|pip|git|cd|docker|kubectl)\b|"
-    r"^\s*(if|for|while)\b.*[:{)]\s*$|[;{}]\s*$|^\s{2,}\S|=>|->|::|==|!=|\+=|&&|\|\||"
-    r"\w\([^()\n]{0,80}\)"
+    r"\s*(if|for|while)\b.*[:{)]\s*$|\s{2,}\S"
 )
+_CODE_OPERATORS = ("=>", "->", "::", "==", "!=", "+=", "&&", "||")
+_CODE_CALL = re.compile(r"\w\([^()\n]{0,80}\)")
+
+
+def _code_line(line: str) -> bool:
+    """Whether one line (no newline in it) reads as code."""
+    if _CODE_LINE_START.match(line):
+        return True
+    end = line.rstrip()[-1:]
+    if end and end in ";{}":
+        return True
+    if any(op in line for op in _CODE_OPERATORS):
+        return True
+    return "(" in line and _CODE_CALL.search(line) is not None
+
+
 _LIST_LINE = re.compile(r"^\s*([-*•]|\d{1,3}[.)])\s+")
 _KV_LINE = re.compile(r"^\s*[\w \-]{1,30}:\s*\S")
 
@@ -568,7 +586,7 @@ def passage_kind(text: str, label: str = "", how: str = "") -> str:
     if symbols > 0.06 * max(len(sample), 1):
         return "code"
     if symbols >= 0.02 * len(sample) or how == "fence":  # code has brackets, = and ;
-        code_lines = sum(1 for ln in lines if _CODE_LINE.search(ln))
+        code_lines = sum(map(_code_line, lines))
         if n >= 2 and code_lines >= (0.3 if how == "fence" else 0.5) * n:
             return "code"
     if n >= 2 and sum(1 for ln in lines if _LIST_LINE.match(ln)) >= 0.6 * n:
@@ -635,45 +653,67 @@ def _bucket(value: float, edges: Iterable[float]) -> int:
 # Digits all read as "0": numbers become shapes ("2024" -> "0000", "mp3" -> "mp0"), so a model
 # learns "a year", "a price" rather than each number.
 NUMBER_MARK = "0"
-_DIGITS_TO_ZERO = str.maketrans("123456789", "000000000")
 
 
-_NONZERO_DIGIT = re.compile("[1-9]")
+def _fold_char(c: str) -> str:
+    """What one (lower-case) character becomes in a prompt's words: ASCII digits 1-9 read as
+    0, an apostrophe (’ too) stays an apostrophe, a letter or digit is folded to its base
+    letters ("è" -> "e", "ﬁ" -> "fi"; other scripts are kept), and anything else separates
+    words (a space)."""
+    if "1" <= c <= "9":
+        return NUMBER_MARK
+    if c in "'’":
+        return "'"
+    folded = "".join(
+        ch for ch in unicodedata.normalize("NFKD", c) if not unicodedata.combining(ch))
+    return "".join(ch if ch.isalnum() or ch == "'" else " " for ch in folded)
+
+
+class _FoldTable(dict):
+    """A ``str.translate`` table of :func:`_fold_char`, filled as characters are met: after
+    the first few prompts a prompt's words cost one C-speed translate and a split."""
+
+    def __missing__(self, codepoint: int) -> str | int:
+        c = chr(codepoint)
+        folded = _fold_char(c)
+        value: str | int = codepoint if folded == c else folded
+        if len(self) < 100_000:
+            self[codepoint] = value
+        return value
+
+
+_FOLD = _FoldTable()
+_TWO_APOSTROPHES = re.compile("'[^ ']+'")
+_FOLD_ASCII = str.maketrans({chr(i): _fold_char(chr(i)) for i in range(128)})
 
 
 def _words(text: str) -> list[str]:
-    """Lower-case words, digits as 0."""
+    r"""Lower-case words, digits as 0, accents folded: what ``_WORD.findall`` finds in the
+    text once lower-cased, with 1-9 as 0, ’ as ' and each character NFKD-decomposed without
+    its combining marks (a test holds the two equal on every kind of text).
+
+    Equal because every character of a word (``[^\W_]``: ``str.isalnum``) or an apostrophe
+    is kept and every other character becomes a space, so ``split`` finds the runs findall
+    would; only a run holding an apostrophe needs the regex (``a'b'c`` is ``a'b`` and ``c``).
+    Per character decomposition is NFKD of the whole text less its combining marks, since
+    canonical reordering only moves combining marks. ``lower`` stays a whole-text step (a
+    Greek final sigma depends on its neighbours)."""
     text = text.lower()
-    if text.isascii():
-        text = text.translate(_DIGITS_TO_ZERO)  # fast for ASCII text
-    else:
-        text = _NONZERO_DIGIT.sub("0", text)
-        if "’" in text:
-            text = text.replace("’", "'")
-        text = _fold_accents(text)
-    return _WORD.findall(text)
-
-
-def _fold_accents(text: str) -> str:
-    """"poème" → "poeme", "función" → "funcion": accented words share character n-grams with
-    their English cousins ("poem", "function"), which carries a little of what the mostly
-    English examples teach over to other Latin-script languages. Other scripts are untouched."""
-    return unicodedata.normalize("NFKD", text).translate(_STRIP_COMBINING)
-
-
-class _CombiningMarks(dict):
-    """A ``str.translate`` table that deletes combining marks. It fills itself as characters
-    are met, so after the first few prompts translation runs at C speed (a generator over
-    every character cost ~0.5 ms for a 2,000-character prompt)."""
-
-    def __missing__(self, codepoint: int) -> int | None:
-        kept = None if unicodedata.combining(chr(codepoint)) else codepoint
-        if len(self) < 100_000:
-            self[codepoint] = kept
-        return kept
-
-
-_STRIP_COMBINING = _CombiningMarks()
+    text = text.translate(_FOLD_ASCII if text.isascii() else _FOLD)
+    # Only letters, digits, apostrophes and spaces are left. A word holds at most one
+    # apostrophe, between letters; only a run that breaks that needs the regex.
+    if "'" not in text or not (  # (an apostrophe may come from a decomposition: "＇" -> "'")
+        "' " in text or " '" in text or text[0] == "'" or text[-1] == "'" or "''" in text
+        or _TWO_APOSTROPHES.search(text)
+    ):
+        return text.split()
+    out: list[str] = []
+    for part in text.split():
+        if "'" in part:
+            out.extend(_WORD.findall(part))
+        else:
+            out.append(part)
+    return out
 
 
 _GRAMS: dict[str, tuple[str, ...]] = {}
