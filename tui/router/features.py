@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 # Bump when tokens change: the on-disk model cache is keyed by it.
-FEATURE_VERSION = 24
+FEATURE_VERSION = 25
 
 HEAD_CHARS = 5_000  # of a huge prompt, the head and the tail are featurized ...
 TAIL_CHARS = 2_000  # ... (instructions sit at the start or the end)
@@ -171,6 +171,13 @@ _QUOTED_SPAN = re.compile(
     r"(?=[\s.,;:!?)\]]|$)"
 )
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?")
+# A letter or an email: a greeting with a name ("Dear Sam,", "Hi team!") opening it, or a
+# sign-off with a name closing it ("Best, Tom", "Thanks,\nPriya").
+_LETTER = re.compile(
+    r"\A\s*(?i:dear|hi|hello|hey|greetings)\s+[^\W\d][^\n,!.?]{0,40}[,!]|"
+    r"\b(?i:best|regards|thanks|thank you|cheers|sincerely|best wishes|kind regards)[,!]?"
+    r"\s*\n?\s*[A-Z][\w.-]{1,20}(\s+[A-Z][\w.-]{1,20})?[.!]?\s*\Z"
+)
 
 # Words that mark text as addressed to the model (second person, request verbs), counted by
 # _instructiveness; a word with an apostrophe counts by its head ("you're" -> "you").
@@ -343,6 +350,8 @@ def split_prompt(prompt: str) -> Split:
                 asked_at = n_instr
             if asks_label:
                 pending = False
+            elif _LETTER.search(para):
+                pass  # a letter or an email ("Dear ...,", "Hi team,", "Best, Tom") asks things too
             elif asked:
                 if is_last and len(para) <= 250 and _asks(para) and not _structured(para):
                     pending = False
@@ -877,11 +886,14 @@ def analyze_runs(prompt: str, lexicon: Lexicon = NO_LEXICON) -> tuple[Runs, Spli
 
     # Pasted material.
     budget = PASSAGE_MAX_CHARS
-    kinds: set[str] = set()
+    # Sets would be iterated in an order that changes with each process's string hashing; the
+    # order of tokens sets the order of the model's columns, so training would differ from one
+    # run to the next (a borderline prompt could flip). Dicts keep first-seen order.
+    kinds: dict[str, None] = {}
     passage_chars = 0
     for p in split.passages:
         passage_chars += len(p.text)
-        kinds.add(p.kind)
+        kinds[p.kind] = None
         out.append("pk:" + p.kind)
         out.append("ph:" + p.how)
         if p.label:
@@ -951,7 +963,7 @@ def analyze_runs(prompt: str, lexicon: Lexicon = NO_LEXICON) -> tuple[Runs, Spli
         if has_digits and _MONEY.search(probe):
             out.append("s:money")
         # Operators and symbols of the ask, each once ("%", "=", "^", "{", "->", ...).
-        out.extend("y:" + sym for sym in set(_SYMBOL_TOKEN.findall(probe)))
+        out.extend("y:" + sym for sym in dict.fromkeys(_SYMBOL_TOKEN.findall(probe)))
         head = probe[:500]
         nonascii = (len(head) - len(head.encode("ascii", "ignore"))) / len(head)
         if nonascii > 0.3:
