@@ -831,7 +831,7 @@ def test_a_table_with_two_task_types_trains_and_predicts(tmp_path):
 
 def test_accents_fold_to_their_base_letters_and_other_scripts_are_kept():
     assert F._words("Poème función naïve Ünïcödé") == ["poeme", "funcion", "naive", "unicode"]
-    assert F._words("日本語のテキスト") == ["日本語のテキスト"]
+    assert F._words("Привет, мир") == ["привет", "мир"]
     # The translation table fills itself as text arrives: a second pass gives the same answer.
     assert F._words("crème brûlée") == F._words("crème brûlée") == ["creme", "brulee"]
     assert F._words("ﬁle ½ mp3 it’s O'Neil's x'y'z _a_b") == [
@@ -853,7 +853,17 @@ def test_words_are_what_the_word_regex_finds_in_the_folded_text(default_table):
     texts += ["".join(rng.choice("ab'’ _-19é\u0301ﬁ½İΣσς.Я٣") for _ in range(40))
               for _ in range(3000)]
     for text in texts:
-        assert F._words(text) == _reference_words(text), repr(text)
+        assert F._plain_words(text) == _reference_words(text), repr(text)
+
+
+def test_chinese_and_japanese_runs_become_character_pairs():
+    assert F._words("写一首关于春天的诗") == ["写一", "一首", "首关", "关于", "于春", "春天", "天的", "的诗"]
+    assert F._words("用Python写函数, ok") == ["用", "python", "写函", "函数", "ok"]
+    assert F._words("Javaの配列") == ["java", "の配", "配列"]
+    assert F._words("猫") == ["猫"]
+    assert F._words("ｶﾀｶﾅ text") == ["カタ", "タカ", "カナ", "text"]  # half-width folds first
+    # Korean has spaces: its words stay whole (as jamo, like every word, NFKD-decomposed).
+    assert F._words("한국어 문장") == F._plain_words("한국어 문장") and len(F._words("한국어 문장")) == 2
 
 
 def test_instruction_cues_count_whole_words_and_questions():

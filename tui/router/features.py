@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 # Bump when tokens change: the on-disk model cache is keyed by it.
-FEATURE_VERSION = 25
+FEATURE_VERSION = 26
 
 HEAD_CHARS = 5_000  # of a huge prompt, the head and the tail are featurized ...
 TAIL_CHARS = 2_000  # ... (instructions sit at the start or the end)
@@ -696,7 +696,40 @@ _TWO_APOSTROPHES = re.compile("'[^ ']+'")
 _FOLD_ASCII = str.maketrans({chr(i): _fold_char(chr(i)) for i in range(128)})
 
 
+# Chinese and Japanese: runs of ideographs and kana, written without spaces between words.
+_CJK = re.compile("[\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+_CJK_IN_TEXT = re.compile("[\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+                          "\uff66-\uff9f]")  # (half-width katakana folds into the range above)
+
+
 def _words(text: str) -> list[str]:
+    """Lower-case words, digits as 0, accents folded (:func:`_plain_words`), and a run of
+    Chinese or Japanese characters as its overlapping character pairs: "写一首诗" -> "写一",
+    "一首", "首诗". Those scripts put no spaces between words, so a whole clause would be one
+    "word" that no other prompt shares; character pairs are the usual cheap stand-in for
+    word segmentation (most words there are two characters), and what they share
+    ("函数" function, "面积" area, "总结" summarise) carries over between prompts."""
+    words = _plain_words(text)
+    if text.isascii() or not _CJK_IN_TEXT.search(text):
+        return words
+    out: list[str] = []
+    for word in words:
+        if not _CJK.search(word):
+            out.append(word)
+            continue
+        at = 0
+        for m in _CJK.finditer(word):
+            if m.start() > at:
+                out.append(word[at : m.start()])  # "java" of "javaの配列"
+            run = m.group()
+            out.extend(map(str.__add__, run, run[1:]) if len(run) > 1 else (run,))
+            at = m.end()
+        if at < len(word):
+            out.append(word[at:])
+    return out
+
+
+def _plain_words(text: str) -> list[str]:
     r"""Lower-case words, digits as 0, accents folded: what ``_WORD.findall`` finds in the
     text once lower-cased, with 1-9 as 0, ’ as ' and each character NFKD-decomposed without
     its combining marks (a test holds the two equal on every kind of text).
