@@ -959,3 +959,13 @@ def test_tokens_come_in_the_same_order_in_every_process():
         outputs.add(done.stdout)
     assert len(outputs) == 1
     assert sum(t.startswith("y:") for t in json.loads(outputs.pop())[0]) >= 5
+
+
+def test_the_material_noun_prefilter_never_hides_a_match(default_table):
+    texts = [t for ex in C.examples_by_label(default_table).values() for t in ex]
+    pieces = [t[i : i + 300] for t in texts for i in range(0, len(t), 150)]
+    pieces += ["Summarize THE ARTICLE below", "fix my e-mail", "the big Listing:", "our CV",
+               "the ſtory", "this ＴＥＸＴ"]
+    assert sum(map(F._names_material, pieces)) > 100
+    for piece in pieces:
+        assert F._names_material(piece) == bool(F._NAMES_MATERIAL.search(piece)), piece
