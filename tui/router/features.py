@@ -718,6 +718,7 @@ class _FoldTable(dict):
 
 _FOLD = _FoldTable()
 _TWO_APOSTROPHES = re.compile("'[^ ']+'")
+_NON_ASCII = re.compile("([^\x00-\x7f]+)")
 _FOLD_ASCII = str.maketrans({chr(i): _fold_char(chr(i)) for i in range(128)})
 
 
@@ -766,7 +767,16 @@ def _plain_words(text: str) -> list[str]:
     canonical reordering only moves combining marks. ``lower`` stays a whole-text step (a
     Greek final sigma depends on its neighbours)."""
     text = text.lower()
-    text = text.translate(_FOLD_ASCII if text.isascii() else _FOLD)
+    if text.isascii():
+        text = text.translate(_FOLD_ASCII)
+    else:
+        # Translation through the filling table costs a dict lookup per character; the ASCII
+        # stretches between non-ASCII ones go through the ASCII table's fast path instead
+        # (a 2,000-character French or Chinese prompt: ~200 -> ~90 us).
+        parts = _NON_ASCII.split(text)
+        parts[::2] = [part.translate(_FOLD_ASCII) for part in parts[::2]]
+        parts[1::2] = [part.translate(_FOLD) for part in parts[1::2]]
+        text = "".join(parts)
     # Only letters, digits, apostrophes and spaces are left. A word holds at most one
     # apostrophe, between letters; only a run that breaks that needs the regex.
     if "'" not in text or not (  # (an apostrophe may come from a decomposition: "＇" -> "'")
