@@ -738,20 +738,17 @@ def _words(text: str) -> list[str]:
     words = _plain_words(text)
     if text.isascii() or not _CJK_IN_TEXT.search(text):
         return words
+    # Between the runs the words are split as they were (a run may sit inside a word:
+    # "javaの配列" is "java", "の配", "配列"); one pass over the runs, not a search per word.
+    joined = " ".join(words)
     out: list[str] = []
-    for word in words:
-        if not _CJK.search(word):
-            out.append(word)
-            continue
-        at = 0
-        for m in _CJK.finditer(word):
-            if m.start() > at:
-                out.append(word[at : m.start()])  # "java" of "javaの配列"
-            run = m.group()
-            out.extend(map(str.__add__, run, run[1:]) if len(run) > 1 else (run,))
-            at = m.end()
-        if at < len(word):
-            out.append(word[at:])
+    at = 0
+    for m in _CJK.finditer(joined):
+        out.extend(joined[at : m.start()].split())
+        run = m.group()
+        out.extend(map(str.__add__, run, run[1:]) if len(run) > 1 else (run,))
+        at = m.end()
+    out.extend(joined[at:].split())
     return out
 
 
