@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -675,13 +676,9 @@ _ARITH_SIMPLE = re.compile(r"\d ?[-+*/×÷^=] ?\d")
 _SYMBOLISH = re.compile(r"[{}\[\]<>;=|\\`#$@~^*]")
 
 
-def _bucket(value: float, edges: Iterable[float]) -> int:
-    k = 0
-    for edge in edges:
-        if value < edge:
-            return k
-        k += 1
-    return k
+def _bucket(value: float, edges: tuple[float, ...]) -> int:
+    """How many of the (ascending) ``edges`` are at or below ``value``."""
+    return bisect_right(edges, value)
 
 
 # Digits all read as "0": numbers become shapes ("2024" -> "0000", "mp3" -> "mp0"), so a model
