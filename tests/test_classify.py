@@ -505,6 +505,26 @@ def test_split_separates_instruction_from_pasted_material():
     assert s.passages[0].label == "text"
 
 
+def test_a_paragraph_then_a_short_question_about_it_is_reading_comprehension():
+    text = ("Lake Baikal in Siberia is the deepest lake on Earth, reaching 1,642 metres, and holds"
+            " about a fifth of the world's unfrozen fresh water. It is home to the nerpa seal.")
+    s = F.split_prompt(F.clean(text + "\n\nHow deep is the lake?"))
+    assert s.instruction == ["How deep is the lake?"]
+    assert [(p.how, p.text) for p in s.passages] == [("para", text)]
+    # Two paragraphs that both ask stay instruction.
+    s = F.split_prompt(F.clean("I'm hosting ten people on Saturday and my oven is broken, so what"
+                               " can I cook on two hobs? Nothing too fancy please.\n\nAny ideas?"))
+    assert not s.passages
+
+
+def test_a_question_line_ends_labelled_material_in_the_same_paragraph():
+    s = F.split_prompt(F.clean("Reference: The vault opened in 2008 and keeps seeds at minus 18"
+                               " degrees.\nQuestion: How cold is it kept?"))
+    assert s.instruction == ["How cold is it kept?"]
+    assert [(p.how, p.label) for p in s.passages] == [("label", "reference")]
+    assert s.passages[0].text == "The vault opened in 2008 and keeps seeds at minus 18 degrees."
+
+
 def test_a_letter_after_a_question_about_it_is_material_though_it_asks_things():
     """A short last paragraph that asks something closes pasted material as the ask; a letter
     (a greeting with a name, or a sign-off with one) asks things too, and stays material."""

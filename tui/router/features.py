@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 # Bump when tokens change: the on-disk model cache is keyed by it.
-FEATURE_VERSION = 26
+FEATURE_VERSION = 27
 
 HEAD_CHARS = 5_000  # of a huge prompt, the head and the tail are featurized ...
 TAIL_CHARS = 2_000  # ... (instructions sit at the start or the end)
@@ -290,6 +290,12 @@ def _label_of(line: str) -> tuple[str, str, str] | None:
     return label, label.rsplit(" ", 1)[-1], m.group(2)
 
 
+def _asks_label(line: str) -> bool:
+    """A "Question: ..." / "Task: ..." line."""
+    lab = _label_of(line) if ":" in line else None
+    return lab is not None and lab[1] in INSTRUCTION_LABELS
+
+
 def split_prompt(prompt: str) -> Split:
     """Split a (cleaned) prompt into instruction pieces and pasted passages."""
     out = Split()
@@ -439,11 +445,18 @@ def split_prompt(prompt: str) -> Split:
                     # "Email: ...": the rest of the paragraph, and what follows, is material.
                     if " " in label:  # "Summarize this text:" is instruction too
                         instr.append(label + ":")
-                    body = "\n".join([rest, *lines[k + 1 :]])
+                    # ... up to a "Question: ..." line, if one follows in the paragraph.
+                    end = k + 1
+                    while end < len(lines) and not _asks_label(lines[end]):
+                        end += 1
+                    body = "\n".join([rest, *lines[k + 1 : end]])
                     pieces.append(("i", "\n".join(instr), "", ""))
                     instr = []
                     if body.strip():
                         pieces.append(("m", body, "label", last_word))
+                    if end < len(lines):
+                        k = end
+                        continue
                     pending = not is_last
                     k = len(lines)
                     break
@@ -507,6 +520,13 @@ def split_prompt(prompt: str) -> Split:
                 pieces[last][1]
             ) < 500:
                 pieces[k] = ("m", t, "para", "")
+    elif (len(instr_idx) == 2 and len(pieces[instr_idx[0]][1]) >= 150
+          and len(pieces[instr_idx[1]][1]) < 200 and _asks(pieces[instr_idx[1]][1])
+          and not _asks(pieces[instr_idx[0]][1])):
+        # A paragraph that asks nothing, then a short question about it (reading
+        # comprehension): the paragraph is material.
+        k = instr_idx[0]
+        pieces[k] = ("m", pieces[k][1], "para", "")
     elif len(instr_idx) == 1 and total > 900:
         k = instr_idx[0]
         sentences = _SENTENCE_END.split(pieces[k][1])
