@@ -449,10 +449,9 @@ async def test_a_long_answer_streams_below_a_pane_at_rest_and_scrolls_into_view(
         view = routed.answer
         assert view.virtual_size.height == view.line_count > 3 * view.size.height
         view.scroll_end(animate=False)
-        await pilot.pause()
-        await pilot.pause()
-        assert find_on_screen(app, "word59")
-        assert find_on_screen(app, "Paragraph 59:")
+        # The lines scrolled to are drawn within a frame or two; on a busy machine that can
+        # take more than two pauses, so wait for them (the guard deadline catches "never").
+        await until(pilot, lambda: find_on_screen(app, "Paragraph 59:"), "the answer's end shown")
         await pilot.press("escape")
         await settle(pilot)
 
