@@ -374,8 +374,7 @@ def split_prompt(prompt: str) -> Split:
             # Material continues until an ask. Once the instruction has asked something
             # ("Label these tweets:", "what is this email about?"), only a short closing ask
             # ends it: a pasted email or tweet asks things too.
-            first = _label_of(lines[0])
-            asks_label = first is not None and first[1] in INSTRUCTION_LABELS
+            asks_label = _asks_label(lines[0])
             n_instr = sum(1 for p in pieces if p[0] == "i")
             if n_instr != asked_at:  # recomputed only when instruction pieces were added
                 asked = any(p[0] == "i" and _has_ask(p[1]) for p in pieces)
@@ -740,9 +739,10 @@ _FOLD_ASCII = str.maketrans({chr(i): _fold_char(chr(i)) for i in range(128)})
 
 
 # Chinese and Japanese: runs of ideographs and kana, written without spaces between words.
-_CJK = re.compile("[\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
-_CJK_IN_TEXT = re.compile("[\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-                          "\uff66-\uff9f]")  # (half-width katakana folds into the range above)
+_CJK_CHARS = "\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_CJK = re.compile(f"[{_CJK_CHARS}]+")
+# In raw text, half-width katakana too (folding turns it into the katakana above).
+_CJK_IN_TEXT = re.compile(f"[{_CJK_CHARS}\uff66-\uff9f]")
 
 
 def _words(text: str) -> list[str]:
