@@ -936,6 +936,10 @@ def test_lexicon_normalises_entries_like_prompt_words_and_matches_phrases():
     words = F._words("Écris un poème, a fairy tale about node.js and Git")
     assert sorted(lex.hits(words)) == ["x:code", "x:code", "x:creative", "x:creative"]
     assert not F.Lexicon.build({})
+    # Chinese and Japanese entries are runs of character pairs, whatever their length.
+    cjk = F.Lexicon.build({"code": ["プログラム", "数据库"], "math": ["方程"]})
+    assert sorted(cjk.hits(F._words("このプログラムの数据库と方程"))) == ["x:code", "x:code", "x:math"]
+    assert cjk.hits(F._words("プログ")) == []
     assert F.tokens("a fairy tale", F.Lexicon()) == F.tokens("a fairy tale")
 
 

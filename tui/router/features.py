@@ -29,10 +29,10 @@ import unicodedata
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 # Bump when tokens change: the on-disk model cache is keyed by it.
-FEATURE_VERSION = 27
+FEATURE_VERSION = 28
 
 HEAD_CHARS = 5_000  # of a huge prompt, the head and the tail are featurized ...
 TAIL_CHARS = 2_000  # ... (instructions sit at the start or the end)
@@ -845,32 +845,38 @@ def _cap(text: str, limit: int) -> str:
 @dataclass(frozen=True)
 class Lexicon:
     """The task types' vocabularies (routes.toml ``tasks.<name>.vocabulary``), normalised the
-    way prompt words are (lower case, digits as 0, accents folded): word or "word word" ->
-    the task types whose vocabulary holds it. Each hit in a prompt's instruction adds an
-    ``x:<task>`` token; the model learns from the examples how much such a hit is worth."""
+    way prompt words are (lower case, digits as 0, accents folded, Chinese and Japanese as
+    character pairs): word or phrase -> the task types whose vocabulary holds it. Each hit in
+    a prompt's instruction adds an ``x:<task>`` token; the model learns from the examples how
+    much such a hit is worth."""
 
     words: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    # Keyed by the phrase's two words: looking up each pair of a prompt's words costs a tuple,
-    # not a new joined string.
-    phrases: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
+    # Keyed by the phrase's words: looking up each run of a prompt's words costs a tuple, not
+    # a new joined string. Two words in Latin script (the table refuses more); a Chinese or
+    # Japanese entry is as many character pairs as it has characters less one ("プログラム": 4).
+    phrases: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, vocabularies: Mapping[str, Iterable[str]]) -> Lexicon:
         words: dict[str, list[str]] = {}
-        phrases: dict[tuple[str, str], list[str]] = {}
+        phrases: dict[tuple[str, ...], list[str]] = {}
         for task, entries in vocabularies.items():
             for entry in entries:
                 parts = _words(entry)
+                if not parts:
+                    continue  # nothing to match (the table refuses empty entries)
                 if len(parts) == 1:
                     into = words.setdefault(parts[0], [])
-                elif len(parts) == 2:
-                    into = phrases.setdefault((parts[0], parts[1]), [])
                 else:
-                    continue  # the table refuses these; a library caller gets them ignored
+                    into = phrases.setdefault(tuple(parts), [])
                 if task not in into:
                     into.append(task)
         return cls({k: tuple(v) for k, v in words.items()},
                    {k: tuple(v) for k, v in phrases.items()})
+
+    @cached_property
+    def _phrase_lengths(self) -> tuple[int, ...]:
+        return tuple(sorted({len(k) for k in self.phrases}))
 
     def __bool__(self) -> bool:
         return bool(self.words or self.phrases)
@@ -881,9 +887,10 @@ class Lexicon:
         get = self.words.get
         for found in filter(None, map(get, words)):
             out.extend("x:" + task for task in found)
-        if self.phrases:
-            get = self.phrases.get
-            for found in filter(None, map(get, zip(words, words[1:], strict=False))):
+        get = self.phrases.get
+        for n in self._phrase_lengths:
+            runs = zip(*(words[i:] for i in range(n)), strict=False)
+            for found in filter(None, map(get, runs)):
                 out.extend("x:" + task for task in found)
         return out
 
