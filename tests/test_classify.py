@@ -252,6 +252,37 @@ def test_fit_temperature_recovers_a_known_temperature():
     assert 2.6 < t < 3.4
 
 
+def _copies(texts: list[str], y: np.ndarray) -> dict[str, str]:
+    extra, extra_y, source = C.augment(texts, y, share=0.3, seed=0)
+    assert list(extra_y) == [int(y[i]) for i in source]  # a copy keeps its example's label
+    return {texts[i]: copy for i, copy in zip(source, extra, strict=True)}
+
+
+def test_adding_an_example_leaves_the_other_examples_augmented_copies_alone(default_table):
+    """Which examples get a borrowed passage, which one and how, follows each example's own
+    text: editing the table must not reshuffle every copy (and every borderline prompt)."""
+    examples = C.examples_by_label(default_table)
+    texts = [t for ex in examples.values() for t in ex]
+    y = np.array([i for i, ex in enumerate(examples.values()) for _ in ex])
+    before = _copies(texts, y)
+    assert 0.2 * len(texts) < len(before) < 0.4 * len(texts)
+    assert all(source in copy for source, copy in before.items())
+    # A short example, inserted in the middle of the table: every other copy is unchanged.
+    at = len(texts) // 3
+    short = "how many bridges cross the river in prague"
+    after = _copies(texts[:at] + [short] + texts[at:], np.insert(y, at, y[at]))
+    assert {s: c for s, c in after.items() if s != short} == before
+    # One with pasted material adds a passage to borrow: only a few copies move to it.
+    pasted = "Who wrote this?\n\n" + " ".join(["The lighthouse keeper counted the ships."] * 4)
+    after = _copies(texts + [pasted], np.append(y, y[-1]))
+    assert after.keys() == before.keys()
+    moved = sum(after[s] != before[s] for s in before)
+    assert moved <= 0.05 * len(before)
+    # Another seed draws other copies.
+    other = C.augment(texts, y, share=0.3, seed=1)[0]
+    assert set(other) != set(before.values())
+
+
 def test_adding_a_task_type_with_examples_makes_it_predictable(tmp_path):
     cooking = [
         "how long should I boil an egg for a runny yolk",
