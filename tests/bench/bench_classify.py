@@ -130,7 +130,8 @@ def main() -> None:
     model = trained.model
     print(f"  model: {meta['n_features']} features, {meta['n_augmented']} augmented copies, "
           f"temperature {model.temperature:.3f}, {meta['cv_folds']}-fold CV macro-F1 "
-          f"{meta['cv_macro_f1']:.3f} (on half the data per fold)")
+          f"{meta['cv_macro_f1']:.3f} (on half the data per fold), final fit "
+          f"{meta.get('newton_steps', '?')} Newton steps")
 
     local = C.LocalClassifier(model)
     ruled = C.RuleClassifier.from_table(table, local)
