@@ -91,10 +91,11 @@ class TrainParams:
     max_iter: int = 200
     tol: float = 1e-3
     # Salt of the augmentation's draws and of the calibration folds. Which copies are drawn
-    # moves dev-set accuracy by itself (476 to 484 of 509 right over seeds 0-4 when it was
-    # picked); 4 was the best of seeds 0-4 on the dev set and the probe prompts then, picked
-    # as any hyper-parameter is. Unseen prompts should expect the seeds' mean, not the best.
-    seed: int = 4
+    # moves accuracy by itself: over seeds 0-4, 481 to 486 of 509 dev prompts and 1,042 to
+    # 1,049 of 1,104 with the probe prompts; seeds 3 and 4 tied best, and 3 took 2 Newton
+    # steps in the final fit where 4 took 9 (how many is luck too: 2 to 9 over the seeds).
+    # Unseen prompts should expect the seeds' mean, not the best.
+    seed: int = 3
 
 
 DEFAULT_PARAMS = TrainParams()
