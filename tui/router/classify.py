@@ -686,7 +686,7 @@ def _train(
             lap("calibrate_s")
         # The final fit starts where the fold models ended, and stops at the same gradient
         # tolerance as a cold start would. How many Newton steps that saves depends on how
-        # close their mean lands (2 to 8 over augmentation seeds 0-7; 8 from a cold start).
+        # close their mean lands (2 to 9 over augmentation seeds; about 8 from a cold start).
         estimator = fit(np.arange(len(all_y)), params.tol, fold_models)
         fit_info["newton_steps"] = int(np.max(estimator.n_iter_))
         coef, intercept = estimator.coef_.T, estimator.intercept_

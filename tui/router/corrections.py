@@ -11,12 +11,13 @@ at once, and accuracy on a dev set is compared before and after.
 
 Retraining fast (the <= 1 s budget): a full training run (:func:`tui.router.classify.train`)
 featurizes every example, fits the logistic regression from scratch, then fits it again once per
-calibration fold; that takes seconds. A correction changes one example of ~1,600, so here the
+calibration fold; that takes seconds. A correction changes one example of ~2,200, so here the
 model is retrained INCREMENTALLY, aiming at the model a full training gives:
 
 * the training texts stay featurized (token counts per text, :class:`_TrainState`), so only the
-  new example and the augmented copies that changed (``classify.augment``, same seed) are
-  featurized; tf-idf weights are recomputed from the counts with numpy;
+  new example and the augmented copies that changed (``classify.augment``, same seed: each
+  copy is drawn from its own example's text, so that is the new example's copy and the ~1/n
+  that borrow a new passage) are featurized; tf-idf weights are recomputed with numpy;
 * the same logistic regression (same loss, C, features, group weights: the same optimum) is
   fitted WARM-STARTED from the current model's coefficients with Newton-CG, on one BLAS thread,
   to a tolerance 10 times tighter than a full training's, 100 times when a new example is still
