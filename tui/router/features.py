@@ -33,7 +33,7 @@ from functools import cached_property, lru_cache
 
 # Bump when tokens, or how a model is trained from them, change: the on-disk model cache is
 # keyed by it.
-FEATURE_VERSION = 29
+FEATURE_VERSION = 30
 
 HEAD_CHARS = 5_000  # of a huge prompt, the head and the tail are featurized ...
 TAIL_CHARS = 2_000  # ... (instructions sit at the start or the end)
@@ -61,6 +61,7 @@ _GROUP_BY_PREFIX = {
     "lf2": GROUP_WORDS,
     "c": GROUP_CHARS,
     "p": GROUP_PASSAGE,
+    "x": GROUP_WORDS,
 }
 
 
@@ -233,6 +234,9 @@ def _first_word(text: str) -> str:
     return m.group(0).lower() if m else ""
 
 
+_WH_WORDS = frozenset("what who when where why how which".split())
+
+
 def _asks(text: str) -> bool:
     """Whether a short piece of text reads as a request or a question."""
     if "?" in text[-600:]:
@@ -263,17 +267,22 @@ def _structured(para: str) -> str:
     return kind if kind in ("code", "data", "log", "table", "markup") else ""
 
 
+# A line of nothing but words, spaces and sentence punctuation, at most 150 characters.
+_PLAIN_WORDS = re.compile(r"[^\W\d_][\w ,.'’!?-]{5,148}\Z")
+_SHORT_ASKS = frozenset("help thoughts explain why what how review fix ideas feedback".split())
+
+
 def _prose_ask(line: str) -> bool:
-    """A line of plain words that asks something (not a line of code or data)."""
+    """A line of plain words that asks something (not a line of code or data): a request,
+    a question (with or without its question mark), or a one-word ask ("why", "help?")."""
     s = line.strip()
-    return (
-        len(s) >= 8
-        and " " in s
-        and not _code_line(s)
-        and not _LOG_LINE.match(s)
-        and len(_SYMBOLISH.findall(s)) <= 1
-        and _asks(s)
-    )
+    if " " not in s:
+        return s.rstrip("?!.:").lower() in _SHORT_ASKS
+    if len(s) < 8 or _code_line(s) or _LOG_LINE.match(s):
+        return False
+    if _PLAIN_WORDS.match(s):  # "its not working", "this gives the wrong total"
+        return True
+    return len(_SYMBOLISH.findall(s)) <= 1 and _asks(s)
 
 
 def _split_paragraphs(text: str) -> list[str]:
@@ -536,6 +545,17 @@ def split_prompt(prompt: str) -> Split:
                 ("m", " ".join(sentences[1:-1]), "middle", ""),
                 ("i", sentences[-1], "", ""),
             ]
+
+    # A short ask, then paragraphs that ask nothing ("tl;dr", "what's the sample size? no time
+    # to read it all", then the article): those paragraphs are material.
+    instr_idx = [k for k, p in enumerate(pieces) if p[0] == "i"]
+    if len(instr_idx) >= 2 and len(pieces[instr_idx[0]][1]) < 300 and _asks(
+        pieces[instr_idx[0]][1]
+    ):
+        for k in instr_idx[1:]:
+            t = pieces[k][1]
+            if len(t) >= 150 and not _asks(t[:300] + t[-300:]):
+                pieces[k] = ("m", t, "para", "")
 
     previous = ""
     for role, t, how, label in pieces:
