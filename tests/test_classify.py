@@ -548,6 +548,44 @@ def test_a_paragraph_then_a_short_question_about_it_is_reading_comprehension():
     assert not s.passages
 
 
+def test_a_short_ask_then_paragraphs_that_ask_nothing_makes_them_material():
+    """Chat prompts ask first and paste after, often with no colon: the article is material
+    (before, its words and numbers were instruction, and the figures made it math)."""
+    article = ("In this randomized trial, 1,204 adults aged 50-75 were assigned to a low-salt diet"
+               " or usual care for 18 months. Systolic pressure fell by 6.1 mmHg in the diet group"
+               " and 1.2 mmHg with usual care; adherence was 71%.")
+    for ask in ("tl;dr", "what's the sample size and the main result? no time to read it all"):
+        s = F.split_prompt(F.clean(ask + "\n\n" + article))
+        assert s.instruction == [ask]
+        assert [(p.how, p.text) for p in s.passages] == [("para", article)]
+    # A paragraph that asks something stays instruction ("can you ..." after a short ask).
+    s = F.split_prompt(F.clean("Write a cover letter.\n\nCan you mention that I led a team of"
+                               " five nurses for three years and that I speak Spanish? Keep it"
+                               " under 300 words please."))
+    assert not s.passages
+    # A role-play set-up is the ask, not material before a short question.
+    setup = ("Let's roleplay. You are Bram, a grumpy innkeeper in a small fantasy village. I'm a"
+             " traveler who walked in soaked from the storm with two silver coins. Stay in"
+             " character no matter what.")
+    s = F.split_prompt(F.clean(setup + "\n\n*shakes off the rain* Evening. Got a room?"))
+    assert s.instruction[0] == setup and not s.passages
+
+
+def test_a_plain_line_above_pasted_code_is_the_ask():
+    """A line of plain words over a code block, without a blank line between ('its not
+    working', 'why', 'what does this do' with no question mark) is the ask, not code."""
+    code = "func main() {\n    ch := make(chan int)\n    go func() { ch <- 1 }()\n}"
+    for ask in ("why", "its not working", "what does this do", "help?"):
+        s = F.split_prompt(F.clean(ask + "\n" + code))
+        assert s.instruction == [ask]
+        assert [(p.how, p.kind) for p in s.passages] == [("structured", "code")]
+    # "summarize: <text>" on one line: the text is material.
+    s = F.split_prompt(F.clean("summarize: The new firmware adds a vacation mode, fixes the bug"
+                               " where the display froze after a power cut, and improves Wi-Fi."))
+    assert s.instruction == ["summarize:"]
+    assert [p.how for p in s.passages] == ["inline"]
+
+
 def test_a_question_line_ends_labelled_material_in_the_same_paragraph():
     s = F.split_prompt(F.clean("Reference: The vault opened in 2008 and keeps seeds at minus 18"
                                " degrees.\nQuestion: How cold is it kept?"))

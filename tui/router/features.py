@@ -33,7 +33,7 @@ from functools import cached_property, lru_cache
 
 # Bump when tokens, or how a model is trained from them, change: the on-disk model cache is
 # keyed by it.
-FEATURE_VERSION = 30
+FEATURE_VERSION = 31
 
 HEAD_CHARS = 5_000  # of a huge prompt, the head and the tail are featurized ...
 TAIL_CHARS = 2_000  # ... (instructions sit at the start or the end)
@@ -234,6 +234,9 @@ def _first_word(text: str) -> str:
     return m.group(0).lower() if m else ""
 
 
+# First words that open an ask without an imperative: requests, and role-play set-ups ("Let's
+# roleplay.", "You are Bram, a grumpy innkeeper ...").
+_ASK_OPENERS = frozenset("please pls plz can could now let's lets let you you're youre".split())
 _WH_WORDS = frozenset("what who when where why how which".split())
 
 
@@ -242,7 +245,7 @@ def _asks(text: str) -> bool:
     if "?" in text[-600:]:
         return True
     first = _first_word(text)
-    if first in IMPERATIVE_VERBS or first in ("please", "pls", "plz", "can", "could", "now"):
+    if first in IMPERATIVE_VERBS or first in _ASK_OPENERS:
         return True
     return _instructiveness(text) >= 0.1
 
@@ -484,7 +487,11 @@ def split_prompt(prompt: str) -> Split:
             # "Extract the dates from this: <long text>" on one line.
             head, sep, tail = line.partition(": ")
             if sep and len(head) <= 120 and len(tail) >= 60:
-                if set(_words(head)[-5:]) & _POINTERS:
+                head_words = _words(head)
+                if set(head_words[-5:]) & _POINTERS or (
+                    # "summarize: <text>", "tl;dr: <text>", "translate to French: <text>"
+                    0 < len(head_words) <= 4 and head_words[0] in IMPERATIVE_VERBS
+                ):
                     instr.append(head + ":")
                     pieces.append(("i", "\n".join(instr), "", ""))
                     instr = []
