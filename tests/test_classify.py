@@ -579,6 +579,13 @@ def test_a_plain_line_above_pasted_code_is_the_ask():
         s = F.split_prompt(F.clean(ask + "\n" + code))
         assert s.instruction == [ask]
         assert [(p.how, p.kind) for p in s.passages] == [("structured", "code")]
+    # Go indents with tabs: that is code, not a tab-separated table.
+    go = "func (s *Server) get(w http.ResponseWriter, r *http.Request) {\n\tid := r.URL.Query()"
+    go += ".Get(\"id\")\n\tif id == \"\" {\n\t\treturn\n\t}\n}"
+    s = F.split_prompt(F.clean("Can you review this Go handler?\n\n" + go))
+    assert [p.kind for p in s.passages] == ["code"]
+    s = F.split_prompt(F.clean("Which city is oldest?\n\nname\tfounded\nRome\t753 BC\nParis\t250 BC"))
+    assert [p.kind for p in s.passages] == ["table"]
     # "summarize: <text>" on one line: the text is material.
     s = F.split_prompt(F.clean("summarize: The new firmware adds a vacation mode, fixes the bug"
                                " where the display froze after a power cut, and improves Wi-Fi."))

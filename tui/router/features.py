@@ -33,7 +33,7 @@ from functools import cached_property, lru_cache
 
 # Bump when tokens, or how a model is trained from them, change: the on-disk model cache is
 # keyed by it.
-FEATURE_VERSION = 31
+FEATURE_VERSION = 32
 
 HEAD_CHARS = 5_000  # of a huge prompt, the head and the tail are featurized ...
 TAIL_CHARS = 2_000  # ... (instructions sit at the start or the end)
@@ -657,7 +657,8 @@ def passage_kind(text: str, label: str = "", how: str = "") -> str:
         return "log"
     if label in CODE_TAGS and label != "code" or (how == "fence" and label in CODE_TAGS):
         return "code"
-    pipes = sum(1 for ln in lines if ln.count("|") >= 2 or "\t" in ln)
+    # Cells split by pipes or tabs; a tab that only indents is code's (Go), not a table's.
+    pipes = sum(1 for ln in lines if ln.count("|") >= 2 or "\t" in ln.strip())
     if n >= 2 and pipes >= 0.6 * n:
         return "table"
     if n >= 3:
