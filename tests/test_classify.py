@@ -357,6 +357,18 @@ def test_default_table_rules_catch_tracebacks_and_fences(default_classifier):
     assert (c.label, c.classifier) == ("code", "rule")
 
 
+def test_default_code_rule_leaves_maths_written_like_code_to_the_model(default_classifier):
+    """'let x = 5' and 'function f(x) = ...' open maths prompts too; the code rule takes a
+    let/var line only with code punctuation on it, and a function header only with its body."""
+    for prompt in ("let x = 5. what is 3x + 2?", "function f(x) = x^2 - 4x + 3. find its roots"):
+        c = default_classifier.classify(prompt)
+        assert (c.label, c.classifier) == ("math", "local"), (prompt, c)
+    for prompt in ("let total = items.reduce((a, b) => a + b);", "function add(a, b) {\n  return a + b\n}",
+                   "var count = 0;", "const API_URL = process.env.API_URL"):
+        c = default_classifier.classify(prompt)
+        assert (c.label, c.classifier) == ("code", "rule"), (prompt, c)
+
+
 # --------------------------------------------------------------------------------------------
 # Caches
 # --------------------------------------------------------------------------------------------
