@@ -21,4 +21,4 @@ def machine_reference() -> float:
 
 def describe() -> str:
     return (f"machine yardstick: 1M-addition Python loop {machine_reference() * 1000:.0f} ms "
-            "(lower is a faster moment of this shared machine; 44-76 ms seen on 2026-11-22)")
+            "(lower is a faster moment of this shared machine; 44-76 ms seen on 2026-11-22, 36-64 on 2026-12-05)")
