@@ -237,7 +237,6 @@ def _first_word(text: str) -> str:
 # First words that open an ask without an imperative: requests, and role-play set-ups ("Let's
 # roleplay.", "You are Bram, a grumpy innkeeper ...").
 _ASK_OPENERS = frozenset("please pls plz can could now let's lets let you you're youre".split())
-_WH_WORDS = frozenset("what who when where why how which".split())
 
 
 def _asks(text: str) -> bool:
@@ -270,7 +269,7 @@ def _structured(para: str) -> str:
     return kind if kind in ("code", "data", "log", "table", "markup") else ""
 
 
-# A line of nothing but words, spaces and sentence punctuation, at most 150 characters.
+# A line of nothing but words, spaces and sentence punctuation, 6 to 149 characters long.
 _PLAIN_WORDS = re.compile(r"[^\W\d_][\w ,.'’!?-]{5,148}\Z")
 _SHORT_ASKS = frozenset("help thoughts explain why what how review fix ideas feedback".split())
 
