@@ -29,17 +29,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from tui.router import classify as C  # noqa: E402
+from tui.router.evaluate import LabelledPrompt, score  # noqa: E402
 from tui.router.table import load_table  # noqa: E402
-
-
-def macro_f1(gold: list[str], pred: list[str], labels: list[str]) -> float:
-    scores = []
-    for label in labels:
-        tp = sum(g == label and p == label for g, p in zip(gold, pred, strict=True))
-        fp = sum(g != label and p == label for g, p in zip(gold, pred, strict=True))
-        fn = sum(g == label and p != label for g, p in zip(gold, pred, strict=True))
-        scores.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
-    return sum(scores) / len(scores)
 
 
 def load_sets() -> dict[str, list[dict]]:
@@ -68,11 +59,18 @@ def main() -> None:
         clf = C.RuleClassifier.from_table(table, C.LocalClassifier(trained.model))
         cells = []
         for name, rows in sets.items():
-            pred = [clf.classify(r["prompt"]).label for r in rows]
-            # A prediction equal to the line's second defensible label counts as right.
-            gold = [p if p == r.get("alt") else r["task_type"] for p, r in zip(pred, rows, strict=True)]
-            right[name].append(sum(g == p for g, p in zip(gold, pred, strict=True)))
-            f1[name].append(macro_f1(gold, pred, labels))
+            results = {r["prompt"]: clf.classify(r["prompt"]) for r in rows}
+            # Scored as `routedeck eval` scores, except that a prediction equal to the line's
+            # second defensible label ("alt") counts as right.
+            lenient = [
+                LabelledPrompt(r["prompt"], results[r["prompt"]].label
+                               if results[r["prompt"]].label == r.get("alt") else r["task_type"],
+                               line)
+                for line, r in enumerate(rows, 1)
+            ]
+            report = score(lenient, results.__getitem__, labels)
+            right[name].append(round(report.accuracy * report.n))
+            f1[name].append(report.macro_f1)
             cells.append(f"{name} {right[name][-1]}/{len(rows)}")
         shipped = " (shipped)" if seed == C.DEFAULT_PARAMS.seed else ""
         print(f"seed {seed}{shipped}: trained in {seconds:.2f} s, "
