@@ -591,6 +591,9 @@ def test_a_plain_line_above_pasted_code_is_the_ask():
         s = F.split_prompt(F.clean(ask + "\n" + code))
         assert s.instruction == [ask]
         assert [(p.how, p.kind) for p in s.passages] == [("structured", "code")]
+
+
+def test_go_code_is_code_and_a_one_line_summarize_pastes_its_text():
     # Go indents with tabs: that is code, not a tab-separated table.
     go = "func (s *Server) get(w http.ResponseWriter, r *http.Request) {\n\tid := r.URL.Query()"
     go += ".Get(\"id\")\n\tif id == \"\" {\n\t\treturn\n\t}\n}"

@@ -2,7 +2,7 @@
 .venv/bin/python tests/bench/bench_accuracy.py [SEEDS]).
 
 Which augmented copies the model trains on (``TrainParams.seed``) moves accuracy by itself: on
-the dev set alone, 481 to 486 of 509 right over seeds 0-4 with the same examples. A change to
+the dev set alone, 480 to 490 of 509 right over seeds 0-4 with the examples of 2026-12-05. A change to
 the featurizer or the examples is judged by the mean over several seeds, never by one run.
 This script trains the default routes.toml once per seed (0..SEEDS-1, default 5) and scores,
 with the rules applied first as ``routedeck`` does:

@@ -32,6 +32,7 @@ from tui.router.types import AttemptSummary, PairResult, RunResult
 ENV_VAR = "ROUTEDECK_LOG"
 FILE_NAME = "runs.sqlite3"
 BUSY_TIMEOUT_MS = 10_000
+_BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 Verdict = Literal["routed", "tie", "baseline"]
 VERDICTS: tuple[str, ...] = ("routed", "tie", "baseline")
 
@@ -223,7 +224,8 @@ class RunLog:
                 self._db.execute("PRAGMA journal_mode = WAL")
                 return
             except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
+                # The primary result code (the low byte): SQLITE_BUSY_RECOVERY and the like too.
+                if getattr(exc, "sqlite_errorcode", 0) & 0xFF not in _BUSY_CODES:
                     raise
                 if time.monotonic() + pause > deadline:
                     raise
