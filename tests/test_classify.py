@@ -211,29 +211,42 @@ def test_own_tfidf_equals_sklearn_tfidf_vectorizer(synthetic_trained):
     np.testing.assert_allclose(trained.matrix.toarray(), expected.toarray(), rtol=0, atol=1e-12)
 
 
+def _softmax_rows(z):
+    z = z - z.max(axis=1, keepdims=True)
+    return np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+
+
 def test_numpy_inference_equals_sklearn_predict_proba(synthetic_trained):
     trained = synthetic_trained
     model = trained.model
     texts = [t for ex in SYNTHETIC.values() for t in ex]
     texts += ["completely new words zebra quantum", "```\nprint(1)\n```", "Text: a b c\n\nsummarize"]
-    # scikit-learn's own path: its vectorizer (with our analyzer), group normalisation, LR.
+    # scikit-learn's own path: its vectorizer (with our analyzer), group normalisation, LR;
+    # the logits scaled by the share of known words.
     X = C.group_normalize(_sklearn_tfidf(trained, texts), model.groups, model.group_weights)
-    expected = trained.estimator.predict_proba(X)
+    known = np.array([model.columns(t)[2] for t in texts])[:, None]
+    assert known.min() < 1.0 < known.max() + 1e-9  # the new words are not known
+    z = known * trained.estimator.decision_function(X)
     got = np.array([model.predict_proba(t, calibrated=False) for t in texts])
-    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)
-    # And the calibrated probabilities are softmax(decision_function / T).
-    z = trained.estimator.decision_function(X) / model.temperature
-    z -= z.max(axis=1, keepdims=True)
-    calibrated = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(got, _softmax_rows(z), rtol=0, atol=1e-9)
+    # Where every word is known, that is scikit-learn's predict_proba itself.
+    full = known[:, 0] == 1.0
+    assert full.any()
+    np.testing.assert_allclose(got[full], trained.estimator.predict_proba(X[full]), rtol=0,
+                               atol=1e-9)
+    # And the calibrated probabilities are softmax(logits / T).
     got_cal = np.array([model.predict_proba(t) for t in texts])
-    np.testing.assert_allclose(got_cal, calibrated, rtol=0, atol=1e-9)
-    # The training matrix itself agrees too.
-    np.testing.assert_allclose(
-        np.array([model.predict_proba(t, calibrated=False) for t in texts[:5]]),
-        trained.estimator.predict_proba(trained.matrix[:5]),
-        rtol=0,
-        atol=1e-9,
-    )
+    np.testing.assert_allclose(got_cal, _softmax_rows(z / model.temperature), rtol=0, atol=1e-9)
+
+
+def test_a_prompt_without_known_words_gets_a_near_uniform_distribution(synthetic_trained):
+    model = synthetic_trained.model
+    for prompt in ("asdf qwer zxcv", "???", "zzqx"):
+        assert model.columns(prompt)[2] == C.MIN_SHARE
+        probs = model.predict_proba(prompt)
+        assert probs.max() < 1.5 / len(model.labels)
+    # a prompt of known words keeps its confidence
+    assert model.predict_proba("write a poem about the sea").max() > 0.5
 
 
 def test_temperature_is_positive_and_finite(synthetic_trained):
@@ -724,7 +737,8 @@ def test_decide_uncertain_goes_to_baseline(synthetic_table, synthetic_trained):
     assert d.uncertain is True
     assert d.cell == Cell(primary="sim/frontier", fallback="sim/frontier-fb")
     conf = d.classification.confidence
-    assert d.reason == f"low confidence {conf:.2f} < 0.99 → baseline"
+    assert d.reason.endswith(f"low confidence {conf:.2f} < 0.99) → baseline")
+    assert d.reason.startswith(f"{d.classification.label}? (")  # the guess, and why
     assert d.task == d.classification.label
 
 
@@ -737,7 +751,7 @@ def test_decide_uncertain_goes_to_a_task(synthetic_table, synthetic_trained):
     assert d.uncertain is True
     assert (d.task, d.priority) == ("factual", "latency")
     assert d.cell == table.cell("factual", "latency")
-    assert d.reason.startswith("low confidence") and "→ factual / latency" in d.reason
+    assert "low confidence" in d.reason and "→ factual / latency" in d.reason
 
 
 def test_decide_with_rule_is_certain_even_at_high_threshold(synthetic_table, synthetic_trained):

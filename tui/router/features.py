@@ -33,7 +33,7 @@ from functools import cached_property, lru_cache
 
 # Bump when tokens, or how a model is trained from them, change: the on-disk model cache is
 # keyed by it.
-FEATURE_VERSION = 32
+FEATURE_VERSION = 33
 
 HEAD_CHARS = 5_000  # of a huge prompt, the head and the tail are featurized ...
 TAIL_CHARS = 2_000  # ... (instructions sit at the start or the end)

@@ -283,16 +283,18 @@ _CHUNK = 256  # prompts scored per numpy batch
 
 def _score_batch(model: Any, prompts: Sequence[str]) -> np.ndarray:
     """Calibrated probabilities (n, labels) of ``prompts``, exactly as ``LinearModel`` computes
-    them one by one (tf-idf, per-group normalisation, dot product, softmax of logits / T)."""
+    them one by one (tf-idf, per-group normalisation, dot product, logits scaled by the share of
+    known words, softmax of logits / T)."""
 
-    per_prompt = [model.counts(prompt) for prompt in prompts]  # (known columns, counts)
+    # (known columns, counts, share of known words)
+    per_prompt = [model.columns(prompt) for prompt in prompts]
     n = len(prompts)
     k = len(model.labels)
     z = np.tile(model.intercept, (n, 1))
-    col = np.concatenate([c for c, _ in per_prompt]) if n else np.zeros(0, dtype=np.intp)
+    col = np.concatenate([c for c, _, _ in per_prompt]) if n else np.zeros(0, dtype=np.intp)
     if len(col):
-        rows = np.repeat(np.arange(n), [len(c) for c, _ in per_prompt])
-        tf = np.concatenate([t for _, t in per_prompt]).astype(np.float64)
+        rows = np.repeat(np.arange(n), [len(c) for c, _, _ in per_prompt])
+        tf = np.concatenate([t for _, t, _ in per_prompt]).astype(np.float64)
         vals = (np.log(tf) + 1.0) * model.idf[col]
         n_groups = len(model.group_weights)
         grp = model.groups[col]
@@ -303,6 +305,8 @@ def _score_batch(model: Any, prompts: Sequence[str]) -> np.ndarray:
         vals = vals * scale[rows, grp]
         for j in range(k):
             z[:, j] += np.bincount(rows, weights=vals * model.coef[col, j], minlength=n)
+    if n:
+        z *= np.array([s for _, _, s in per_prompt])[:, None]
     z = z / model.temperature
     z -= z.max(axis=1, keepdims=True)
     e = np.exp(z)
