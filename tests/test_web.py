@@ -254,6 +254,29 @@ async def test_token_is_printed_once_and_logged_nowhere_else(serve) -> None:
     ]
 
 
+def children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    if not path.exists():
+        pytest.skip("needs Linux's /proc to see the app processes")
+    return [int(p) for p in path.read_text().split()]
+
+
+async def test_stopping_the_server_ends_its_sessions(serve) -> None:
+    """ctrl+c with a browser still connected: the app process behind it is ended, not orphaned."""
+    served = serve("--simulate")
+    async with aiohttp.ClientSession() as http:
+        async with http.ws_connect(served.ws_url(), headers={"Origin": served.origin}) as ws:
+            screen = Screen(ws)
+            await screen.wait_for("ctrl+j runs the prompt")
+            apps = children(served.proc.pid)
+            assert len(apps) == 1
+            served.proc.send_signal(signal.SIGINT)
+            await screen.wait_closed()
+    output = served.stop()
+    assert served.proc.returncode == 0, output
+    assert not Path(f"/proc/{apps[0]}").exists()
+
+
 # ---------------------------------------------------------------------------------------------
 # The TUI's options in the browser: one run driven through the websocket
 # ---------------------------------------------------------------------------------------------

@@ -53,8 +53,9 @@ TEMPLATE = "index.html"
 # The one bundled font the page declares (variable weight), as textual-serve ships it.
 FONT_FILE = "fonts/RobotoMono-VariableFont_wght.ttf"
 FONT_ITALIC_FILE = "fonts/RobotoMono-Italic-VariableFont_wght.ttf"
-# How long a stop waits for open sessions before cancelling them (each then asks its app to quit).
-SHUTDOWN_TIMEOUT_S = 3.0
+# At a stop, open sessions are cancelled (each then tells its app process to quit and waits for
+# it to exit); this bounds how long the server waits for that.
+SHUTDOWN_TIMEOUT_S = 10.0
 
 
 def command_line(argv: Sequence[str]) -> str:
@@ -74,6 +75,7 @@ class WebServer(Server):
         self.token = secrets.token_urlsafe(32)
         self.open_browser = open_browser
         self.url: str | None = None
+        self._sessions: set[asyncio.Task[Any]] = set()
 
     @property
     def origin(self) -> str:
@@ -91,6 +93,7 @@ class WebServer(Server):
             web.get("/download/{key}", self.handle_download, name="download"),
             web.static("/static", self.statics_path, name="static"),
         ])
+        app.on_shutdown.append(self._end_sessions)
         return app
 
     def token_ok(self, request: web.Request) -> bool:
@@ -125,6 +128,20 @@ class WebServer(Server):
         response = aiohttp_jinja2.render_template(TEMPLATE, request, context)
         response.headers.update(self._page_headers())
         return response
+
+    async def handle_websocket(self, request: web.Request) -> web.WebSocketResponse:
+        """textual-serve's session (one app process), tracked so that a stop can end it."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._sessions.add(task)
+        try:
+            return await super().handle_websocket(request)
+        finally:
+            self._sessions.discard(task)
+
+    async def _end_sessions(self, app: web.Application) -> None:
+        for task in list(self._sessions):
+            task.cancel()
 
     def _page_headers(self) -> dict[str, str]:
         """Nothing from another host, no framing, no Referer (the page URL holds the token)."""
