@@ -416,7 +416,7 @@ async def test_metrics_update_while_the_answer_streams(make_app, openai_on_serve
                     "output tokens counted as they stream")
         for p in (routed, baseline):
             assert re.search(r"TTFT [\d,.]+ m?s", metrics(p)), metrics(p)
-            assert re.search(r"⏱ [\d,.]+ m?s", metrics(p)), metrics(p)
+            assert re.search(r"Δt [\d,.]+ m?s", metrics(p)), metrics(p)
         assert main_screen(app).last_pair is None  # nothing final yet
         await pilot.press("escape")
         await settle(pilot)

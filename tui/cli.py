@@ -685,7 +685,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log", metavar="PATH", help="run log file (default: the user data folder, or ROUTEDECK_LOG)")
     parser.add_argument("--no-log", action="store_true", help="do not record runs")
     parser.add_argument("--web", action="store_true", help="serve the TUI to a browser on 127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000, help="port for --web (default 8000)")
+    parser.add_argument("--port", type=int, default=8000, help="port for --web (default 8000; 0 picks a free one)")
+    parser.add_argument("--no-browser", action="store_true", help="with --web: print the URL only, do not open a browser")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def add(name: str, help_: str, func: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
@@ -757,28 +758,43 @@ def _run_tui(args: argparse.Namespace) -> int:
 
 
 def _serve_web(args: argparse.Namespace) -> int:
-    """Serve the TUI to a browser on 127.0.0.1 only (textual-serve has no authentication)."""
+    """Serve the TUI to a browser on 127.0.0.1, behind a per-launch token (tui/web/server.py)."""
     try:
-        from textual_serve.server import Server
-    except ImportError:
+        from tui.web.server import WebServer
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("textual_serve", "aiohttp", "aiohttp_jinja2", "jinja2"):
+            raise
         raise UserError(
-            "--web needs textual-serve: pip install 'routedeck[web]' "
-            "(or run: textual serve routedeck, from textual-dev)"
+            "--web needs textual-serve: pip install 'routedeck[web]'"
         ) from None
-    command = [sys.executable, "-m", "tui.cli"]
-    if args.routes:
-        command += ["--routes", os.path.abspath(args.routes)]
-    if getattr(args, "simulate", False):
-        command.append("--simulate")
-    _err(f"routedeck: serving on http://127.0.0.1:{args.port} (ctrl+c stops)")
-    Server(" ".join(_shell_quote(c) for c in command), host="127.0.0.1", port=args.port).serve()
+    # A broken routes.toml is reported here, once, rather than by every browser session.
+    _load_table(args.routes)
+    server = WebServer(web_app_argv(args), port=args.port, open_browser=not args.no_browser)
+    try:
+        server.serve()
+    except OSError as exc:
+        raise UserError(f"cannot serve on 127.0.0.1:{args.port}: {exc.strerror or exc}") from None
     return EXIT_OK
 
 
-def _shell_quote(word: str) -> str:
-    import shlex
+# The TUI's own options, passed on to the app process textual-serve starts for each browser
+# session so that they mean the same there. tests/test_web.py checks that every top-level
+# option but the --web ones is listed here.
+WEB_PATH_OPTIONS = {"routes": "--routes", "log": "--log"}
+WEB_FLAG_OPTIONS = {"simulate": "--simulate", "no_log": "--no-log"}
+WEB_OWN_OPTIONS = ("web", "port", "no_browser")
 
-    return shlex.quote(word)
+
+def web_app_argv(args: argparse.Namespace) -> list[str]:
+    """The argv of the app process behind `routedeck --web` (paths made absolute)."""
+    argv = [sys.executable, "-m", "tui.cli"]
+    for dest, flag in WEB_PATH_OPTIONS.items():
+        if value := getattr(args, dest, None):
+            argv += [flag, os.path.abspath(value)]
+    for dest, flag in WEB_FLAG_OPTIONS.items():
+        if getattr(args, dest, False):
+            argv.append(flag)
+    return argv
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -18,6 +18,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import get_current_worker
 
+from tui.app import HEADER_ICON
 from tui.app.widgets.model_list import price_label, price_style
 from tui.router.pricing import price_per_mtok
 from tui.router.sanitize import clean
@@ -140,7 +141,7 @@ class GridScreen(Screen):
         return self.app.session
 
     def compose(self) -> ComposeResult:
-        yield Header(show_clock=False)
+        yield Header(show_clock=False, icon=HEADER_ICON)
         yield Static("", id="grid-baseline")
         yield Static("", id="grid-dirty")
         yield DataTable(id="grid", cursor_type="cell", zebra_stripes=True)

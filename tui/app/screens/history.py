@@ -17,6 +17,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Select, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from tui.app import HEADER_ICON
 from tui.router.pricing import format_usd
 from tui.router.sanitize import clean
 
@@ -245,7 +246,7 @@ class HistoryScreen(Screen):
             (Text(f"{i}  {clean(t)}" if i <= 9 else clean(t)), t)
             for i, t in enumerate(tasks, start=1)
         ]
-        yield Header(show_clock=False)
+        yield Header(show_clock=False, icon=HEADER_ICON)
         with Horizontal(id="history-bar"):
             yield Select(options, value=ALL, allow_blank=False, id="history-filter")
             yield Static(Text(" reading the run log…", style="dim"), id="history-totals")

@@ -13,6 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, TextArea
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from tui.app import HEADER_ICON
 from tui.app.widgets.comparison import ComparisonBar
 from tui.app.widgets.decision_bar import DecisionBar
 from tui.app.widgets.prompt_editor import PromptEditor
@@ -77,7 +78,7 @@ class MainScreen(Screen):
         return self.app.session
 
     def compose(self) -> ComposeResult:
-        yield Header(show_clock=False)
+        yield Header(show_clock=False, icon=HEADER_ICON)
         yield PromptEditor(id="prompt")
         yield DecisionBar(id="decision")
         with Horizontal(id="panes"):

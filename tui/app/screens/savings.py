@@ -31,6 +31,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, ProgressBar, Static
 from textual.worker import get_current_worker
 
+from tui.app import HEADER_ICON
 from tui.app.widgets.charts import (
     BarChart,
     BarRow,
@@ -297,7 +298,7 @@ class SavingsScreen(Screen):
     # -- layout ---------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield Header(show_clock=False)
+        yield Header(show_clock=False, icon=HEADER_ICON)
         with VerticalScroll(id="savings-body", can_focus=False):
             yield Static("", id="savings-source")
             yield ProgressBar(id="savings-progress", show_eta=False)

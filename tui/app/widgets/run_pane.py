@@ -37,7 +37,7 @@ def render_metrics(m: MetricsSnapshot | None) -> Text:
     est = "~" if m.tokens_estimated else ""
     out.append("TTFT ", style="dim")
     out.append(_ms(m.ttft_ms))
-    out.append("  ⏱ ", style="dim")
+    out.append("  Δt ", style="dim")  # elapsed ("⏱" is in no common monospace font)
     out.append(_ms(m.elapsed_ms))
     out.append("  tok ", style="dim")
     out.append(f"{est}{m.input_tokens:,}→{est}{m.output_tokens:,}")
