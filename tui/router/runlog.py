@@ -8,13 +8,21 @@ RouteDeck processes can write at once, and carries its schema version in ``PRAGM
 
 Stored per run: the time, the prompt, the decision (task, priority, confidence, classifier,
 reason, uncertain, the cell) and both sides (model, simulated, usage, cost, timings, fallback and
-hedge, error, answer, attempts as JSON). Keys are never stored: every text is passed through
-:func:`~tui.router.sanitize.redact` with the values of the environment's key variables
-(``*_API_KEY``, ``*_TOKEN``, ...), any secrets given, and anything shaped like a key.
+hedge, status, error, answer, attempts as JSON). Keys are never stored: every text is passed
+through :func:`~tui.router.sanitize.redact` with the values of the environment's key variables
+(``*_API_KEY``, ``*_TOKEN``, ...), any secrets given (a session passes the values of its table's
+``api_key_env`` variables), and anything shaped like a key.
+
+A file that is not a SQLite database, or one cut short (truncated by a full disk or a bad
+copy), does not stop anything: it is moved aside, never deleted, to
+``runs.sqlite3.corrupt-<UTC time>`` (with its ``-wal``/``-shm`` companions), a fresh log is
+started, and ``RunLog.recovered_from`` is the path the old file went to (``None`` when nothing
+happened); ``RunLog.warning`` says so in one sentence, for a front end to show once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -33,6 +41,9 @@ ENV_VAR = "ROUTEDECK_LOG"
 FILE_NAME = "runs.sqlite3"
 BUSY_TIMEOUT_MS = 10_000
 _BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+# Result codes that mean the file itself is bad: not a database, or a damaged one.
+_BROKEN_CODES = (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT)
+_SQLITE_MAGIC = b"SQLite format 3\x00"
 Verdict = Literal["routed", "tie", "baseline"]
 VERDICTS: tuple[str, ...] = ("routed", "tie", "baseline")
 
@@ -94,6 +105,12 @@ MIGRATIONS: list[list[str]] = [
     decided_at TEXT NOT NULL
 )""",
     ],
+    # 2: how each side ended ("ok", "failed", "cancelled"): a cancel is not an error. Rows from
+    # before have NULL here and are read from their error ("cancelled" was stored as one).
+    [
+        "ALTER TABLE runs ADD COLUMN r_status TEXT",
+        "ALTER TABLE runs ADD COLUMN b_status TEXT",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -125,6 +142,8 @@ class SideRecord:
     text: str
     discarded_text: str
     attempts: tuple[AttemptSummary, ...]
+    # "ok", "failed" or "cancelled" (by the user; ``error`` is None then).
+    status: str = "ok"
 
 
 @dataclass(frozen=True)
@@ -193,25 +212,63 @@ class RunLog:
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path).expanduser() if path is not None else default_path()
         self._secrets = env_secrets(os.environ)
-        _create_private(self.path)
+        # Where a bad log found at this path was moved (a fresh one replaced it), and the
+        # sentence that says so; None when the log was fine.
+        self.recovered_from: Path | None = None
+        self.warning: str | None = None
         self._lock = threading.Lock()
+        _create_private(self.path)
         try:
-            self._db = sqlite3.connect(
+            self._db = self._open()
+        except sqlite3.DatabaseError as exc:
+            if not _is_broken(exc):
+                raise
+            self._recover(str(exc))
+            try:
+                self._db = self._open()
+            except sqlite3.DatabaseError as again:
+                raise RunLogError(f"cannot open the run log {self.path}: {again}") from None
+
+    def _open(self) -> sqlite3.Connection:
+        """Connect, set the connection up and migrate; a damaged file raises DatabaseError
+        (SQLITE_NOTADB / SQLITE_CORRUPT)."""
+        if _looks_truncated(self.path):
+            err = sqlite3.DatabaseError("the file is shorter than its header says (cut short)")
+            err.sqlite_errorcode = sqlite3.SQLITE_CORRUPT  # type: ignore[attr-defined]
+            raise err
+        try:
+            db = sqlite3.connect(
                 self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                 check_same_thread=False,
             )
         except sqlite3.Error as exc:
             raise RunLogError(f"cannot open the run log {self.path}: {exc}") from None
-        self._db.row_factory = sqlite3.Row
+        db.row_factory = sqlite3.Row
+        self._db = db
         try:
-            self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             self._wal()
-            self._db.execute("PRAGMA foreign_keys = ON")
-            self._db.execute("PRAGMA synchronous = NORMAL")
+            db.execute("PRAGMA foreign_keys = ON")
+            db.execute("PRAGMA synchronous = NORMAL")
             self._migrate()
+            # Walk to the newest run: reads the pages a cut-short file is missing first.
+            db.execute("SELECT MAX(id) FROM runs").fetchone()
         except BaseException:
-            self._db.close()
+            db.close()
             raise
+        return db
+
+    def _recover(self, reason: str) -> None:
+        """Move the bad file (and its -wal/-shm) aside and start afresh at ``self.path``."""
+        aside = _move_aside(self.path)
+        _create_private(self.path)
+        if aside is None:  # another process moved it already
+            return
+        self.recovered_from = aside
+        self.warning = (
+            f"the run log {self.path} could not be read ({reason}); it was moved to {aside} "
+            "and a new run log was started"
+        )
 
     def _wal(self) -> None:
         """Switch to WAL mode. Switching needs the file to itself, and SQLite answers "database
@@ -307,8 +364,18 @@ class RunLog:
         row.update(_side_row("b", pair.baseline, r))
         names = ", ".join(row)
         marks = ", ".join(f":{k}" for k in row)
+        sql = f"INSERT INTO runs ({names}) VALUES ({marks})"
         with self._lock:
-            cur = self._db.execute(f"INSERT INTO runs ({names}) VALUES ({marks})", row)
+            try:
+                cur = self._db.execute(sql, row)
+            except sqlite3.DatabaseError as exc:
+                if not _is_broken(exc):
+                    raise
+                # Damaged while in use: keep the file, start a fresh log, store the run there.
+                self._db.close()
+                self._recover(str(exc))
+                self._db = self._open()
+                cur = self._db.execute(sql, row)
             return int(cur.lastrowid or 0)
 
     def set_verdict(self, run_id: int, verdict: Verdict, *, when: datetime | None = None) -> None:
@@ -374,9 +441,11 @@ class RunLog:
         """
         parts = []
         if side in (None, "routed"):
-            parts.append("SELECT task, r_output_tokens AS n FROM runs WHERE r_error IS NULL")
+            parts.append("SELECT task, r_output_tokens AS n FROM runs WHERE r_error IS NULL "
+                         "AND COALESCE(r_status, 'ok') = 'ok'")
         if side in (None, "baseline"):
-            parts.append("SELECT task, b_output_tokens AS n FROM runs WHERE b_error IS NULL")
+            parts.append("SELECT task, b_output_tokens AS n FROM runs WHERE b_error IS NULL "
+                         "AND COALESCE(b_status, 'ok') = 'ok'")
         sql = f"SELECT task, AVG(n) FROM ({' UNION ALL '.join(parts)}) GROUP BY task ORDER BY task"
         with self._lock:
             rows = self._db.execute(sql).fetchall()
@@ -416,6 +485,84 @@ def _create_private(path: Path) -> None:
         os.close(fd)
 
 
+def _is_broken(exc: sqlite3.DatabaseError) -> bool:
+    """The error says the file is not a usable database (not one at all, or damaged)."""
+    if isinstance(exc, sqlite3.OperationalError | sqlite3.IntegrityError):
+        return False
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF in _BROKEN_CODES
+
+
+def _looks_truncated(path: Path) -> bool:
+    """A SQLite file shorter than the page count its header promises: cut short. Only judged
+    when no -wal file is beside it (a live WAL database may be mid-checkpoint)."""
+    try:
+        if Path(f"{path}-wal").exists():
+            return False
+        with open(path, "rb") as f:
+            header = f.read(100)
+            size = os.fstat(f.fileno()).st_size
+    except OSError:
+        return False
+    if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
+        return False
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    # The page count is valid only when the change counter matches "version-valid-for".
+    if header[24:28] != header[92:96] or pages == 0:
+        return False
+    return size < pages * page_size
+
+
+def _move_aside(path: Path) -> Path | None:
+    """Rename ``path`` (and its -wal, -shm) to ``<path>.corrupt-<time>``; the new path, or None
+    when another process already did it. A lock beside the file serialises the processes that
+    found it bad, so none of them moves the fresh log another one just started."""
+    lock_path = path.with_name(f".{path.name}.recover-lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        with contextlib.suppress(ImportError):
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return None
+        if not st.st_size or _opens_cleanly(path):
+            return None  # replaced by a new (empty) or good log meanwhile
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        aside = path.with_name(f"{path.name}.corrupt-{stamp}")
+        n = 1
+        while aside.exists():
+            n += 1
+            aside = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+        os.replace(path, aside)
+        for suffix in ("-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(f"{path}{suffix}", f"{aside}{suffix}")
+        return aside
+    finally:
+        os.close(fd)
+
+
+def _opens_cleanly(path: Path) -> bool:
+    """Whether ``path`` is now a readable run log (another process recovered it first)."""
+    if _looks_truncated(path):
+        return False
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1.0)
+    except sqlite3.Error:
+        return False
+    try:
+        db.execute("SELECT MAX(id) FROM runs").fetchone()
+        return True
+    except sqlite3.Error:
+        return False
+    finally:
+        db.close()
+
+
 def _side_row(prefix: str, s: RunResult, r: Any) -> dict[str, Any]:
     attempts = [asdict(a) for a in s.attempts]
     for a in attempts:
@@ -433,6 +580,7 @@ def _side_row(prefix: str, s: RunResult, r: Any) -> dict[str, Any]:
         f"{prefix}_fallback_reason": r(s.fallback_reason),
         f"{prefix}_hedged": int(s.hedged),
         f"{prefix}_error": r(s.error),
+        f"{prefix}_status": s.status,
         f"{prefix}_text": r(s.text),
         f"{prefix}_discarded_text": r(s.discarded_text),
         f"{prefix}_attempts": json.dumps(attempts),
@@ -445,6 +593,11 @@ def _side(row: sqlite3.Row, p: str) -> SideRecord:
         AttemptSummary(**{k: v for k, v in a.items() if k in fields})
         for a in json.loads(row[f"{p}_attempts"] or "[]")
     )
+    error, status = row[f"{p}_error"], row[f"{p}_status"]
+    if status is None:  # a row from before statuses were stored
+        status = "cancelled" if error == "cancelled" else ("failed" if error else "ok")
+    if status == "cancelled":
+        error = None
     return SideRecord(
         model=row[f"{p}_model"],
         simulated=bool(row[f"{p}_simulated"]),
@@ -457,10 +610,11 @@ def _side(row: sqlite3.Row, p: str) -> SideRecord:
         fallback_used=bool(row[f"{p}_fallback_used"]),
         fallback_reason=row[f"{p}_fallback_reason"],
         hedged=bool(row[f"{p}_hedged"]),
-        error=row[f"{p}_error"],
+        error=error,
         text=row[f"{p}_text"] or "",
         discarded_text=row[f"{p}_discarded_text"] or "",
         attempts=attempts,
+        status=status,
     )
 
 

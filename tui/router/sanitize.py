@@ -151,3 +151,14 @@ def env_secrets(env: Mapping[str, str], names: Iterable[str | None] = ()) -> tup
         if v and (k in wanted or (len(v) >= 8 and _SECRET_NAME.search(k)))
     }
     return tuple(sorted(out, key=len, reverse=True))
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_surrogates(text: str) -> str:
+    """``text`` with every lone surrogate (what ``surrogateescape`` makes of bytes that are not
+    UTF-8, e.g. in ``sys.argv``) replaced by U+FFFD, so it can be encoded, stored and shown."""
+    if not _SURROGATE.search(text):
+        return text
+    return _SURROGATE.sub("\ufffd", text)
