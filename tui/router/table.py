@@ -44,6 +44,7 @@ from typing import Any
 
 import tomli_w
 
+from tui.router.files import read_regular_file
 from tui.router.rules import RuleError, compile_rule
 from tui.router.types import (
     PROVIDER_KINDS,
@@ -216,45 +217,13 @@ def load_table(path: str | os.PathLike[str] | None = None) -> RoutingTable:
 
 def _read_routes_file(p: Path, label: str) -> bytes:
     """The bytes of a routes file: a regular file (not a FIFO, a device such as /dev/zero, or a
-    folder) of at most :data:`MAX_ROUTES_BYTES`. Opened without blocking, so a FIFO with no
-    writer is refused at once instead of waiting for one."""
-
-    def problem(message: str) -> TableError:
-        return TableError([Problem(label, None, "", message)])
-
+    folder) of at most :data:`MAX_ROUTES_BYTES`, opened without blocking."""
     try:
-        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        return read_regular_file(p, MAX_ROUTES_BYTES)
     except OSError as e:
-        raise problem(f"cannot read the file: {e.strerror or e}") from e
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            what = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
-            raise problem(f"cannot read the file: it is {what}; give a routes.toml file")
-        if st.st_size > MAX_ROUTES_BYTES:
-            raise problem(_too_big_message(st.st_size))
-        chunks: list[bytes] = []
-        size = 0
-        while size <= MAX_ROUTES_BYTES:
-            chunk = os.read(fd, 1 << 20)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        if size > MAX_ROUTES_BYTES:  # it grew while being read
-            raise problem(_too_big_message(size))
-        return b"".join(chunks)
-    except OSError as e:
-        raise problem(f"cannot read the file: {e.strerror or e}") from e
-    finally:
-        os.close(fd)
-
-
-def _too_big_message(size: int) -> str:
-    return (
-        f"the file is too large ({size / 2**20:.1f} MiB; a routes file may be at most "
-        f"{MAX_ROUTES_BYTES // 2**20} MiB)"
-    )
+        raise TableError(
+            [Problem(label, None, "", f"cannot read the file: {e.strerror or e}")]
+        ) from e
 
 
 def table_from_dict(
