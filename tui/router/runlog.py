@@ -28,7 +28,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -232,6 +232,11 @@ class RunLog:
     def _open(self) -> sqlite3.Connection:
         """Connect, set the connection up and migrate; a damaged file raises DatabaseError
         (SQLITE_NOTADB / SQLITE_CORRUPT)."""
+        try:
+            st = os.stat(self.path)
+            self._ident: tuple[int, int] | None = (st.st_dev, st.st_ino)
+        except OSError:
+            self._ident = None
         if _looks_truncated(self.path):
             err = sqlite3.DatabaseError("the file is shorter than its header says (cut short)")
             err.sqlite_errorcode = sqlite3.SQLITE_CORRUPT  # type: ignore[attr-defined]
@@ -260,7 +265,7 @@ class RunLog:
 
     def _recover(self, reason: str) -> None:
         """Move the bad file (and its -wal/-shm) aside and start afresh at ``self.path``."""
-        aside = _move_aside(self.path)
+        aside = _move_aside(self.path, self._ident)
         _create_private(self.path)
         if aside is None:  # another process moved it already
             return
@@ -365,44 +370,49 @@ class RunLog:
         names = ", ".join(row)
         marks = ", ".join(f":{k}" for k in row)
         sql = f"INSERT INTO runs ({names}) VALUES ({marks})"
+        return int(self._use(lambda db: db.execute(sql, row).lastrowid) or 0)
+
+    def _use(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
+        """``work(connection)`` under the lock. If the file turns out damaged while in use (a
+        page a read or a write reaches is bad), it is moved aside, a fresh log is started and
+        ``work`` runs again there."""
         with self._lock:
             try:
-                cur = self._db.execute(sql, row)
+                return work(self._db)
             except sqlite3.DatabaseError as exc:
                 if not _is_broken(exc):
                     raise
-                # Damaged while in use: keep the file, start a fresh log, store the run there.
                 self._db.close()
                 self._recover(str(exc))
-                self._db = self._open()
-                cur = self._db.execute(sql, row)
-            return int(cur.lastrowid or 0)
+                try:
+                    self._db = self._open()
+                except sqlite3.DatabaseError as again:
+                    raise RunLogError(f"cannot open the run log {self.path}: {again}") from None
+                return work(self._db)
 
     def set_verdict(self, run_id: int, verdict: Verdict, *, when: datetime | None = None) -> None:
         """A person's verdict on a run: the routed answer was better, as good, or worse."""
         if verdict not in VERDICTS:
             raise ValueError(f"verdict must be one of {VERDICTS}, not {verdict!r}")
         when = (when or datetime.now(UTC)).astimezone(UTC)
-        with self._lock:
-            try:
-                self._db.execute(
-                    "INSERT INTO verdicts (run_id, verdict, decided_at) VALUES (?, ?, ?) "
-                    "ON CONFLICT(run_id) DO UPDATE SET verdict = excluded.verdict, "
-                    "decided_at = excluded.decided_at",
-                    (run_id, verdict, when.isoformat()),
-                )
-            except sqlite3.IntegrityError:
+        try:
+            self._use(lambda db: db.execute(
+                "INSERT INTO verdicts (run_id, verdict, decided_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(run_id) DO UPDATE SET verdict = excluded.verdict, "
+                "decided_at = excluded.decided_at",
+                (run_id, verdict, when.isoformat()),
+            ))
+        except sqlite3.IntegrityError:
                 raise KeyError(f"no run {run_id}") from None
 
     # -- reading --------------------------------------------------------------------------------
 
     def get(self, run_id: int) -> RunRecord | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT runs.*, verdicts.verdict FROM runs LEFT JOIN verdicts "
-                "ON verdicts.run_id = runs.id WHERE runs.id = ?",
-                (run_id,),
-            ).fetchone()
+        row = self._use(lambda db: db.execute(
+            "SELECT runs.*, verdicts.verdict FROM runs LEFT JOIN verdicts "
+            "ON verdicts.run_id = runs.id WHERE runs.id = ?",
+            (run_id,),
+        ).fetchone())
         return _record(row) if row else None
 
     def recent(self, limit: int = 50, task: str | None = None) -> list[RunRecord]:
@@ -415,22 +425,20 @@ class RunLog:
             args.append(task)
         sql += " ORDER BY runs.id DESC LIMIT ?"
         args.append(int(limit))
-        with self._lock:
-            rows = self._db.execute(sql, args).fetchall()
+        rows = self._use(lambda db: db.execute(sql, args).fetchall())
         return [_record(row) for row in rows]
 
     def totals(self, task: str | None = None) -> Totals:
         """How many runs, and what routing saved on those whose two costs are known."""
         where, args = ("WHERE task = ?", [task]) if task is not None else ("", [])
-        with self._lock:
-            row = self._db.execute(
-                f"""SELECT COUNT(*),
-                    SUM(r_cost_usd IS NOT NULL AND b_cost_usd IS NOT NULL),
-                    TOTAL(CASE WHEN b_cost_usd IS NOT NULL THEN r_cost_usd END),
-                    TOTAL(CASE WHEN r_cost_usd IS NOT NULL THEN b_cost_usd END)
-                FROM runs {where}""",
-                args,
-            ).fetchone()
+        row = self._use(lambda db: db.execute(
+            f"""SELECT COUNT(*),
+                SUM(r_cost_usd IS NOT NULL AND b_cost_usd IS NOT NULL),
+                TOTAL(CASE WHEN b_cost_usd IS NOT NULL THEN r_cost_usd END),
+                TOTAL(CASE WHEN r_cost_usd IS NOT NULL THEN b_cost_usd END)
+            FROM runs {where}""",
+            args,
+        ).fetchone())
         return Totals(int(row[0]), int(row[1] or 0), float(row[2]), float(row[3]))
 
     def avg_output_tokens_by_task(self, side: Literal["routed", "baseline"] | None = None
@@ -447,8 +455,7 @@ class RunLog:
             parts.append("SELECT task, b_output_tokens AS n FROM runs WHERE b_error IS NULL "
                          "AND COALESCE(b_status, 'ok') = 'ok'")
         sql = f"SELECT task, AVG(n) FROM ({' UNION ALL '.join(parts)}) GROUP BY task ORDER BY task"
-        with self._lock:
-            rows = self._db.execute(sql).fetchall()
+        rows = self._use(lambda db: db.execute(sql).fetchall())
         return {row[0]: float(row[1]) for row in rows}
 
     def verdict_counts(self, task: str | None = None) -> dict[str, int]:
@@ -459,8 +466,7 @@ class RunLog:
             sql += " WHERE runs.task = ?"
             args.append(task)
         sql += " GROUP BY verdict"
-        with self._lock:
-            rows = self._db.execute(sql, args).fetchall()
+        rows = self._use(lambda db: db.execute(sql, args).fetchall())
         counts = dict.fromkeys(VERDICTS, 0)
         counts.update({row[0]: int(row[1]) for row in rows})
         return counts
@@ -514,10 +520,11 @@ def _looks_truncated(path: Path) -> bool:
     return size < pages * page_size
 
 
-def _move_aside(path: Path) -> Path | None:
+def _move_aside(path: Path, ident: tuple[int, int] | None) -> Path | None:
     """Rename ``path`` (and its -wal, -shm) to ``<path>.corrupt-<time>``; the new path, or None
-    when another process already did it. A lock beside the file serialises the processes that
-    found it bad, so none of them moves the fresh log another one just started."""
+    when another process already did it. ``ident`` is the (device, inode) of the file found
+    bad: a lock beside it serialises the processes that found it bad, and the file is moved
+    only if it is still that one, so none of them moves the fresh log another just started."""
     lock_path = path.with_name(f".{path.name}.recover-lock")
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
@@ -529,8 +536,8 @@ def _move_aside(path: Path) -> Path | None:
             st = path.stat()
         except FileNotFoundError:
             return None
-        if not st.st_size or _opens_cleanly(path):
-            return None  # replaced by a new (empty) or good log meanwhile
+        if (st.st_dev, st.st_ino) != ident:
+            return None  # another process moved the bad file and started a new log meanwhile
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         aside = path.with_name(f"{path.name}.corrupt-{stamp}")
         n = 1
@@ -544,23 +551,6 @@ def _move_aside(path: Path) -> Path | None:
         return aside
     finally:
         os.close(fd)
-
-
-def _opens_cleanly(path: Path) -> bool:
-    """Whether ``path`` is now a readable run log (another process recovered it first)."""
-    if _looks_truncated(path):
-        return False
-    try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1.0)
-    except sqlite3.Error:
-        return False
-    try:
-        db.execute("SELECT MAX(id) FROM runs").fetchone()
-        return True
-    except sqlite3.Error:
-        return False
-    finally:
-        db.close()
 
 
 def _side_row(prefix: str, s: RunResult, r: Any) -> dict[str, Any]:
