@@ -367,7 +367,9 @@ class _SideRunner:
         """The side's total time is up: end what runs; fall back when nothing was shown yet
         and the fallback is still to try. False when the side is over."""
         total = self.timeouts.total
-        live = [a for a in self.attempts if a.live]
+        # The attempts still running (or, between attempts, the last one: the side's final
+        # event must still be sent).
+        live = [a for a in self.attempts if a.live] or self.attempts[-1:]
         shown = any(a.got_text for a in self.attempts)
         can_fall_back = (
             not shown and self.plan.fallback is not None
@@ -380,8 +382,6 @@ class _SideRunner:
             )
             self._send(a, err)
             self._end(a, "failed", err, final=not can_fall_back and i == len(live) - 1)
-        if not live:  # between attempts (a retry wait cannot get here, it is bounded below)
-            return False
         if not can_fall_back:
             return False
         self.hedge_at = None

@@ -792,6 +792,50 @@ def _build(
         classifier = ClassifierSettings(kind, threshold, uncertain, llm_model)  # type: ignore[arg-type]
 
     # -- timeouts ----------------------------------------------------------------------------
+    timeouts = _timeouts(c, doc)
+
+    # -- profiles ----------------------------------------------------------------------------
+    profiles: dict[str, ModelProfile] = {}
+    if "profiles" in doc and (sec := c.table(("profiles",), doc["profiles"])) is not None:
+        for model_id, v in c.entries(("profiles",), sec):
+            p = ("profiles", model_id)
+            c.model(p, model_id, provider_names, required=True)
+            ttft = c.number(
+                p + ("ttft_ms",), v.get("ttft_ms"), default=0.0, required=True, what="milliseconds"
+            )
+            speed = c.number(
+                p + ("tokens_per_s",),
+                v.get("tokens_per_s"),
+                default=1.0,
+                positive=True,
+                required=True,
+                what="tokens per second",
+            )
+            c.unknown_keys(p, v, _PROFILE_KEYS)
+            profiles[model_id] = ModelProfile(ttft, speed)
+
+    # -- secrets anywhere --------------------------------------------------------------------
+    c.secrets((), doc)
+
+    if c.items:
+        raise TableError(_problems(c.items, label, text))
+    return RoutingTable(
+        tasks=tasks,
+        priorities=priorities,
+        routes=routes,
+        baseline=baseline,
+        classifier=classifier,
+        providers=providers,
+        profiles=profiles,
+        timeouts=timeouts,
+        raw=doc,
+        path=path,
+        fingerprint=fingerprint,
+    )
+
+
+def _timeouts(c: _Checker, doc: dict[str, Any]) -> Timeouts:
+    """The [timeouts] section (every value a positive number of seconds, retries a count)."""
     timeouts = Timeouts()
     if "timeouts" in doc and (sec := c.table(("timeouts",), doc["timeouts"])) is not None:
         p = ("timeouts",)
@@ -833,45 +877,7 @@ def _build(
             ),
         )
         c.unknown_keys(p, sec, _TIMEOUT_KEYS)
-
-    # -- profiles ----------------------------------------------------------------------------
-    profiles: dict[str, ModelProfile] = {}
-    if "profiles" in doc and (sec := c.table(("profiles",), doc["profiles"])) is not None:
-        for model_id, v in c.entries(("profiles",), sec):
-            p = ("profiles", model_id)
-            c.model(p, model_id, provider_names, required=True)
-            ttft = c.number(
-                p + ("ttft_ms",), v.get("ttft_ms"), default=0.0, required=True, what="milliseconds"
-            )
-            speed = c.number(
-                p + ("tokens_per_s",),
-                v.get("tokens_per_s"),
-                default=1.0,
-                positive=True,
-                required=True,
-                what="tokens per second",
-            )
-            c.unknown_keys(p, v, _PROFILE_KEYS)
-            profiles[model_id] = ModelProfile(ttft, speed)
-
-    # -- secrets anywhere --------------------------------------------------------------------
-    c.secrets((), doc)
-
-    if c.items:
-        raise TableError(_problems(c.items, label, text))
-    return RoutingTable(
-        tasks=tasks,
-        priorities=priorities,
-        routes=routes,
-        baseline=baseline,
-        classifier=classifier,
-        providers=providers,
-        profiles=profiles,
-        timeouts=timeouts,
-        raw=doc,
-        path=path,
-        fingerprint=fingerprint,
-    )
+    return timeouts
 
 
 def _cell(
