@@ -607,7 +607,7 @@ async def test_cancel_stops_both_sides_and_closes_connections():
     assert routed.closed == 1 and base.closed == 1
     assert routed.cancelled == 1 and base.cancelled == 1
     r = run.result
-    assert r.routed.error == "cancelled" and r.baseline.error == "cancelled"
+    assert r.routed.status == "cancelled" and r.routed.error is None and r.baseline.status == "cancelled" and r.baseline.error is None
     assert r.routed.text == "part"  # what was shown stays
 
 
@@ -631,7 +631,7 @@ async def test_cancelling_the_consumer_cancels_the_sides():
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, BOUND)
     assert routed.closed == 1 and base.closed == 1
-    assert run.result is not None and run.result.routed.error == "cancelled"
+    assert run.result is not None and run.result.routed.status == "cancelled" and run.result.routed.error is None
 
 
 async def test_leaving_the_context_cancels():
@@ -649,7 +649,7 @@ async def test_leaving_the_context_cancels():
 
     run = await asyncio.wait_for(go(), BOUND)
     assert routed.closed == 1 and base.closed == 1
-    assert run.result.routed.error == "cancelled"
+    assert run.result.routed.status == "cancelled" and run.result.routed.error is None
 
 
 async def test_cancel_during_a_retry_wait():
@@ -676,7 +676,7 @@ async def test_cancel_during_a_retry_wait():
     helper = asyncio.create_task(canceller())
     result = await asyncio.wait_for(run.wait(), BOUND)
     await helper
-    assert result.routed.error == "cancelled" and result.baseline.error == "cancelled"
+    assert result.routed.status == "cancelled" and result.routed.error is None and result.baseline.status == "cancelled" and result.baseline.error is None
 
 
 # --------------------------------------------------------------------------------------------
@@ -1025,7 +1025,7 @@ async def test_loopback_pair_in_parallel_and_cancel_closes_connections(server):
 
         await asyncio.wait_for(consume(), BOUND)
     assert server.wait_disconnect(2, timeout=BOUND)
-    assert run.result.routed.error == "cancelled" and run.result.baseline.error == "cancelled"
+    assert run.result.routed.status == "cancelled" and run.result.routed.error is None and run.result.baseline.status == "cancelled" and run.result.baseline.error is None
 
 
 async def test_loopback_pair_result(server):
@@ -1064,7 +1064,7 @@ async def test_cancel_right_after_start_and_awaiting_cancel():
     run.start()
     await asyncio.wait_for(run.cancel(), BOUND)  # before either side ran a single step
     result = await asyncio.wait_for(run.wait(), BOUND)
-    assert result.routed.error == "cancelled" and result.baseline.error == "cancelled"
+    assert result.routed.status == "cancelled" and result.routed.error is None and result.baseline.status == "cancelled" and result.baseline.error is None
     assert routed.calls == 0 and base.calls == 0
 
 
@@ -1080,4 +1080,4 @@ async def test_await_cancel_waits_until_connections_are_closed():
     assert routed.closed == 1 and base.closed == 1
     await run.cancel()  # a second cancel is harmless
     result = await asyncio.wait_for(run.wait(), BOUND)
-    assert result.routed.error == "cancelled"
+    assert result.routed.status == "cancelled" and result.routed.error is None

@@ -40,10 +40,35 @@ def _console(stderr: bool = False):
     return console
 
 
-def _safe(text: str) -> str:
-    from tui.router.sanitize import clean
+# Values never printed: set from the routing table once it is loaded (its api_key_env
+# variables) on top of the environment's key-like variables.
+_SECRETS: tuple[str, ...] = ()
 
-    return clean(text)
+
+def _set_secrets(table) -> None:
+    global _SECRETS
+    from tui.router.sanitize import configured_secrets
+
+    _SECRETS = configured_secrets(os.environ, table)
+
+
+def _safe(text: str) -> str:
+    """Text fit to print: no lone surrogates (bytes of argv that were not UTF-8), no keys, no
+    control sequences."""
+    from tui.router.sanitize import clean, clean_surrogates, env_secrets, redact
+
+    return clean(redact(clean_surrogates(text), _SECRETS or env_secrets(os.environ)))
+
+
+def _safe_json(obj: Any) -> Any:
+    """``obj`` with every string in it made safe by :func:`_safe` (keys included)."""
+    if isinstance(obj, str):
+        return _safe(obj)
+    if isinstance(obj, dict):
+        return {_safe_json(k): _safe_json(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_safe_json(v) for v in obj]
+    return obj
 
 
 def _err(message: str) -> None:
@@ -51,7 +76,7 @@ def _err(message: str) -> None:
 
 
 def _print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
+    sys.stdout.write(json.dumps(_safe_json(obj), ensure_ascii=False, indent=2) + "\n")
 
 
 def _read_prompt(arg: str) -> str:
@@ -61,7 +86,10 @@ def _read_prompt(arg: str) -> str:
             raise UserError(f"prompt on stdin is larger than {MAX_PROMPT_BYTES // (1024 * 1024)} MB")
         text = data.decode("utf-8", errors="replace")
     else:
-        text = arg
+        # Bytes of argv that are not UTF-8 arrive as lone surrogates: replaced, at the edge.
+        from tui.router.sanitize import clean_surrogates
+
+        text = clean_surrogates(arg)
     if not text.strip():
         raise UserError("empty prompt: give the prompt as an argument, or '-' to read it from stdin")
     return text
@@ -71,7 +99,9 @@ def _load_table(path: str | None):
     from tui.router.table import TableError, load_table
 
     try:
-        return load_table(path)
+        table = load_table(path)
+        _set_secrets(table)
+        return table
     except TableError as exc:
         n = len(exc.problems)
         if n <= 1:
@@ -248,6 +278,9 @@ def _make_session(args: argparse.Namespace, table, *, log: bool = True):
             runlog = RunLog(getattr(args, "log", None))
         except (RunLogError, OSError) as exc:
             _err(f"routedeck: run log disabled: {exc}")
+        else:
+            if runlog.warning:
+                _err(f"routedeck: warning: {runlog.warning}")
     return Session(
         table=table, force_simulated=getattr(args, "simulate", False), runlog=runlog,
         on_progress=_progress_note,
@@ -282,8 +315,23 @@ def side_json(r) -> dict[str, Any]:
         "fallback_used": r.fallback_used,
         "fallback_reason": r.fallback_reason,
         "hedged": r.hedged,
+        "status": r.status,
         "error": r.error,
         "text": r.text,
+        # What was tried on this side, in order, and the text of attempts that failed midway
+        # (never part of "text").
+        "attempts": [
+            {
+                "model": a.model,
+                "role": a.role,
+                "outcome": a.outcome,
+                "simulated": a.simulated,
+                "error": a.error,
+            }
+            for a in r.attempts
+        ],
+        "failed_attempts": sum(1 for a in r.attempts if a.outcome == "failed"),
+        "discarded_text": r.discarded_text,
     }
 
 
@@ -350,7 +398,7 @@ async def _run_pair(session, decision, args, *, live: bool, plain: bool):
 
     def flush(side: str) -> None:
         if pending[side]:
-            out.write(f"{side:>8} | {pending[side]}\n")
+            out.write(f"{side:>8} | {_safe(pending[side])}\n")
             pending[side] = ""
 
     async with run:
@@ -361,12 +409,12 @@ async def _run_pair(session, decision, args, *, live: bool, plain: bool):
             if isinstance(event, AttemptStarted) and event.role in ("fallback", "hedge", "retry"):
                 flush(ev.side)
                 why = f" ({event.reason})" if event.reason else ""
-                out.write(f"{ev.side:>8} | --- {event.role}: {event.model}{why} ---\n")
+                out.write(_safe(f"{ev.side:>8} | --- {event.role}: {event.model}{why} ---") + "\n")
             elif isinstance(event, TextDelta):
                 pending[ev.side] += event.text
                 *lines, pending[ev.side] = pending[ev.side].split("\n")
                 for line in lines:
-                    out.write(f"{ev.side:>8} | {line}\n")
+                    out.write(f"{ev.side:>8} | {_safe(line)}\n")
     if plain:
         flush("routed")
         flush("baseline")

@@ -37,6 +37,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from tui.router import features as feat
+from tui.router.rules import RuleError, compile_rule
+from tui.router.sanitize import clean_surrogates
 from tui.router.types import (
     Cell,
     Classification,
@@ -926,13 +928,14 @@ class RuleClassifier:
 
     def __init__(self, rules: Sequence[tuple[str, str]], inner: Classifier):
         self.inner = inner
-        self.rules: list[tuple[str, str, re.Pattern[str]]] = []
+        # Compiled by RE2 (tui.router.rules): a user's rule can never hang on a prompt.
+        self.rules: list[tuple[str, str, Any]] = []
         for task, pattern in rules:
             try:
-                self.rules.append((task, pattern, re.compile(pattern)))
-            except re.error as exc:
+                self.rules.append((task, pattern, compile_rule(pattern)))
+            except RuleError as exc:
                 raise ValueError(
-                    f"tasks.{task}.rules: invalid regular expression {pattern!r}: {exc}"
+                    f"tasks.{task}.rules: this rule cannot be used {pattern!r}: {exc}"
                 ) from None
 
     @classmethod
@@ -944,6 +947,7 @@ class RuleClassifier:
         if len(prompt) > RULE_SCAN_CHARS:
             tail = RULE_SCAN_CHARS // 4
             prompt = prompt[: RULE_SCAN_CHARS - tail] + "\n" + prompt[-tail:]
+        prompt = clean_surrogates(prompt)  # RE2 matches UTF-8: a lone surrogate cannot be encoded
         for task, pattern, rx in self.rules:
             m = rx.search(prompt)
             if m:

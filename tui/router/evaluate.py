@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tui.router.files import read_regular_file
 from tui.router.types import Classification
 
 
@@ -26,6 +27,10 @@ class LabelledPrompt:
     line: int
 
 
+# A labelled file larger than this is refused (the dev set is about 100 KB).
+MAX_INPUT_BYTES = 64 * 1024 * 1024
+
+
 def read_labelled(path: str | Path, known_labels: Sequence[str]) -> list[LabelledPrompt]:
     """Read JSONL rows with ``prompt`` and ``task_type``; every problem is reported at once."""
     rows: list[LabelledPrompt] = []
@@ -33,7 +38,7 @@ def read_labelled(path: str | Path, known_labels: Sequence[str]) -> list[Labelle
     unknown: dict[str, int] = {}
     name = Path(path).name
     try:
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
+        text = read_regular_file(path, MAX_INPUT_BYTES).decode("utf-8", errors="replace")
     except OSError as exc:
         raise EvalInputError(f"{path}: cannot read: {exc.strerror or exc}") from None
     for number, line in enumerate(text.splitlines(), start=1):

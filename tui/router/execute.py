@@ -35,8 +35,13 @@ Semantics of one side (:func:`run_side` runs one alone):
   wins; the other is cancelled and ends with ``outcome="lost-hedge"``. Its usage still counts in
   the cost (estimated from the prompt when it reported none). If one racer fails, the other runs
   on, except that a primary's non-fallback error (a 4xx) ends the side as it would without hedge.
+* ``Timeouts.total`` bounds the side: when it has run that long, the attempts still going end
+  as a timeout; if no text was shown yet and the fallback was not tried, the fallback starts
+  (with ``total`` of its own), else the side ends with that timeout error.
 * Every streamed chunk goes through :class:`~tui.router.sanitize.StreamCleaner` (no escape
-  sequences reach a consumer) and error messages are cleaned and stripped of keys.
+  sequences reach a consumer) and :class:`~tui.router.sanitize.StreamRedactor` (the values of
+  the table's ``api_key_env`` variables and other keys become ``***``, even when a provider
+  echoes one split across chunks); error messages are cleaned and stripped of keys too.
 
 Every side ends with exactly one ``AttemptEnded`` whose ``final`` is true; only the winner of a
 hedge race ever streams ``TextDelta`` events.
@@ -53,7 +58,7 @@ from typing import Any, Protocol
 
 from tui.router.metrics import LiveMetrics, short_error
 from tui.router.providers.base import Message, ProviderClient, Request
-from tui.router.sanitize import StreamCleaner, clean, env_secrets, redact
+from tui.router.sanitize import StreamCleaner, StreamRedactor, clean, configured_secrets, redact
 from tui.router.types import (
     AttemptEnded,
     AttemptStarted,
@@ -153,9 +158,10 @@ _END = object()  # an attempt's stream is over (after its last event)
 
 class _Attempt:
     __slots__ = ("index", "model", "role", "tier", "t", "client", "provider_model", "simulated",
-                 "config_error", "task", "cleaner", "live", "got_text")
+                 "config_error", "task", "cleaner", "redactor", "live", "got_text")
 
-    def __init__(self, index: int, model: str, role: str, tier: str) -> None:
+    def __init__(self, index: int, model: str, role: str, tier: str,
+                 secrets: tuple[str, ...] = ()) -> None:
         self.index = index
         self.model = model
         self.role = role
@@ -167,6 +173,7 @@ class _Attempt:
         self.config_error: str | None = None
         self.task: asyncio.Task[None] | None = None
         self.cleaner = StreamCleaner()
+        self.redactor = StreamRedactor(secrets)
         self.live = True
         self.got_text = False
 
@@ -200,6 +207,8 @@ class _SideRunner:
         self.inbox: asyncio.Queue[tuple[_Attempt, Any]] = asyncio.Queue()
         self.hedge_at: float | None = None
         self.hedge_used = False
+        # perf_counter instant when the side's total time is up (reset when the fallback starts).
+        self.deadline: float | None = None
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -217,8 +226,10 @@ class _SideRunner:
     # -- attempts -------------------------------------------------------------------------------
 
     def _start(self, model: str, role: str, tier: str, reason: str = "") -> _Attempt:
-        att = _Attempt(len(self.attempts), model, role, tier)
+        att = _Attempt(len(self.attempts), model, role, tier, self.secrets)
         self.attempts.append(att)
+        if self.deadline is None or role == "fallback":
+            self.deadline = att.t + self.timeouts.total
         try:
             resolved = self.resolve(model)
         except Exception as exc:  # unknown provider, malformed id, ...
@@ -289,29 +300,40 @@ class _SideRunner:
             self._send(a, AttemptEnded(time.perf_counter(), a.model, "cancelled",
                                        final=i == len(live) - 1))
 
+    async def _next(self) -> tuple[_Attempt, Any] | None:
+        """The next event of an attempt, or None when the hedge time or the deadline came."""
+        at = min(t for t in (self.hedge_at, self.deadline) if t is not None)
+        try:
+            async with asyncio.timeout_at(_loop_time(at)):
+                return await self.inbox.get()
+        except TimeoutError:
+            return None
+
     async def _run(self) -> None:
         self._start(self.plan.primary, "primary", "primary")
         retries = 0
         while True:
-            if self.hedge_at is not None:
-                try:
-                    async with asyncio.timeout_at(_loop_time(self.hedge_at)):
-                        att, ev = await self.inbox.get()
-                except TimeoutError:
+            item = await self._next()
+            if item is None:
+                if self.deadline is not None and time.perf_counter() >= self.deadline:
+                    if not self._past_deadline():
+                        return
+                    retries = 0
+                else:
                     self._start_hedge()
-                    continue
-            else:
-                att, ev = await self.inbox.get()
+                continue
+            att, ev = item
             if not att.live:
                 continue  # a cancelled loser's leftovers
             if ev is _END:
                 # The stream ended normally: this attempt answered.
+                self._flush_text(att)
                 for other in self._others(att):
                     self._end(other, "lost-hedge")
                 self._end(att, "ok", final=True)
                 return
             if isinstance(ev, TextDelta):
-                text = att.cleaner.feed(ev.text)
+                text = att.redactor.feed(att.cleaner.feed(ev.text))
                 if not text:
                     continue
                 if not att.got_text:
@@ -322,6 +344,7 @@ class _SideRunner:
                 self._send(att, replace(ev, text=text) if text != ev.text else ev)
             elif isinstance(ev, StreamError):
                 ev = replace(ev, message=self._safe(ev.message))
+                self._flush_text(att)
                 self._send(att, ev)
                 step = await self._after_failure(att, ev, retries)
                 if step is None:
@@ -330,7 +353,42 @@ class _SideRunner:
             else:
                 if isinstance(ev, Finished):
                     att.cleaner.flush()
+                    self._flush_text(att)
                 self._send(att, ev)
+
+    def _flush_text(self, att: _Attempt) -> None:
+        """Send the text the redactor held back (a possible key's start that never completed)."""
+        text = att.redactor.flush()
+        if text:
+            att.got_text = True
+            self._send(att, TextDelta(time.perf_counter(), text))
+
+    def _past_deadline(self) -> bool:
+        """The side's total time is up: end what runs; fall back when nothing was shown yet
+        and the fallback is still to try. False when the side is over."""
+        total = self.timeouts.total
+        # The attempts still running (or, between attempts, the last one: the side's final
+        # event must still be sent).
+        live = [a for a in self.attempts if a.live] or self.attempts[-1:]
+        shown = any(a.got_text for a in self.attempts)
+        can_fall_back = (
+            not shown and self.plan.fallback is not None
+            and all(a.tier == "primary" for a in self.attempts)
+        )
+        for i, a in enumerate(live):
+            err = StreamError(
+                time.perf_counter(), "timeout",
+                f"{a.model}: no complete answer within the total time limit ({total:g} s)",
+            )
+            self._send(a, err)
+            self._end(a, "failed", err, final=not can_fall_back and i == len(live) - 1)
+        if not can_fall_back:
+            return False
+        self.hedge_at = None
+        assert self.plan.fallback is not None
+        self._start(self.plan.fallback, "fallback", "fallback",
+                    f"primary failed: no answer within {total:g} s")
+        return True
 
     def _others(self, att: _Attempt) -> list[_Attempt]:
         return [a for a in self.attempts if a.live and a is not att]
@@ -365,7 +423,8 @@ class _SideRunner:
             wait = err.retry_after
             if wait is None:
                 wait = min(RETRY_BACKOFF_S * 2**retries, cap)
-            if wait <= cap:
+            in_time = self.deadline is None or time.perf_counter() + wait < self.deadline
+            if wait <= cap and in_time:
                 self._end(att, "failed", err)
                 await self.sleep(wait)
                 reason = f"{short_error(err)}: retry {retries + 1} of {self.timeouts.max_retries}"
@@ -436,7 +495,7 @@ class _MergedRun:
             s: LiveMetrics(s, prompt, table=table) for s in plans
         }
         self._resolve = resolver or _registry_resolver(table, env, force_simulated, http_client)
-        self._secrets = env_secrets(env, (p.api_key_env for p in table.providers.values()))
+        self._secrets = configured_secrets(env, table)
         self._timeouts = timeouts or table.timeouts
         self._max_tokens = max_tokens
         self._sleep = sleep

@@ -206,8 +206,7 @@ class LiveMetrics:
                 self.done = True
                 self.end_t = e.t
                 if e.outcome == "cancelled":
-                    self.cancelled = True
-                    self._error = "cancelled"
+                    self.cancelled = True  # a status, not an error
                 elif e.outcome == "failed":
                     err = e.error or att.error
                     self._error = err.message if err else "failed"
@@ -219,8 +218,7 @@ class LiveMetrics:
         self.done = True
         self.end_t = time.perf_counter()
         if outcome == "cancelled":
-            self.cancelled = True
-            self._error = "cancelled"
+            self.cancelled = True  # a status, not an error
         else:
             self._error = error or outcome
 
@@ -471,4 +469,12 @@ class LiveMetrics:
             error=self._error,
             discarded_text=self.discarded_text,
             attempts=self.attempt_summaries(),
+            status=self.status,
         )
+
+    @property
+    def status(self) -> str:
+        """How the side ended: "ok", "failed" or "cancelled" ("ok" while it runs)."""
+        if self.cancelled:
+            return "cancelled"
+        return "failed" if self._error else "ok"

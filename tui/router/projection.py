@@ -51,6 +51,7 @@ from typing import Any
 import numpy as np
 
 from tui.router.classify import decide, infer_priority
+from tui.router.files import read_regular_file
 from tui.router.metrics import estimate_tokens as _estimate_tokens
 from tui.router.pricing import cost_usd
 from tui.router.types import Classification, RoutingTable
@@ -208,6 +209,10 @@ def parse_workload(lines: Iterable[str | bytes], name: str = "workload") -> list
     return items
 
 
+# A workload file larger than this is refused (a regular file only: never a pipe or a device).
+MAX_WORKLOAD_BYTES = 64 * 1024 * 1024
+
+
 def read_workload(path: str | os.PathLike[str]) -> list[WorkloadItem]:
     """Read a JSONL workload file (see :func:`parse_workload`); raises :class:`WorkloadError`.
 
@@ -215,7 +220,7 @@ def read_workload(path: str | os.PathLike[str]) -> list[WorkloadItem]:
     """
     p = Path(path)
     try:
-        data = p.read_bytes()
+        data = read_regular_file(p, MAX_WORKLOAD_BYTES)
     except OSError as exc:
         raise WorkloadError(str(p), [(0, f"cannot read: {exc.strerror or exc}")]) from None
     return parse_workload(data.split(b"\n"), str(p))

@@ -8,19 +8,27 @@ RouteDeck processes can write at once, and carries its schema version in ``PRAGM
 
 Stored per run: the time, the prompt, the decision (task, priority, confidence, classifier,
 reason, uncertain, the cell) and both sides (model, simulated, usage, cost, timings, fallback and
-hedge, error, answer, attempts as JSON). Keys are never stored: every text is passed through
-:func:`~tui.router.sanitize.redact` with the values of the environment's key variables
-(``*_API_KEY``, ``*_TOKEN``, ...), any secrets given, and anything shaped like a key.
+hedge, status, error, answer, attempts as JSON). Keys are never stored: every text is passed
+through :func:`~tui.router.sanitize.redact` with the values of the environment's key variables
+(``*_API_KEY``, ``*_TOKEN``, ...), any secrets given (a session passes the values of its table's
+``api_key_env`` variables), and anything shaped like a key.
+
+A file that is not a SQLite database, or one cut short (truncated by a full disk or a bad
+copy), does not stop anything: it is moved aside, never deleted, to
+``runs.sqlite3.corrupt-<UTC time>`` (with its ``-wal``/``-shm`` companions), a fresh log is
+started, and ``RunLog.recovered_from`` is the path the old file went to (``None`` when nothing
+happened); ``RunLog.warning`` says so in one sentence, for a front end to show once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +41,9 @@ ENV_VAR = "ROUTEDECK_LOG"
 FILE_NAME = "runs.sqlite3"
 BUSY_TIMEOUT_MS = 10_000
 _BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+# Result codes that mean the file itself is bad: not a database, or a damaged one.
+_BROKEN_CODES = (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT)
+_SQLITE_MAGIC = b"SQLite format 3\x00"
 Verdict = Literal["routed", "tie", "baseline"]
 VERDICTS: tuple[str, ...] = ("routed", "tie", "baseline")
 
@@ -94,6 +105,12 @@ MIGRATIONS: list[list[str]] = [
     decided_at TEXT NOT NULL
 )""",
     ],
+    # 2: how each side ended ("ok", "failed", "cancelled"): a cancel is not an error. Rows from
+    # before have NULL here and are read from their error ("cancelled" was stored as one).
+    [
+        "ALTER TABLE runs ADD COLUMN r_status TEXT",
+        "ALTER TABLE runs ADD COLUMN b_status TEXT",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -125,6 +142,8 @@ class SideRecord:
     text: str
     discarded_text: str
     attempts: tuple[AttemptSummary, ...]
+    # "ok", "failed" or "cancelled" (by the user; ``error`` is None then).
+    status: str = "ok"
 
 
 @dataclass(frozen=True)
@@ -193,25 +212,68 @@ class RunLog:
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path).expanduser() if path is not None else default_path()
         self._secrets = env_secrets(os.environ)
-        _create_private(self.path)
+        # Where a bad log found at this path was moved (a fresh one replaced it), and the
+        # sentence that says so; None when the log was fine.
+        self.recovered_from: Path | None = None
+        self.warning: str | None = None
         self._lock = threading.Lock()
+        _create_private(self.path)
         try:
-            self._db = sqlite3.connect(
+            self._db = self._open()
+        except sqlite3.DatabaseError as exc:
+            if not _is_broken(exc):
+                raise
+            self._recover(str(exc))
+            try:
+                self._db = self._open()
+            except sqlite3.DatabaseError as again:
+                raise RunLogError(f"cannot open the run log {self.path}: {again}") from None
+
+    def _open(self) -> sqlite3.Connection:
+        """Connect, set the connection up and migrate; a damaged file raises DatabaseError
+        (SQLITE_NOTADB / SQLITE_CORRUPT)."""
+        try:
+            st = os.stat(self.path)
+            self._ident: tuple[int, int] | None = (st.st_dev, st.st_ino)
+        except OSError:
+            self._ident = None
+        if _looks_truncated(self.path):
+            err = sqlite3.DatabaseError("the file is shorter than its header says (cut short)")
+            err.sqlite_errorcode = sqlite3.SQLITE_CORRUPT  # type: ignore[attr-defined]
+            raise err
+        try:
+            db = sqlite3.connect(
                 self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                 check_same_thread=False,
             )
         except sqlite3.Error as exc:
             raise RunLogError(f"cannot open the run log {self.path}: {exc}") from None
-        self._db.row_factory = sqlite3.Row
+        db.row_factory = sqlite3.Row
+        self._db = db
         try:
-            self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             self._wal()
-            self._db.execute("PRAGMA foreign_keys = ON")
-            self._db.execute("PRAGMA synchronous = NORMAL")
+            db.execute("PRAGMA foreign_keys = ON")
+            db.execute("PRAGMA synchronous = NORMAL")
             self._migrate()
+            # Walk to the newest run: reads the pages a cut-short file is missing first.
+            db.execute("SELECT MAX(id) FROM runs").fetchone()
         except BaseException:
-            self._db.close()
+            db.close()
             raise
+        return db
+
+    def _recover(self, reason: str) -> None:
+        """Move the bad file (and its -wal/-shm) aside and start afresh at ``self.path``."""
+        aside = _move_aside(self.path, self._ident)
+        _create_private(self.path)
+        if aside is None:  # another process moved it already
+            return
+        self.recovered_from = aside
+        self.warning = (
+            f"the run log {self.path} could not be read ({reason}); it was moved to {aside} "
+            "and a new run log was started"
+        )
 
     def _wal(self) -> None:
         """Switch to WAL mode. Switching needs the file to itself, and SQLite answers "database
@@ -307,35 +369,50 @@ class RunLog:
         row.update(_side_row("b", pair.baseline, r))
         names = ", ".join(row)
         marks = ", ".join(f":{k}" for k in row)
+        sql = f"INSERT INTO runs ({names}) VALUES ({marks})"
+        return int(self._use(lambda db: db.execute(sql, row).lastrowid) or 0)
+
+    def _use(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
+        """``work(connection)`` under the lock. If the file turns out damaged while in use (a
+        page a read or a write reaches is bad), it is moved aside, a fresh log is started and
+        ``work`` runs again there."""
         with self._lock:
-            cur = self._db.execute(f"INSERT INTO runs ({names}) VALUES ({marks})", row)
-            return int(cur.lastrowid or 0)
+            try:
+                return work(self._db)
+            except sqlite3.DatabaseError as exc:
+                if not _is_broken(exc):
+                    raise
+                self._db.close()
+                self._recover(str(exc))
+                try:
+                    self._db = self._open()
+                except sqlite3.DatabaseError as again:
+                    raise RunLogError(f"cannot open the run log {self.path}: {again}") from None
+                return work(self._db)
 
     def set_verdict(self, run_id: int, verdict: Verdict, *, when: datetime | None = None) -> None:
         """A person's verdict on a run: the routed answer was better, as good, or worse."""
         if verdict not in VERDICTS:
             raise ValueError(f"verdict must be one of {VERDICTS}, not {verdict!r}")
         when = (when or datetime.now(UTC)).astimezone(UTC)
-        with self._lock:
-            try:
-                self._db.execute(
-                    "INSERT INTO verdicts (run_id, verdict, decided_at) VALUES (?, ?, ?) "
-                    "ON CONFLICT(run_id) DO UPDATE SET verdict = excluded.verdict, "
-                    "decided_at = excluded.decided_at",
-                    (run_id, verdict, when.isoformat()),
-                )
-            except sqlite3.IntegrityError:
+        try:
+            self._use(lambda db: db.execute(
+                "INSERT INTO verdicts (run_id, verdict, decided_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(run_id) DO UPDATE SET verdict = excluded.verdict, "
+                "decided_at = excluded.decided_at",
+                (run_id, verdict, when.isoformat()),
+            ))
+        except sqlite3.IntegrityError:
                 raise KeyError(f"no run {run_id}") from None
 
     # -- reading --------------------------------------------------------------------------------
 
     def get(self, run_id: int) -> RunRecord | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT runs.*, verdicts.verdict FROM runs LEFT JOIN verdicts "
-                "ON verdicts.run_id = runs.id WHERE runs.id = ?",
-                (run_id,),
-            ).fetchone()
+        row = self._use(lambda db: db.execute(
+            "SELECT runs.*, verdicts.verdict FROM runs LEFT JOIN verdicts "
+            "ON verdicts.run_id = runs.id WHERE runs.id = ?",
+            (run_id,),
+        ).fetchone())
         return _record(row) if row else None
 
     def recent(self, limit: int = 50, task: str | None = None) -> list[RunRecord]:
@@ -348,22 +425,20 @@ class RunLog:
             args.append(task)
         sql += " ORDER BY runs.id DESC LIMIT ?"
         args.append(int(limit))
-        with self._lock:
-            rows = self._db.execute(sql, args).fetchall()
+        rows = self._use(lambda db: db.execute(sql, args).fetchall())
         return [_record(row) for row in rows]
 
     def totals(self, task: str | None = None) -> Totals:
         """How many runs, and what routing saved on those whose two costs are known."""
         where, args = ("WHERE task = ?", [task]) if task is not None else ("", [])
-        with self._lock:
-            row = self._db.execute(
-                f"""SELECT COUNT(*),
-                    SUM(r_cost_usd IS NOT NULL AND b_cost_usd IS NOT NULL),
-                    TOTAL(CASE WHEN b_cost_usd IS NOT NULL THEN r_cost_usd END),
-                    TOTAL(CASE WHEN r_cost_usd IS NOT NULL THEN b_cost_usd END)
-                FROM runs {where}""",
-                args,
-            ).fetchone()
+        row = self._use(lambda db: db.execute(
+            f"""SELECT COUNT(*),
+                SUM(r_cost_usd IS NOT NULL AND b_cost_usd IS NOT NULL),
+                TOTAL(CASE WHEN b_cost_usd IS NOT NULL THEN r_cost_usd END),
+                TOTAL(CASE WHEN r_cost_usd IS NOT NULL THEN b_cost_usd END)
+            FROM runs {where}""",
+            args,
+        ).fetchone())
         return Totals(int(row[0]), int(row[1] or 0), float(row[2]), float(row[3]))
 
     def avg_output_tokens_by_task(self, side: Literal["routed", "baseline"] | None = None
@@ -374,12 +449,13 @@ class RunLog:
         """
         parts = []
         if side in (None, "routed"):
-            parts.append("SELECT task, r_output_tokens AS n FROM runs WHERE r_error IS NULL")
+            parts.append("SELECT task, r_output_tokens AS n FROM runs WHERE r_error IS NULL "
+                         "AND COALESCE(r_status, 'ok') = 'ok'")
         if side in (None, "baseline"):
-            parts.append("SELECT task, b_output_tokens AS n FROM runs WHERE b_error IS NULL")
+            parts.append("SELECT task, b_output_tokens AS n FROM runs WHERE b_error IS NULL "
+                         "AND COALESCE(b_status, 'ok') = 'ok'")
         sql = f"SELECT task, AVG(n) FROM ({' UNION ALL '.join(parts)}) GROUP BY task ORDER BY task"
-        with self._lock:
-            rows = self._db.execute(sql).fetchall()
+        rows = self._use(lambda db: db.execute(sql).fetchall())
         return {row[0]: float(row[1]) for row in rows}
 
     def verdict_counts(self, task: str | None = None) -> dict[str, int]:
@@ -390,8 +466,7 @@ class RunLog:
             sql += " WHERE runs.task = ?"
             args.append(task)
         sql += " GROUP BY verdict"
-        with self._lock:
-            rows = self._db.execute(sql, args).fetchall()
+        rows = self._use(lambda db: db.execute(sql, args).fetchall())
         counts = dict.fromkeys(VERDICTS, 0)
         counts.update({row[0]: int(row[1]) for row in rows})
         return counts
@@ -416,6 +491,68 @@ def _create_private(path: Path) -> None:
         os.close(fd)
 
 
+def _is_broken(exc: sqlite3.DatabaseError) -> bool:
+    """The error says the file is not a usable database (not one at all, or damaged)."""
+    if isinstance(exc, sqlite3.OperationalError | sqlite3.IntegrityError):
+        return False
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF in _BROKEN_CODES
+
+
+def _looks_truncated(path: Path) -> bool:
+    """A SQLite file shorter than the page count its header promises: cut short. Only judged
+    when no -wal file is beside it (a live WAL database may be mid-checkpoint)."""
+    try:
+        if Path(f"{path}-wal").exists():
+            return False
+        with open(path, "rb") as f:
+            header = f.read(100)
+            size = os.fstat(f.fileno()).st_size
+    except OSError:
+        return False
+    if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
+        return False
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    # The page count is valid only when the change counter matches "version-valid-for".
+    if header[24:28] != header[92:96] or pages == 0:
+        return False
+    return size < pages * page_size
+
+
+def _move_aside(path: Path, ident: tuple[int, int] | None) -> Path | None:
+    """Rename ``path`` (and its -wal, -shm) to ``<path>.corrupt-<time>``; the new path, or None
+    when another process already did it. ``ident`` is the (device, inode) of the file found
+    bad: a lock beside it serialises the processes that found it bad, and the file is moved
+    only if it is still that one, so none of them moves the fresh log another just started."""
+    lock_path = path.with_name(f".{path.name}.recover-lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        with contextlib.suppress(ImportError):
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return None
+        if (st.st_dev, st.st_ino) != ident:
+            return None  # another process moved the bad file and started a new log meanwhile
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        aside = path.with_name(f"{path.name}.corrupt-{stamp}")
+        n = 1
+        while aside.exists():
+            n += 1
+            aside = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+        os.replace(path, aside)
+        for suffix in ("-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(f"{path}{suffix}", f"{aside}{suffix}")
+        return aside
+    finally:
+        os.close(fd)
+
+
 def _side_row(prefix: str, s: RunResult, r: Any) -> dict[str, Any]:
     attempts = [asdict(a) for a in s.attempts]
     for a in attempts:
@@ -433,6 +570,7 @@ def _side_row(prefix: str, s: RunResult, r: Any) -> dict[str, Any]:
         f"{prefix}_fallback_reason": r(s.fallback_reason),
         f"{prefix}_hedged": int(s.hedged),
         f"{prefix}_error": r(s.error),
+        f"{prefix}_status": s.status,
         f"{prefix}_text": r(s.text),
         f"{prefix}_discarded_text": r(s.discarded_text),
         f"{prefix}_attempts": json.dumps(attempts),
@@ -445,6 +583,11 @@ def _side(row: sqlite3.Row, p: str) -> SideRecord:
         AttemptSummary(**{k: v for k, v in a.items() if k in fields})
         for a in json.loads(row[f"{p}_attempts"] or "[]")
     )
+    error, status = row[f"{p}_error"], row[f"{p}_status"]
+    if status is None:  # a row from before statuses were stored
+        status = "cancelled" if error == "cancelled" else ("failed" if error else "ok")
+    if status == "cancelled":
+        error = None
     return SideRecord(
         model=row[f"{p}_model"],
         simulated=bool(row[f"{p}_simulated"]),
@@ -457,10 +600,11 @@ def _side(row: sqlite3.Row, p: str) -> SideRecord:
         fallback_used=bool(row[f"{p}_fallback_used"]),
         fallback_reason=row[f"{p}_fallback_reason"],
         hedged=bool(row[f"{p}_hedged"]),
-        error=row[f"{p}_error"],
+        error=error,
         text=row[f"{p}_text"] or "",
         discarded_text=row[f"{p}_discarded_text"] or "",
         attempts=attempts,
+        status=status,
     )
 
 

@@ -151,3 +151,74 @@ def env_secrets(env: Mapping[str, str], names: Iterable[str | None] = ()) -> tup
         if v and (k in wanted or (len(v) >= 8 and _SECRET_NAME.search(k)))
     }
     return tuple(sorted(out, key=len, reverse=True))
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_surrogates(text: str) -> str:
+    """``text`` with every lone surrogate (what ``surrogateescape`` makes of bytes that are not
+    UTF-8, e.g. in ``sys.argv``) replaced by U+FFFD, so it can be encoded, stored and shown."""
+    if not _SURROGATE.search(text):
+        return text
+    return _SURROGATE.sub("\ufffd", text)
+
+
+# The start of a key shape (see _KEY_SHAPES): a word that begins like one may be a key whose
+# rest is still to come in the next chunk of a stream.
+_SHAPE_STARTS = ("sk-", "gsk_", "pplx-", "AIza")
+_TOKEN_TAIL = re.compile(r"[A-Za-z0-9_\-]+\Z")
+# A held-back word longer than this is let through (redacted as far as it is known).
+_MAX_HOLD = 512
+
+
+class StreamRedactor:
+    """:func:`redact` for a stream of chunks, where a key may be split between two.
+
+    ``feed`` returns the chunk with keys replaced by ``***``, holding back only a tail that may
+    be the start of a key: a prefix of a given secret, or a word that starts like a key shape
+    (``sk-...``) and has not ended yet. ``flush`` at the end returns what was held back,
+    redacted. Ordinary text passes at once, so the time to first token does not change.
+    """
+
+    __slots__ = ("_pending", "_secrets")
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._secrets = tuple(sorted({s for s in secrets if s and len(s) >= 4}, key=len))
+        self._pending = ""
+
+    def feed(self, chunk: str) -> str:
+        data = self._pending + chunk if self._pending else chunk
+        hold = self._hold(data)
+        self._pending = data[len(data) - hold :] if hold else ""
+        return redact(data[: len(data) - hold], self._secrets) if hold else redact(data, self._secrets)
+
+    def flush(self) -> str:
+        out = redact(self._pending, self._secrets) if self._pending else ""
+        self._pending = ""
+        return out
+
+    def _hold(self, data: str) -> int:
+        hold = 0
+        for secret in self._secrets:
+            for n in range(min(len(secret) - 1, len(data)), hold, -1):
+                if data.endswith(secret[:n]):
+                    hold = n
+                    break
+        if m := _TOKEN_TAIL.search(data):
+            word = m.group()
+            start_ok = m.start() == 0 or not data[m.start() - 1].isalnum()
+            if start_ok and len(word) <= _MAX_HOLD and any(
+                word.startswith(s) or s.startswith(word) for s in _SHAPE_STARTS
+            ):
+                hold = max(hold, len(word))
+        return hold
+
+
+def configured_secrets(env: Mapping[str, str], table: object | None = None) -> tuple[str, ...]:
+    """The values to redact for a routing table: every variable named by a provider's
+    ``api_key_env`` (whatever its name or the shape of its value), plus the environment's
+    key-like variables (see :func:`env_secrets`)."""
+    providers = getattr(table, "providers", None) or {}
+    names = [getattr(p, "api_key_env", None) for p in providers.values()]
+    return env_secrets(env, names)

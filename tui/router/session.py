@@ -128,11 +128,19 @@ class Session:
             force_simulated=self.force_simulated,
         )
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The values never to show or store: the table's ``api_key_env`` variables and the
+        environment's key-like ones (for :func:`~tui.router.sanitize.redact`)."""
+        from tui.router.sanitize import configured_secrets
+
+        return configured_secrets(self.env, self.table)
+
     def record(self, pair: PairResult) -> int | None:
         self.totals = self.totals.plus(pair)
         if self.runlog is None:
             return None
-        return self.runlog.record(pair)
+        return self.runlog.record(pair, secrets=self.secrets)
 
     # -- models ---------------------------------------------------------------------------
 

@@ -26,21 +26,26 @@ from __future__ import annotations
 import bisect
 import contextlib
 import difflib
+import glob
 import hashlib
 import json
 import math
 import os
 import re
+import stat
 import tempfile
+import time
 import tomllib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import tomli_w
 
+from tui.router.files import read_regular_file
+from tui.router.rules import RuleError, compile_rule
 from tui.router.types import (
     PROVIDER_KINDS,
     Baseline,
@@ -60,14 +65,19 @@ __all__ = [
     "MIN_EXAMPLES",
     "REQUIRED_SECTIONS",
     "ROUTES_FILENAME",
+    "MAX_ROUTES_BYTES",
     "ConflictError",
+    "MergeResult",
     "Problem",
+    "SaveResult",
     "TableError",
     "default_routes_path",
     "dumps_table",
     "load_table",
+    "merge_edits",
     "resolve_routes_path",
     "save_table",
+    "save_table_result",
     "table_from_dict",
     "table_problems",
 ]
@@ -80,6 +90,8 @@ OPTIONAL_SECTIONS = ("classifier", "timeouts", "profiles", "version", "descripti
 CLASSIFIER_KINDS = ("local", "llm")
 # Files smaller than this parse fast enough without the cache.
 CACHE_MIN_BYTES = 32 * 1024
+# A routes file larger than this is refused (the packaged one is about 400 KB).
+MAX_ROUTES_BYTES = 8 * 1024 * 1024
 _CACHE_KEEP = 16
 _CACHE_FORMAT = 1
 
@@ -87,7 +99,9 @@ _CACHE_FORMAT = 1
 _CELL_KEYS = ("primary", "fallback", "hedge_after_ms", "description")
 _BASELINE_KEYS = ("model", "fallback", "description")
 _CLASSIFIER_KEYS = ("kind", "threshold", "uncertain_route", "llm_model", "description")
-_TIMEOUT_KEYS = ("connect", "first_token", "idle", "max_retries", "max_retry_wait", "description")
+_TIMEOUT_KEYS = (
+    "connect", "first_token", "idle", "total", "max_retries", "max_retry_wait", "description"
+)
 _PROVIDER_KEYS = ("kind", "base_url", "api_key_env", "price_provider", "description")
 _PROFILE_KEYS = ("ttft_ms", "tokens_per_s", "description")
 _TASK_KEYS = ("description", "rules", "vocabulary", "examples")
@@ -180,12 +194,7 @@ def load_table(path: str | os.PathLike[str] | None = None) -> RoutingTable:
     """
     p = resolve_routes_path(path)
     label = _display(p)
-    try:
-        data = p.read_bytes()
-    except OSError as e:
-        raise TableError(
-            [Problem(label, None, "", f"cannot read the file: {e.strerror or e}")]
-        ) from e
+    data = _read_routes_file(p, label)
     digest = _sha256(data)
     try:
         text = data.decode("utf-8")
@@ -193,8 +202,28 @@ def load_table(path: str | os.PathLike[str] | None = None) -> RoutingTable:
         line = data[: e.start].count(b"\n") + 1
         raise TableError([Problem(label, line, "", "the file is not UTF-8 text")]) from e
     text = text.removeprefix("\ufeff")
-    doc = _parse(text, digest=digest if len(data) >= CACHE_MIN_BYTES else None, label=label)
-    return _build(doc, path=p, text=text, fingerprint=digest, label=label)
+    cacheable = len(data) >= CACHE_MIN_BYTES
+    doc = _cache_get(digest) if cacheable else None
+    from_cache = doc is not None
+    if doc is None:
+        doc = _parse(text, label=label)
+    table = _build(doc, path=p, text=text, fingerprint=digest, label=label)
+    # Only a table that passed every check (the key check included) is cached: a key pasted
+    # into routes.toml must not end up in the cache folder.
+    if cacheable and not from_cache:
+        _cache_put(digest, doc)
+    return table
+
+
+def _read_routes_file(p: Path, label: str) -> bytes:
+    """The bytes of a routes file: a regular file (not a FIFO, a device such as /dev/zero, or a
+    folder) of at most :data:`MAX_ROUTES_BYTES`, opened without blocking."""
+    try:
+        return read_regular_file(p, MAX_ROUTES_BYTES)
+    except OSError as e:
+        raise TableError(
+            [Problem(label, None, "", f"cannot read the file: {e.strerror or e}")]
+        ) from e
 
 
 def table_from_dict(
@@ -224,9 +253,7 @@ def table_problems(table: RoutingTable) -> list[Problem]:
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 
 
-def _parse(text: str, *, digest: str | None, label: str) -> dict[str, Any]:
-    if digest is not None and (cached := _cache_get(digest)) is not None:
-        return cached
+def _parse(text: str, *, label: str) -> dict[str, Any]:
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -238,8 +265,6 @@ def _parse(text: str, *, digest: str | None, label: str) -> dict[str, Any]:
         else:
             msg = "TOML syntax error: " + msg.replace(" (at end of document)", " at the end")
         raise TableError([Problem(label, line, "", msg)]) from None
-    if digest is not None:
-        _cache_put(digest, doc)
     return doc
 
 
@@ -515,6 +540,20 @@ class _Checker:
             self.add(path, f"{reason}; {_KEY_ADVICE}")
 
 
+def _rule_message(rule: str, error: RuleError) -> str:
+    """Why a rule is refused; a pattern Python's ``re`` accepts but RE2 refuses (look-around,
+    back-references) gets the reason rules run on RE2."""
+    message = f"invalid regular expression {_q(rule)}: {error}"
+    try:
+        re.compile(rule)
+    except (re.error, RecursionError, OverflowError):
+        return message
+    return (
+        f"{message} (rules run on RE2, which matches in linear time so that no rule can hang "
+        "the app; it has no look-around or back-references)"
+    )
+
+
 def _names_check(c: _Checker, section: str, what: str, names: list[str]) -> None:
     seen: dict[str, str] = {}
     for name in names:
@@ -621,9 +660,9 @@ def _build(
             rules = c.string_list(p + ("rules",), v.get("rules"))
             for i, rule in enumerate(rules):
                 try:
-                    re.compile(rule)
-                except re.error as e:
-                    c.add(p + ("rules", i), f"invalid regular expression {_q(rule)}: {e}")
+                    compile_rule(rule)
+                except RuleError as e:
+                    c.add(p + ("rules", i), _rule_message(rule, e))
             vocabulary = c.string_list(p + ("vocabulary",), v.get("vocabulary"))
             for i, entry in enumerate(vocabulary):
                 n_words = len(entry.split())
@@ -753,43 +792,7 @@ def _build(
         classifier = ClassifierSettings(kind, threshold, uncertain, llm_model)  # type: ignore[arg-type]
 
     # -- timeouts ----------------------------------------------------------------------------
-    timeouts = Timeouts()
-    if "timeouts" in doc and (sec := c.table(("timeouts",), doc["timeouts"])) is not None:
-        p = ("timeouts",)
-        seconds = "a number of seconds"
-        timeouts = Timeouts(
-            connect=c.number(
-                p + ("connect",),
-                sec.get("connect"),
-                default=timeouts.connect,
-                positive=True,
-                what=seconds,
-            ),
-            first_token=c.number(
-                p + ("first_token",),
-                sec.get("first_token"),
-                default=timeouts.first_token,
-                positive=True,
-                what=seconds,
-            ),
-            idle=c.number(
-                p + ("idle",), sec.get("idle"), default=timeouts.idle, positive=True, what=seconds
-            ),
-            max_retries=c.integer(
-                p + ("max_retries",),
-                sec.get("max_retries"),
-                default=timeouts.max_retries,
-                what="a whole number",
-            )
-            or 0,
-            max_retry_wait=c.number(
-                p + ("max_retry_wait",),
-                sec.get("max_retry_wait"),
-                default=timeouts.max_retry_wait,
-                what=seconds,
-            ),
-        )
-        c.unknown_keys(p, sec, _TIMEOUT_KEYS)
+    timeouts = _timeouts(c, doc)
 
     # -- profiles ----------------------------------------------------------------------------
     profiles: dict[str, ModelProfile] = {}
@@ -829,6 +832,52 @@ def _build(
         path=path,
         fingerprint=fingerprint,
     )
+
+
+def _timeouts(c: _Checker, doc: dict[str, Any]) -> Timeouts:
+    """The [timeouts] section (every value a positive number of seconds, retries a count)."""
+    timeouts = Timeouts()
+    if "timeouts" in doc and (sec := c.table(("timeouts",), doc["timeouts"])) is not None:
+        p = ("timeouts",)
+        seconds = "a number of seconds"
+        timeouts = Timeouts(
+            connect=c.number(
+                p + ("connect",),
+                sec.get("connect"),
+                default=timeouts.connect,
+                positive=True,
+                what=seconds,
+            ),
+            first_token=c.number(
+                p + ("first_token",),
+                sec.get("first_token"),
+                default=timeouts.first_token,
+                positive=True,
+                what=seconds,
+            ),
+            idle=c.number(
+                p + ("idle",), sec.get("idle"), default=timeouts.idle, positive=True, what=seconds
+            ),
+            total=c.number(
+                p + ("total",), sec.get("total"), default=timeouts.total, positive=True,
+                what=seconds,
+            ),
+            max_retries=c.integer(
+                p + ("max_retries",),
+                sec.get("max_retries"),
+                default=timeouts.max_retries,
+                what="a whole number",
+            )
+            or 0,
+            max_retry_wait=c.number(
+                p + ("max_retry_wait",),
+                sec.get("max_retry_wait"),
+                default=timeouts.max_retry_wait,
+                what=seconds,
+            ),
+        )
+        c.unknown_keys(p, sec, _TIMEOUT_KEYS)
+    return timeouts
 
 
 def _cell(
@@ -1108,12 +1157,16 @@ def _to_doc(table: RoutingTable) -> dict[str, Any]:
         )
     to = table.timeouts
     if "timeouts" in raw or to != Timeouts():
+        # "total" is written when the file has it or it differs from the default, so a file
+        # from before it existed is not rewritten just to add it.
+        has_total = isinstance(raw.get("timeouts"), dict) and "total" in raw["timeouts"]
         sections["timeouts"] = _merge(
             raw.get("timeouts"),
             {
                 "connect": to.connect,
                 "first_token": to.first_token,
                 "idle": to.idle,
+                "total": to.total if has_total or to.total != Timeouts().total else None,
                 "max_retries": to.max_retries,
                 "max_retry_wait": to.max_retry_wait,
             },
@@ -1224,16 +1277,46 @@ def _save_target(table: RoutingTable, path: str | os.PathLike[str] | None) -> Pa
     return target
 
 
+@dataclass(frozen=True)
+class SaveResult:
+    """What :func:`save_table_result` did: ``table`` as saved (or as already on disk);
+    ``written`` is False when the file already held this table, so nothing was written and no
+    ``.bak`` was rotated ("no changes"); ``removed_temp_files`` counts leftovers of interrupted
+    saves cleaned up on the way."""
+
+    table: RoutingTable
+    written: bool
+    path: Path
+    removed_temp_files: int = 0
+
+
 def save_table(
     table: RoutingTable, path: str | os.PathLike[str] | None = None, *, force: bool = False
 ) -> RoutingTable:
     """Write ``table`` atomically and return it as saved (new ``path``, ``fingerprint``, ``raw``).
+
+    :func:`save_table_result` does the work and also says whether anything was written.
+    """
+    return save_table_result(table, path, force=force).table
+
+
+def save_table_result(
+    table: RoutingTable, path: str | os.PathLike[str] | None = None, *, force: bool = False
+) -> SaveResult:
+    """Write ``table`` atomically; a :class:`SaveResult`.
 
     The target is ``path``, else ``table.path``, else ./routes.toml; a table loaded from the
     packaged default is saved to ./routes.toml, never into the package. The table is validated
     first (:class:`TableError`, nothing written). If the target exists and is not the file the
     table was loaded from, unchanged, :class:`ConflictError` is raised unless ``force``. The old
     file is kept as ``<name>.bak``. A symlink at the target is replaced by a regular file.
+
+    Re-reading the file, comparing its fingerprint and replacing it happen under an exclusive
+    lock on ``.<name>.lock`` beside it, so of two processes saving at once one wins and the
+    other gets :class:`ConflictError` (nothing is lost silently). Under that lock, temporary
+    files that killed saves left beside the target are removed. When the file on disk already
+    holds this table (the same document; with ``force``, the same bytes), nothing is written
+    and ``written`` is False.
     """
     target = _save_target(table, path)
     label = _display(target)
@@ -1242,34 +1325,107 @@ def save_table(
     digest = _sha256(data)
     new_table = _build(parsed, path=target, text=None, fingerprint=digest, label=label)
 
-    old: bytes | None = None
-    if target.exists():
-        old = target.read_bytes()
-        if not force:
-            same_file = table.path is not None and Path(os.path.abspath(table.path)) == target
-            if not same_file:
-                raise ConflictError(
-                    target,
-                    f"{label} already exists and is not the file this table was loaded "
-                    "from; save with force to overwrite it",
-                )
-            if table.fingerprint is None or _sha256(old) != table.fingerprint:
-                raise ConflictError(
-                    target,
-                    f"{label} changed on disk since it was loaded; reload it, or save "
-                    "with force to overwrite the changes",
-                )
-        try:
-            mode = target.stat().st_mode & 0o7777
-        except OSError:
+    with _save_lock(target, label):
+        removed = _remove_stale_temps(target)
+        old: bytes | None = target.read_bytes() if target.exists() else None
+        if old is not None and not force:
+            _check_unchanged(table, target, old, label)
+        if old is not None and (old == data if force else _same_document(old, data, parsed)):
+            on_disk = replace(new_table, fingerprint=_sha256(old))
+            return SaveResult(on_disk, False, target, removed)
+        if old is not None:
+            try:
+                mode = target.stat().st_mode & 0o7777
+            except OSError:
+                mode = 0o644
+            _atomic_write(target.with_name(target.name + ".bak"), old, mode)
+        else:
             mode = 0o644
-        _atomic_write(target.with_name(target.name + ".bak"), old, mode)
-    else:
-        mode = 0o644
-    _atomic_write(target, data, mode)
+        _atomic_write(target, data, mode)
     if len(data) >= CACHE_MIN_BYTES:
         _cache_put(digest, new_table.raw)
-    return new_table
+    return SaveResult(new_table, True, target, removed)
+
+
+def _check_unchanged(table: RoutingTable, target: Path, old: bytes, label: str) -> None:
+    same_file = table.path is not None and Path(os.path.abspath(table.path)) == target
+    if not same_file:
+        raise ConflictError(
+            target,
+            f"{label} already exists and is not the file this table was loaded "
+            "from; save with force to overwrite it",
+        )
+    if table.fingerprint is None or _sha256(old) != table.fingerprint:
+        raise ConflictError(
+            target,
+            f"{label} changed on disk since it was loaded; reload it, or save "
+            "with force to overwrite the changes",
+        )
+
+
+def _same_document(old: bytes, data: bytes, parsed: dict[str, Any]) -> bool:
+    """The file's bytes say the same as what a save would write (same bytes, or the same TOML
+    document: a hand-written file saved with no edit is not rewritten, its comments stay)."""
+    if old == data:
+        return True
+    try:
+        return tomllib.loads(old.decode("utf-8").removeprefix("\ufeff")) == parsed
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False
+
+
+# How long a save waits for another process's save to finish before reporting a conflict.
+SAVE_LOCK_WAIT_S = 10.0
+
+
+@contextlib.contextmanager
+def _save_lock(target: Path, label: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``.<name>.lock`` beside ``target`` (fcntl.flock; released by
+    the kernel when the process dies, so a killed save never leaves it held). Where no lock
+    file can be made (a read-only folder) the save goes on unlocked and fails on its own."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: saves are not serialised
+        yield
+        return
+    lock_path = target.with_name(f".{target.name}.lock")
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+    except OSError:
+        yield
+        return
+    try:
+        deadline = time.monotonic() + SAVE_LOCK_WAIT_S
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise ConflictError(
+                        target, f"{label} is being saved by another process; try again"
+                    ) from None
+                time.sleep(0.01)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+# Temporary files of our saves are named ".<name>.<random>.tmp" (and ".<name>.bak.<random>.tmp").
+_TEMP_PATTERN = ".{name}.*.tmp"
+
+
+def _remove_stale_temps(target: Path) -> int:
+    """Remove temporary files that killed saves left beside ``target``; how many. Called with
+    the save lock held: every save of ours writes its temporary files under that lock, so any
+    of ours seen now belongs to a save that died."""
+    removed = 0
+    for leftover in target.parent.glob(_TEMP_PATTERN.format(name=glob.escape(target.name))):
+        with contextlib.suppress(OSError):
+            if stat.S_ISREG(leftover.lstat().st_mode):
+                leftover.unlink()
+                removed += 1
+    return removed
 
 
 def _atomic_write(target: Path, data: bytes, mode: int) -> None:
@@ -1293,6 +1449,50 @@ def _atomic_write(target: Path, data: bytes, mode: int) -> None:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+# --------------------------------------------------------------------------------------------
+# Merging edits onto a file that changed on disk
+# --------------------------------------------------------------------------------------------
+
+CellKey = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    """``table``: the file on disk (``theirs``) with the user's edited cells applied; it keeps
+    theirs' path and fingerprint, so saving it checks against the file as it is now.
+    ``applied``: the (task, priority) cells written onto theirs, in grid order. ``conflicts``:
+    cells both sides changed, differently (``applied`` includes them: the user's edit wins),
+    and edited cells the new file no longer has (not applied)."""
+
+    table: RoutingTable
+    applied: list[CellKey]
+    conflicts: list[CellKey]
+
+
+def merge_edits(base: RoutingTable, mine: RoutingTable, theirs: RoutingTable) -> MergeResult:
+    """Apply the cells edited in ``mine`` (relative to ``base``, the table as loaded) onto
+    ``theirs`` (the file as it is on disk now). Only grid cells are merged: the grid is what a
+    person edits; every other part of the result is theirs."""
+    merged = theirs
+    applied: list[CellKey] = []
+    conflicts: list[CellKey] = []
+    for key, my_cell in mine.routes.items():
+        base_cell = base.routes.get(key)
+        if my_cell == base_cell:
+            continue  # not edited
+        their_cell = theirs.routes.get(key)
+        if their_cell is None:
+            conflicts.append(key)  # the new file has no such task or priority any more
+            continue
+        if their_cell == my_cell:
+            continue  # both made the same edit: nothing to apply
+        if their_cell != base_cell:
+            conflicts.append(key)
+        merged = merged.with_cell(*key, my_cell)
+        applied.append(key)
+    return MergeResult(merged, applied, conflicts)
 
 
 # --------------------------------------------------------------------------------------------

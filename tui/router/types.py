@@ -97,11 +97,14 @@ class Baseline:
 
 @dataclass(frozen=True)
 class Timeouts:
-    """Seconds. ``first_token`` counts from sending the request; ``idle`` between two chunks."""
+    """Seconds. ``first_token`` counts from sending the request; ``idle`` between two chunks;
+    ``total`` bounds a side's whole answer: a side still streaming after it ends as a timeout
+    (and falls back when nothing was shown yet; the fallback gets ``total`` again)."""
 
     connect: float = 10.0
     first_token: float = 60.0
     idle: float = 30.0
+    total: float = 300.0
     # 408/409/429 are retried this many times, honouring retry-after up to ``max_retry_wait``.
     max_retries: int = 2
     max_retry_wait: float = 20.0
@@ -348,6 +351,9 @@ class RunResult:
     # Text a failed attempt streamed before it broke, kept apart from the final answer.
     discarded_text: str = ""
     attempts: tuple[AttemptSummary, ...] = ()
+    # How the side ended: "ok", "failed" (``error`` says why) or "cancelled" (stopped by the
+    # user: not an error, ``error`` is None).
+    status: Literal["ok", "failed", "cancelled"] = "ok"
 
 
 @dataclass(frozen=True)
