@@ -221,3 +221,29 @@ def test_bench_execute_resumes_without_running_twice(routes, tmp_path):
 
     with RunLog(log) as runlog:
         assert runlog.totals().runs == 3  # the second invocation paid for nothing
+
+
+@pytest.mark.parametrize("prompt", ["asdf qwer zxcv", "???", "xyz", "lorem ipsum dolor", "kjhsdf kjh"])
+def test_a_prompt_with_no_evidence_goes_to_the_uncertain_route(routes, prompt):
+    """Gibberish used to be decided with confidence (factual 0.96); now the classifier says it
+    cannot read it, and the prompt goes where routes.toml sends uncertain prompts."""
+    code, out, err = run_cli("classify", prompt, "--json", "--routes", str(routes))
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["confidence"] < 0.3
+    assert "low confidence" in data["reason"] and data["reason"].endswith("→ baseline")
+    assert "knows" in data["reason"]  # says how little of it the model recognised
+
+
+@pytest.mark.parametrize("prompt, task", [
+    ("write a poem about the sea", "creative"),
+    ("what is the capital of peru", "factual"),
+    ("hello", "general"),
+    ("A farmer has 12 cows and buys 5 more. How many cows does he have?", "math"),
+])
+def test_a_clear_prompt_stays_certain(routes, prompt, task):
+    code, out, err = run_cli("classify", prompt, "--json", "--routes", str(routes))
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["task"] == task and data["confidence"] >= 0.8
+    assert "low confidence" not in data["reason"]
