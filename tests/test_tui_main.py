@@ -201,7 +201,7 @@ async def test_an_urgent_prompt_gets_the_latency_priority_and_ctrl_t_cycles_it(m
                 assert "(auto: cue: urgent)" in bar
             else:
                 assert screen.last_decision.priority == expected
-                assert f"priority {expected} (pinned)" in bar
+                assert f"priority {expected} (chosen)" in bar  # "pinned" is for a model (f4)
                 cell = app.session.table.cell(screen.last_decision.task, expected)
                 assert f"cell {cell.primary}" in bar
 

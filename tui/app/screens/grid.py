@@ -15,9 +15,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.coordinate import Coordinate
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 from textual.worker import get_current_worker
 
+from tui.app.widgets.footer import KeyFooter
 from tui.app.widgets.model_list import price_label, price_style
 from tui.router.pricing import price_per_mtok
 from tui.router.sanitize import clean
@@ -96,7 +97,7 @@ class GridScreen(Screen):
     DEFAULT_CSS = """
     GridScreen { layout: vertical; }
     GridScreen #grid-baseline { height: auto; padding: 0 1; }
-    GridScreen #grid-dirty { height: 1; padding: 0 1; color: $warning; text-style: bold; display: none; }
+    GridScreen #grid-dirty { height: auto; max-height: 3; padding: 0 1; color: $warning; text-style: bold; display: none; }
     GridScreen #grid-dirty.-dirty { display: block; }
     GridScreen #grid { height: 1fr; }
     """
@@ -144,7 +145,7 @@ class GridScreen(Screen):
         yield Static("", id="grid-baseline")
         yield Static("", id="grid-dirty")
         yield DataTable(id="grid", cursor_type="cell", zebra_stripes=True)
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.refresh_grid()
@@ -194,11 +195,12 @@ class GridScreen(Screen):
         self.sub_title = clean(display_path(self.session.table.path))
         marker = self.query_one("#grid-dirty", Static)
         marker.set_class(dirty, "-dirty")
-        marker.update(
-            Text("● unsaved edits (they already apply to runs): ctrl+s saves, r reloads from disk")
-            if dirty
-            else ""
-        )
+        note = Text()
+        if dirty:
+            note.append("● unsaved edits (they already apply to runs): ctrl+s saves, r reloads")
+            if error := self.app.last_save_error:
+                note.append(f"\n  the last save failed: {clean(error)}", style="bold red")
+        marker.update(note)
 
     @work(thread=True, exclusive=True, group="grid-data", exit_on_error=False)
     def load_cell_data(self) -> None:

@@ -14,9 +14,10 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Select, Static
+from textual.widgets import DataTable, Header, Select, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from tui.app.widgets.footer import KeyFooter
 from tui.router.pricing import format_usd
 from tui.router.sanitize import clean
 
@@ -252,7 +253,7 @@ class HistoryScreen(Screen):
         yield Static("", id="history-message")
         yield DataTable(id="history-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="history-detail")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.title = "History"

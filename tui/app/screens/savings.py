@@ -28,7 +28,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, ProgressBar, Static
+from textual.widgets import Header, ProgressBar, Static
 from textual.worker import get_current_worker
 
 from tui.app.widgets.charts import (
@@ -38,6 +38,7 @@ from tui.app.widgets.charts import (
     format_pct,
     sparkline,
 )
+from tui.app.widgets.footer import KeyFooter
 from tui.router.pricing import format_usd
 from tui.router.sanitize import clean
 
@@ -310,7 +311,7 @@ class SavingsScreen(Screen):
             with Vertical(id="savings-explorer-panel"):
                 yield Static("", id="savings-explorer")
                 yield Static("", id="savings-sweep")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.title = "Savings"
