@@ -44,7 +44,14 @@ class RouteDeckApp(App):
             tooltip="What routing saves on a workload: charts, what-if, threshold explorer",
         ),
         Binding("ctrl+s", "save_routes", "Save", id="save", tooltip="Save the routing table to routes.toml", show=False),
-        Binding("ctrl+q", "quit", "Quit", id="quit", priority=True),
+        Binding(
+            "ctrl+q",
+            "quit",
+            "Quit",
+            id="quit",
+            tooltip="Quit (asks first when the routing table has unsaved edits)",
+            priority=True,
+        ),
     ]
 
     def __init__(self, session: Session, *, keymap: dict[str, str] | None = None) -> None:

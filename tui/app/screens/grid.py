@@ -91,6 +91,51 @@ def display_path(path: Path | None) -> str:
         return str(path)
 
 
+class GridTable(DataTable):
+    """A DataTable that scrolls sideways by whole columns.
+
+    Scrolled to an arbitrary offset, the leftmost visible column showed the tail of its cells
+    ("view" of "...-flash-preview") beside the row labels, with no header above it. Here the
+    first column shown always starts at the row labels: the table may scroll until its last
+    column is the first shown (the space after it is blank).
+    """
+
+    def _column_starts(self) -> list[int]:
+        starts, x = [], 0
+        for column in self.ordered_columns:
+            starts.append(x)
+            x += column.get_render_width(self)
+        return starts
+
+    @property
+    def max_scroll_x(self) -> int:
+        starts = self._column_starts()
+        return max(super().max_scroll_x, starts[-1] if starts else 0)
+
+    def _scroll_cursor_into_view(self, animate: bool = False) -> None:
+        super()._scroll_cursor_into_view(animate=False)
+        if self.cursor_type == "cell" and self.columns:
+            self.scroll_x = self.whole_column_scroll(self.cursor_coordinate.column)
+
+    def whole_column_scroll(self, column: int) -> int:
+        """The scroll offset that shows ``column`` whole with a column start at the left edge,
+        as many columns to its left as fit, and no part of a column."""
+        starts = self._column_starts()
+        widths = [c.get_render_width(self) for c in self.ordered_columns]
+        room = self.scrollable_content_region.width - self._row_label_column_width
+        column = min(column, len(starts) - 1)
+        end = starts[column] + widths[column]
+        if starts[-1] + widths[-1] <= room:
+            return 0  # everything fits
+        first = column
+        while first > 0 and end - starts[first - 1] <= room:
+            first -= 1
+        current = round(self.scroll_x)
+        if current in starts and current <= starts[column] and end - current <= room:
+            return current  # the cursor's column is already shown whole: do not jump
+        return starts[first]
+
+
 class GridScreen(Screen):
     """Task types × priorities; enter edits a cell, ctrl+s saves, r reloads, escape goes back."""
 
@@ -144,7 +189,7 @@ class GridScreen(Screen):
         yield Header(show_clock=False)
         yield Static("", id="grid-baseline")
         yield Static("", id="grid-dirty")
-        yield DataTable(id="grid", cursor_type="cell", zebra_stripes=True)
+        yield GridTable(id="grid", cursor_type="cell", zebra_stripes=True)
         yield KeyFooter()
 
     def on_mount(self) -> None:

@@ -28,7 +28,14 @@ class MainScreen(Screen):
         Binding("escape", "cancel_run", "Cancel", id="cancel", tooltip="Cancel the run in flight"),
         # The editor binds the run keys itself; this one runs it when focus is elsewhere
         # (after clicking into a pane, say).
-        Binding("ctrl+j,alt+enter", "run", "Run", id="run_anywhere", show=False),
+        Binding(
+            "ctrl+j,alt+enter",
+            "run",
+            "Run",
+            id="run_anywhere",
+            tooltip="Run the prompt, wherever the focus is (after a click into a pane, say)",
+            show=False,
+        ),
         Binding(
             "ctrl+t",
             "cycle_priority",
