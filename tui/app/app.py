@@ -176,7 +176,7 @@ class RouteDeckApp(App):
         self.notify(Text(f"saved {saved.path}"), timeout=3)
         return "saved"
 
-    def save_failed(self, exc: Exception) -> None:
+    def save_failed(self, exc: Exception, what: str = "save the routing table") -> None:
         """A dialog that stays until dismissed (a toast goes unseen), and a note the grid keeps
         showing: the edits are still in the table, unsaved."""
         from tui.app.screens.confirm import Choice, ChoiceScreen
@@ -185,7 +185,7 @@ class RouteDeckApp(App):
         self._refresh_dirty_views()
         self.push_screen(
             ChoiceScreen(
-                f"Could not save the routing table:\n{self.last_save_error}\n\n"
+                f"Could not {what}:\n{self.last_save_error}\n\n"
                 "Nothing was written. Your edits are kept (unsaved) and still apply to runs; "
                 "free the folder or the disk and press ctrl+s again.",
                 [Choice("ok", "Keep editing", "primary")],
@@ -253,7 +253,7 @@ class RouteDeckApp(App):
         try:
             theirs = load_table(routes_file_on_disk(self.session.table))
         except (TableError, OSError) as exc:
-            self.save_failed(exc)
+            self.save_failed(exc, "read routes.toml to merge my cells into it")
             return
         mine, base = self.session.table, self.saved_table
         result = merge_edits_here(base, mine, theirs)

@@ -88,7 +88,8 @@ class CellEditor(ModalScreen[Cell | None]):
     CellEditor #cell-buttons { height: 3; align-horizontal: right; }
     CellEditor #cell-buttons Button { margin-left: 1; }
     CellEditor .field-row Input.-target { border: tall $accent; }
-    /* 80 columns: narrower labels and prices, so a model id fits in its field. */
+    /* 80 columns: the whole width, narrower labels and prices, so a model id fits. */
+    CellEditor.-narrow > #cell-editor { max-width: 100%; }
     CellEditor.-narrow .field-label { width: 11; }
     CellEditor.-narrow .field-info { width: 30; text-wrap: nowrap; text-overflow: ellipsis; }
     /* 24 rows: one-line fields and buttons, so the model list keeps rows for its matches. */

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.coordinate import Coordinate
@@ -99,6 +99,19 @@ class GridTable(DataTable):
     first column shown always starts at the row labels: the table may scroll until its last
     column is the first shown (the space after it is blank).
     """
+
+    async def _on_idle(self, event: events.Idle) -> None:
+        """Column widths are measured when idle, after new rows; lines drawn before that (the
+        header, say, when the cursor scrolled the table as it was refilled) were cached under
+        the same update count with the old widths, and the header stayed out of line with the
+        columns. New widths: a new count, and the scroll snapped to whole columns again."""
+        pending = bool(self._updated_cells) or self._require_update_dimensions
+        await super()._on_idle(event)
+        if pending:
+            self._update_count += 1
+            self.refresh()
+            if self.cursor_type == "cell" and self.columns and self.row_count:
+                self.scroll_x = self.whole_column_scroll(self.cursor_coordinate.column)
 
     def _column_starts(self) -> list[int]:
         starts, x = [], 0

@@ -14,8 +14,8 @@ from textual.app import ComposeResult
 from textual.widgets import Footer
 from textual.widgets._footer import FooterKey
 
-# Actions shown first, in this order.
-FIRST_ACTIONS = ("help", "grid", "history", "savings")
+# Actions shown first, in this order (help, the screens, then running the prompt).
+FIRST_ACTIONS = ("help", "grid", "history", "savings", "submit", "run")
 # Footers narrower than this pack their keys closer.
 COMPACT_BELOW = 120
 
@@ -61,7 +61,8 @@ class KeyFooter(Footer):
             palette = active.get(self.app.COMMAND_PALETTE_BINDING)
         room = self.app.size.width
         if palette is not None:
-            room -= self._key_width(palette[1]) + 2  # its border and padding
+            # Its left border (and, packed, the right padding KeyFooter's CSS gives it).
+            room -= self._key_width(palette[1]) + (1 if self.compact else 0)
         self._laid_out_for = self.app.size.width
         for binding, enabled, tooltip in footer_order(shown):
             room -= self._key_width(binding)
