@@ -469,3 +469,41 @@ def test_charts_show_markup_labels_as_text():
     assert cumulative_chart([], 40, 6).plain == "no priced prompts to chart"
     line = sparkline([0.0, 0.5, None, 1.0], marked=1)
     assert line.plain == "▁▅·█"
+
+
+# ---------------------------------------------------------------------------------------------
+# Snapshot at 80x24
+# ---------------------------------------------------------------------------------------------
+
+SNAPSHOT_WORKLOAD = [
+    {"prompt": "Write a Python function that reverses a linked list", "task_type": "code"},
+    {"prompt": "Fix the off-by-one error in this loop", "task_type": "code"},
+    {"prompt": "Solve for x: 3x + 7 = 22", "task_type": "math"},
+    {"prompt": "What is the derivative of x^3 * sin(x)?", "task_type": "math"},
+    {"prompt": "Recommend a film for tonight", "task_type": "chat"},
+    {"prompt": "How was your weekend?", "task_type": "chat", "output_tokens": 120},
+    {"prompt": "urgent: review my SQL query for a missing join", "task_type": "code"},
+]
+
+
+def test_snapshot_savings_at_80x24(tmp_path, monkeypatch, snap_compare):
+    """The savings screen on the classic terminal, on a small table of its own (tuning the
+    packaged examples does not move it) and prices at a fixed date."""
+    from test_tui_grid import _FixedDatetime
+    from test_tui_main import SNAPSHOT_ROUTES
+
+    import tui.router.pricing as pricing
+
+    monkeypatch.setattr(pricing, "datetime", _FixedDatetime)
+    monkeypatch.chdir(tmp_path)  # the workload's path is shown relative to the folder
+    (tmp_path / "routes.toml").write_text(SNAPSHOT_ROUTES, "utf-8")
+    Path("workload.jsonl").write_text(
+        "".join(json.dumps(row) + "\n" for row in SNAPSHOT_WORKLOAD), "utf-8"
+    )
+    app = new_app(tmp_path / "routes.toml", tmp_path)
+
+    async def run_before(pilot) -> None:
+        screen = await open_savings(pilot, Path("workload.jsonl"))
+        assert screen.projection.n == len(SNAPSHOT_WORKLOAD)
+
+    assert snap_compare(app, run_before=run_before, terminal_size=(80, 24))

@@ -545,8 +545,11 @@ class SavingsScreen(Screen):
     ) -> None:
         self.projection = projection
         self.shown_table = table
+        from tui.app.screens.grid import display_path
+
+        # The path as the grid shows it (relative to the current folder: shorter at 80 columns).
         self.sub_title = "what-if: unsaved table" if self.app.dirty else clean(
-            str(table.path) if table.path else "routes.toml"
+            display_path(table.path) if table.path else "routes.toml"
         )
         self.query_one("#savings-totals", Static).update(
             render_totals(projection, table, dirty=self.app.dirty)
