@@ -118,6 +118,17 @@ class MainScreen(Screen):
         self.query_one(ComparisonBar).show(None, None)
         self.query_one(PromptEditor).focus()
         self.refresh_sub_title()
+        self.call_after_refresh(self.fill_intro)
+
+    @work(thread=True, group="intro", exit_on_error=False)
+    def fill_intro(self) -> None:
+        """Which models are simulated and the variable that makes each real: asking the engine
+        imports the provider clients (about 60 ms), so off the event loop, after the first
+        frame."""
+        from tui.app.widgets.intro import render_providers
+
+        intro = render_intro(self.session, render_providers(self.session))
+        self.app.call_from_thread(self.query_one("#intro-text", Static).update, intro)
 
     def refresh_sub_title(self) -> None:
         parts = [self.session.table_label]

@@ -1,7 +1,7 @@
 """What a person sees before their first run: how to run, and which models are simulated and
 which environment variable makes each real.
 
-``render_intro(session)`` is plain Text (provider names and variables come from routes.toml:
+``render_intro(session, render_providers(session))`` is plain Text (provider names and variables come from routes.toml:
 cleaned, never markup); the main screen shows it where the panes will be, and the help screen
 repeats the simulator part (``render_providers``).
 """
@@ -72,7 +72,9 @@ def render_providers(session) -> Text:
     return out
 
 
-def render_intro(session) -> Text:
+def render_intro(session, providers: Text | None = None) -> Text:
+    """The intro; ``providers`` is :func:`render_providers`'s text, or None while it is being
+    worked out (it imports the provider clients: done in a thread, after the first frame)."""
     table = session.table
     out = Text()
     out.append("No run yet. ", style="bold")
@@ -80,6 +82,9 @@ def render_intro(session) -> Text:
                "routed model and on the baseline ")
     out.append(clean(table.baseline.model), style="bold")
     out.append(", side by side.\n\n")
-    out.append_text(render_providers(session))
+    if providers is None:
+        out.append("checking which models have an API key…", style="dim")
+    else:
+        out.append_text(providers)
     out.append("\n\nf1 every key · f2 the routing grid · f5 what routing saves", style="dim")
     return out
