@@ -201,7 +201,7 @@ async def test_an_urgent_prompt_gets_the_latency_priority_and_ctrl_t_cycles_it(m
                 assert "(auto: cue: urgent)" in bar
             else:
                 assert screen.last_decision.priority == expected
-                assert f"priority {expected} (pinned)" in bar
+                assert f"priority {expected} (chosen)" in bar  # "pinned" is for a model (f4)
                 cell = app.session.table.cell(screen.last_decision.task, expected)
                 assert f"cell {cell.primary}" in bar
 
@@ -467,6 +467,23 @@ async def test_a_pinned_model_runs_instead_of_the_routed_one(make_app, fast_sim)
         assert "routed: anthropic/claude-haiku-4-5" in header(pane(app, "routed"))
         assert screen.last_pair.routed.model == "anthropic/claude-haiku-4-5"
         assert "pinned: anthropic/claude-haiku-4-5" in screen.sub_title
+        # The pin shows wherever it applies, and a pinned run is not counted as routing.
+        assert "PINNED" in header(pane(app, "routed"))
+        assert "PINNED" not in header(pane(app, "baseline"))
+        assert "PINNED" in decision_text(app)
+        assert "anthropic/claude-haiku-4-5 instead of" in decision_text(app)
+        assert "f4 unpins" in decision_text(app)
+        assert "pinned run (not routing)" in comparison_text(app)
+        assert "routing saved" not in comparison_text(app)
+        assert app.session.totals.runs == 0
+        assert len(app.session.runlog.recent()) == 1  # the run log still has it
+
+        # Unpinned (f4's "no pin" entry): routed again, and counted.
+        screen.pinned_model = None
+        await run(pilot, CODE_PROMPT)
+        assert "PINNED" not in header(pane(app, "routed"))
+        assert "routing saved" in comparison_text(app)
+        assert app.session.totals.runs == 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -486,6 +503,9 @@ async def test_escape_cancels_a_stalled_run_and_the_next_run_works(make_app, ope
         await until(pilot, lambda: routed.text and baseline.text, "both panes streaming")
         streamed = routed.text
         assert app.streaming_gc.held  # no full garbage collection while answers stream
+        # While it runs, the line under the panes says so (no stale or "No run yet" figures).
+        assert comparison_text(app).startswith(" running… ")
+        assert "No run yet" not in comparison_text(app)
 
         # The stalled provider leaves the UI responsive: typing still updates the editor.
         await pilot.press("end", "space", "x")
@@ -495,8 +515,11 @@ async def test_escape_cancels_a_stalled_run_and_the_next_run_works(make_app, ope
         await settle(pilot)
         for p in (routed, baseline):
             assert "CANCELLED" in header(p), header(p)
+            # The person stopped it: "cancelled", not "error: cancelled", and no error border.
+            assert error_line(p) == "cancelled" and not p.has_class("-error")
         assert routed.answer.source == streamed  # what had arrived stays readable
         assert find_on_screen(app, "run cancelled")
+        assert comparison_text(app).startswith(" run cancelled")
         assert await asyncio.to_thread(server.wait_disconnect, 2, GUARD_S)
         assert app.is_running
         assert not app.streaming_gc.held  # a cancelled run lets collections go on
@@ -759,7 +782,7 @@ def snapshot_app(tmp_path, monkeypatch, make_app) -> RouteDeckApp:
 
     real_metrics = run_pane_mod.render_metrics
 
-    def frozen_metrics(m):
+    def frozen_metrics(m, *args):
         if m is not None:
             m = dataclasses.replace(
                 m,
@@ -767,11 +790,11 @@ def snapshot_app(tmp_path, monkeypatch, make_app) -> RouteDeckApp:
                 elapsed_ms=None if m.elapsed_ms is None else 4_321.0,
                 tokens_per_s=None if m.tokens_per_s is None else 99.0,
             )
-        return real_metrics(m)
+        return real_metrics(m, *args)
 
     real_comparison = comparison_mod.render_comparison
 
-    def frozen_comparison(pair, totals):
+    def frozen_comparison(pair, totals, *args):
         if pair is not None:
             pair = dataclasses.replace(
                 pair,
@@ -779,7 +802,7 @@ def snapshot_app(tmp_path, monkeypatch, make_app) -> RouteDeckApp:
                 baseline=dataclasses.replace(pair.baseline, total_ms=3_500.0, ttft_ms=900.0),
                 wall_ms=3_500.0,
             )
-        return real_comparison(pair, totals)
+        return real_comparison(pair, totals, *args)
 
     monkeypatch.setattr(run_pane_mod, "render_metrics", frozen_metrics)
     monkeypatch.setattr(comparison_mod, "render_comparison", frozen_comparison)
@@ -809,3 +832,15 @@ def test_snapshot_main_screen_after_a_simulated_run(snapshot_app, snap_compare):
         assert "SIMULATED" in header(pane(pilot.app, "routed"))
 
     assert snap_compare(snapshot_app, run_before=run_before, terminal_size=SIZE)
+
+
+def test_snapshot_main_screen_after_a_simulated_run_at_80x24(snapshot_app, snap_compare):
+    """The classic terminal: both costs, the why line, help and the screens in the footer."""
+
+    async def run_before(pilot) -> None:
+        await _typed_and_decided(pilot)
+        await pilot.press("ctrl+j")
+        await settle(pilot)
+        assert main_screen(pilot.app).last_pair is not None
+
+    assert snap_compare(snapshot_app, run_before=run_before, terminal_size=(80, 24))

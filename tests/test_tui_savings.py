@@ -29,6 +29,7 @@ from tui.app.widgets.charts import (
     format_pct,
     sparkline,
     verdict_text,
+    x_axis_text,
 )
 from tui.router.pricing import format_usd
 from tui.router.projection import VerdictStats, project, read_workload
@@ -310,8 +311,13 @@ async def test_correction_saves_retrains_and_reports(routes_file, tmp_path):
         await pilot.press("escape")
         await pilot.pause()
         assert results == [result]
+        # The report says the file was written at once, and where the previous one went.
+        assert "(the previous file kept as routes.toml.bak)" in report
         # A later save does not see a conflict with the file the correction wrote.
-        assert app.save_routes()
+        table = app.session.table
+        (task, priority), _cell = next(iter(table.routes.items()))
+        app.apply_table(table.with_cell(task, priority, Cell(primary=table.baseline.model)))
+        assert app.save_routes() == "saved"
 
 
 async def test_correction_keeps_unsaved_cell_edits_unsaved(routes_file, tmp_path):
@@ -332,10 +338,30 @@ async def test_correction_keeps_unsaved_cell_edits_unsaved(routes_file, tmp_path
         assert on_disk.routes[(task, priority)] == cell  # the edit was not written ...
         assert app.session.table.routes[(task, priority)] == edited_cell  # ... and still applies
         assert app.dirty
-        assert "no dev set" in static_text(app.screen, "#correction-report")
+        assert "no labelled set" in static_text(app.screen, "#correction-report")
         await pilot.press("enter")  # closes once the report is shown
         await pilot.pause()
         assert not isinstance(app.screen, CorrectionScreen)
+
+
+async def test_correction_outside_the_repository_scores_the_packaged_labelled_prompts(
+    routes_file, tmp_path
+):
+    # The routes file is in a temporary folder: no tests/data/dev.jsonl above it. The promise
+    # "accuracy before → after" is kept with the labelled prompts shipped in the package.
+    assert find_dev_set(routes_file) is None
+    app = new_app(routes_file, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.push_screen(CorrectionScreen(CORRECTION_PROMPT, None))
+        await settle(pilot)
+        number = app.session.table.task_names.index(CORRECTION_TASK) + 1
+        await pilot.press(str(number))
+        await settle(pilot)
+        report = static_text(app.screen, "#correction-report")
+        assert "labelled set the demo workload packaged with RouteDeck" in report
+        assert "accuracy " in report and "→" in report
+        assert "no labelled set" not in report
 
 
 def test_session_table_after_keeps_other_edits(routes_file):
@@ -424,13 +450,60 @@ def test_verdict_text():
     assert verdict_text(VerdictStats()).plain == "no verdicts"
 
 
+def test_the_chart_axis_never_reads_as_one_number():
+    # Was "1 7 prompts" under a chart of 7 prompts: read as 17.
+    assert x_axis_text(7, 7) == "prompts 1 to 7"
+    assert x_axis_text(7, 30).startswith("1 ") and x_axis_text(7, 30).endswith(" 7")
+    assert "prompts →" in x_axis_text(7, 30) and len(x_axis_text(7, 30)) == 30
+    points = [(i, i * 0.001, i * 0.003) for i in range(1, 8)]
+    assert "1 7 prompts" not in cumulative_chart(points, 40, 6).plain
+
+
 def test_charts_show_markup_labels_as_text():
     rows = [BarRow("[/b]", 3, 0.02, 0.05), BarRow("[@click=app.quit]x[/]", 1, 0.0, 0.01, 1)]
     out = _plain(bar_chart(rows, 90))
     assert "[/b]" in out and "saves 60%" in out and "1 unpriced" in out
     points = [(i, i * 0.001, i * 0.003) for i in range(1, 51)]
     chart = cumulative_chart(points, 40, 6).plain
-    assert "50 prompts" in chart and "routed" in chart and "baseline" in chart
+    assert "prompts →" in chart and "50" in chart and "routed" in chart and "baseline" in chart
     assert cumulative_chart([], 40, 6).plain == "no priced prompts to chart"
     line = sparkline([0.0, 0.5, None, 1.0], marked=1)
     assert line.plain == "▁▅·█"
+
+
+# ---------------------------------------------------------------------------------------------
+# Snapshot at 80x24
+# ---------------------------------------------------------------------------------------------
+
+SNAPSHOT_WORKLOAD = [
+    {"prompt": "Write a Python function that reverses a linked list", "task_type": "code"},
+    {"prompt": "Fix the off-by-one error in this loop", "task_type": "code"},
+    {"prompt": "Solve for x: 3x + 7 = 22", "task_type": "math"},
+    {"prompt": "What is the derivative of x^3 * sin(x)?", "task_type": "math"},
+    {"prompt": "Recommend a film for tonight", "task_type": "chat"},
+    {"prompt": "How was your weekend?", "task_type": "chat", "output_tokens": 120},
+    {"prompt": "urgent: review my SQL query for a missing join", "task_type": "code"},
+]
+
+
+def test_snapshot_savings_at_80x24(tmp_path, monkeypatch, snap_compare):
+    """The savings screen on the classic terminal, on a small table of its own (tuning the
+    packaged examples does not move it) and prices at a fixed date."""
+    from test_tui_grid import _FixedDatetime
+    from test_tui_main import SNAPSHOT_ROUTES
+
+    import tui.router.pricing as pricing
+
+    monkeypatch.setattr(pricing, "datetime", _FixedDatetime)
+    monkeypatch.chdir(tmp_path)  # the workload's path is shown relative to the folder
+    (tmp_path / "routes.toml").write_text(SNAPSHOT_ROUTES, "utf-8")
+    Path("workload.jsonl").write_text(
+        "".join(json.dumps(row) + "\n" for row in SNAPSHOT_WORKLOAD), "utf-8"
+    )
+    app = new_app(tmp_path / "routes.toml", tmp_path)
+
+    async def run_before(pilot) -> None:
+        screen = await open_savings(pilot, Path("workload.jsonl"))
+        assert screen.projection.n == len(SNAPSHOT_WORKLOAD)
+
+    assert snap_compare(app, run_before=run_before, terminal_size=(80, 24))

@@ -9,7 +9,7 @@ over 100 ms; idle CPU near zero.
 
 1. First paint, as a person sees it: ``routedeck`` started in a pseudo-terminal (140x45), timed
    from the moment the process is spawned until the terminal has received a frame showing the main
-   screen (its title and both pane headers), then until the decision bar says the classifier is
+   screen (its title and the first-run intro, or both pane headers), then until the decision bar says the classifier is
    ready. Run cold (empty cache folder: the classifier trains in a thread worker meanwhile) and
    warm (the cached classifier). Also in-process: ``App.run_test`` from creating the app to the
    first frame the compositor produced for the main screen (imports already paid).
@@ -144,7 +144,10 @@ def pty_first_paint(folder: Path, idle_s: float | None) -> dict[str, float | Non
             out += data
             now = time.perf_counter()
             # Textual answers the terminal's queries itself; a frame is the text it draws.
-            if painted is None and all(s in out for s in (b"RouteDeck", b"routed:", b"baseline:")):
+            # The main screen before a run: its title and the first-run intro (the panes
+            # take its place on the first run), or the pane headers (versions before that).
+            first_run = b"No run yet" in out or (b"routed:" in out and b"baseline:" in out)
+            if painted is None and b"RouteDeck" in out and first_run:
                 painted = now - t0
             if ready is None and b"type a prompt to see" in out:
                 ready = now - t0

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+from dataclasses import replace
+from pathlib import Path
+
 from rich.text import Text
 from textual import work
 from textual.app import App
@@ -9,7 +13,13 @@ from textual.binding import Binding
 
 from tui.router.sanitize import clean
 from tui.router.session import Session
-from tui.router.table import ConflictError, save_table
+from tui.router.table import (
+    ConflictError,
+    TableError,
+    default_routes_path,
+    load_table,
+    save_table,
+)
 from tui.router.types import RoutingTable
 
 
@@ -17,6 +27,10 @@ class RouteDeckApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "RouteDeck"
     ENABLE_COMMAND_PALETTE = True
+    # Classes every screen gets from the terminal's size, for the layouts of small terminals
+    # (80x24 is "-narrow -short", 60x20 "-narrow -tiny"; 140x45 "-wide -tall").
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-tiny"), (22, "-short"), (32, "-tall")]
 
     BINDINGS = [
         Binding("f1", "help", "Help", id="help", tooltip="Every key and what it does"),
@@ -30,13 +44,22 @@ class RouteDeckApp(App):
             tooltip="What routing saves on a workload: charts, what-if, threshold explorer",
         ),
         Binding("ctrl+s", "save_routes", "Save", id="save", tooltip="Save the routing table to routes.toml", show=False),
-        Binding("ctrl+q", "quit", "Quit", id="quit", priority=True),
+        Binding(
+            "ctrl+q",
+            "quit",
+            "Quit",
+            id="quit",
+            tooltip="Quit (asks first when the routing table has unsaved edits)",
+            priority=True,
+        ),
     ]
 
     def __init__(self, session: Session, *, keymap: dict[str, str] | None = None) -> None:
         super().__init__()
         self.session = session
         self.saved_table: RoutingTable = session.table
+        # Why the last save failed (None after a save or reload that worked): the grid shows it.
+        self.last_save_error: str | None = None
         self._keymap_overrides = keymap or {}
         self.streaming_gc = StreamingGC()
         from tui.app.commands import RouteDeckCommands
@@ -67,10 +90,19 @@ class RouteDeckApp(App):
         from tui.app.screens.main import MainScreen
 
         self.push_screen(MainScreen())
+        self.warn_about_run_log()
         # After the first frame: loading (or, the first time, training) the classifier in a
         # thread competes with the first paint for the GIL, and a person should see the app
         # at once; the editor works while the classifier loads.
         self.call_after_refresh(self.load_classifier)
+
+    def warn_about_run_log(self) -> None:
+        """Say once, and for long enough to read, that a damaged run log was moved aside and
+        where it went (the engine started a fresh one and goes on)."""
+        warning = getattr(self.session.runlog, "warning", None)
+        if warning and warning != getattr(self, "_run_log_warned", None):
+            self._run_log_warned = warning
+            self.notify(Text(warning), title="run log", severity="warning", timeout=20)
 
     @work(thread=True, exclusive=True, group="classifier", exit_on_error=False)
     def load_classifier(self) -> None:
@@ -124,61 +156,146 @@ class RouteDeckApp(App):
 
         refresh_savings_screens(self)
 
-    def save_routes(self, *, force: bool = False) -> bool:
-        """Save through the engine's atomic save; returns False when the file changed on disk."""
+    @property
+    def has_changes_to_save(self) -> bool:
+        """Edits not saved yet, or a table still read from the packaged default (saving it
+        makes ./routes.toml, a copy a person can edit)."""
+        return self.dirty or self.session.table.path is None or is_packaged_default(
+            self.session.table.path
+        )
+
+    def save_routes(self, *, force: bool = False) -> str:
+        """Save through the engine's atomic save: "saved", "unchanged" (nothing to save: the
+        file is not touched, its .bak not rotated), "conflict" (the file changed on disk;
+        nothing written) or "failed" (a dialog says why; the edits stay, unsaved)."""
+        if not force and not self.has_changes_to_save:
+            self.notify("no changes to save", timeout=3)
+            return "unchanged"
         try:
             saved = save_table(self.session.table, force=force)
         except ConflictError:
-            return False
-        except OSError as exc:
-            self.notify(Text(f"could not save: {exc}"), severity="error", timeout=8)
-            return True
+            return "conflict"
+        except (OSError, TableError) as exc:
+            self.save_failed(exc)
+            return "failed"
+        self.last_save_error = None
         self.session.set_table(saved)
         self.saved_table = saved
+        self._refresh_dirty_views()
+        self.notify(Text(f"saved {saved.path}"), timeout=3)
+        return "saved"
+
+    def save_failed(self, exc: Exception, what: str = "save the routing table") -> None:
+        """A dialog that stays until dismissed (a toast goes unseen), and a note the grid keeps
+        showing: the edits are still in the table, unsaved."""
+        from tui.app.screens.confirm import Choice, ChoiceScreen
+
+        self.last_save_error = clean(str(exc))
+        self._refresh_dirty_views()
+        self.push_screen(
+            ChoiceScreen(
+                f"Could not {what}:\n{self.last_save_error}\n\n"
+                "Nothing was written. Your edits are kept (unsaved) and still apply to runs; "
+                "free the folder or the disk and press ctrl+s again.",
+                [Choice("ok", "Keep editing", "primary")],
+                title="save failed",
+            )
+        )
+
+    def _refresh_dirty_views(self) -> None:
         if main := self._main():
             main.refresh_sub_title()
-        self.notify(Text(f"saved {saved.path}"), timeout=3)
-        return True
+        from tui.app.screens.grid import GridScreen
+
+        for screen in self.screen_stack:
+            if isinstance(screen, GridScreen):
+                screen.refresh_dirty()
 
     def action_save_routes(self) -> None:
         self.save_with_conflict_check()
 
     def save_with_conflict_check(self, then=None) -> None:
-        if self.save_routes():
+        """Save; on success (or nothing to save) call ``then``. When the file changed on disk,
+        ask: merge my edited cells onto it, overwrite it, reload it, or cancel. A failed save
+        never calls ``then`` (so "Save and quit" stays, with the edits)."""
+        outcome = self.save_routes()
+        if outcome in ("saved", "unchanged"):
             if then:
                 then()
+            return
+        if outcome == "failed":
             return
         from tui.app.screens.confirm import Choice, ChoiceScreen
 
         def decided(choice: str | None) -> None:
-            if choice == "overwrite":
-                self.save_routes(force=True)
-                if then:
+            if choice == "merge":
+                self.merge_routes(then)
+            elif choice == "overwrite":
+                if self.save_routes(force=True) == "saved" and then:
                     then()
             elif choice == "reload":
                 self.reload_routes()
 
+        edited = edited_cells(self.saved_table, self.session.table)
+        question = "routes.toml changed on disk since it was loaded."
+        if edited:
+            question += "\nYour edited cells: " + cell_list(edited)
         self.push_screen(
             ChoiceScreen(
-                "routes.toml changed on disk since it was loaded.",
+                question,
                 [
-                    Choice("overwrite", "Overwrite it with my edits", "error"),
-                    Choice("reload", "Reload it and drop my edits", "warning"),
+                    Choice("merge", "Merge my cells into it", "primary"),
+                    Choice("overwrite", "Overwrite it", "error"),
+                    Choice("reload", "Reload, drop my edits", "warning"),
                     Choice("cancel", "Cancel", "default"),
                 ],
             ),
             decided,
         )
 
-    def reload_routes(self) -> None:
-        from tui.router.table import TableError, load_table
+    def merge_routes(self, then=None) -> None:
+        """Apply the cells edited here onto the file as it is on disk now, then save (when
+        some of those cells changed on disk too, stop before saving and list them)."""
+        from tui.app.screens.confirm import Choice, ChoiceScreen
+        from tui.router.table import merge_edits
 
         try:
-            table = load_table(self.session.table.path)
+            theirs = load_table(routes_file_on_disk(self.session.table))
+        except (TableError, OSError) as exc:
+            self.save_failed(exc, "read routes.toml to merge my cells into it")
+            return
+        mine, base = self.session.table, self.saved_table
+        result = merge_edits(base, mine, theirs)
+        table = result.table
+        if mine.classifier != base.classifier:  # the savings screen's threshold, say
+            table = replace(table, classifier=mine.classifier)
+        self.saved_table = theirs
+        self.apply_table(table)
+        self._refresh_dirty_views()
+        if result.conflicts:
+            self.push_screen(
+                ChoiceScreen(
+                    f"Merged {len(result.applied)} edited cell(s) into routes.toml as it is "
+                    f"on disk: {cell_list(result.applied)}.\n"
+                    f"Also changed on disk (your version kept): {cell_list(result.conflicts)}."
+                    "\nNot saved yet: check them in the grid (f2), then ctrl+s.",
+                    [Choice("ok", "OK", "primary")],
+                    title="merged, not saved",
+                )
+            )
+            return
+        note = f"merged {len(result.applied)} cell(s): {cell_list(result.applied)}"
+        self.notify(Text(note or "nothing to merge"), timeout=8)
+        self.save_with_conflict_check(then)
+
+    def reload_routes(self) -> None:
+        try:
+            table = load_table(routes_file_on_disk(self.session.table))
         except (TableError, OSError) as exc:
             self.notify(Text(f"could not reload: {exc}"), severity="error", timeout=10)
             return
         self.saved_table = table
+        self.last_save_error = None
         self.apply_table(table)
         self.notify("routes.toml reloaded", timeout=3)
 
@@ -237,6 +354,34 @@ class RouteDeckApp(App):
             ),
             decided,
         )
+
+
+def is_packaged_default(path: Path) -> bool:
+    return Path(os.path.abspath(path)) == Path(os.path.abspath(default_routes_path()))
+
+
+def routes_file_on_disk(table: RoutingTable) -> Path:
+    """The file a save of ``table`` writes (and so the one to merge with or reload): its own,
+    or ./routes.toml for a table read from the packaged default once that file exists."""
+    path = table.path
+    if path is None or is_packaged_default(path):
+        local = Path.cwd() / "routes.toml"
+        if local.exists() or path is None:
+            return local
+    return Path(path)
+
+
+def edited_cells(base: RoutingTable, mine: RoutingTable) -> list[tuple[str, str]]:
+    """The cells ``mine`` changed from ``base``, in the table's order."""
+    return [key for key, cell in mine.routes.items() if base.routes.get(key) != cell]
+
+
+def cell_list(cells: list[tuple[str, str]], limit: int = 8) -> str:
+    """"code × default, math × latency, …" (outside names, cleaned)."""
+    names = [f"{clean(t)} × {clean(p)}" for t, p in cells[:limit]]
+    if len(cells) > limit:
+        names.append(f"and {len(cells) - limit} more")
+    return ", ".join(names) or "none"
 
 
 _GC_TUNED = False

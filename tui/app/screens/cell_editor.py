@@ -88,6 +88,36 @@ class CellEditor(ModalScreen[Cell | None]):
     CellEditor #cell-buttons { height: 3; align-horizontal: right; }
     CellEditor #cell-buttons Button { margin-left: 1; }
     CellEditor .field-row Input.-target { border: tall $accent; }
+    /* 80 columns: the whole width, narrower labels and prices, so a model id fits. */
+    CellEditor.-narrow > #cell-editor { max-width: 100%; }
+    CellEditor.-narrow .field-label { width: 11; }
+    CellEditor.-narrow .field-info { width: 30; text-wrap: nowrap; text-overflow: ellipsis; }
+    /* 24 rows: one-line fields and buttons, so the model list keeps rows for its matches. */
+    CellEditor.-short #cell-title, CellEditor.-tiny #cell-title { margin: 0; }
+    CellEditor.-short .field-row, CellEditor.-tiny .field-row { height: 1; margin-bottom: 0; }
+    CellEditor.-short .field-label, CellEditor.-tiny .field-label { padding: 0 1 0 0; }
+    CellEditor.-short .field-info, CellEditor.-tiny .field-info {
+        padding: 0 0 0 1; text-wrap: nowrap; text-overflow: ellipsis;
+    }
+    CellEditor.-short .field-row Input, CellEditor.-tiny .field-row Input {
+        border: none; height: 1; padding: 0 1; background: $boost;
+    }
+    CellEditor.-short .field-row Input.-target, CellEditor.-tiny .field-row Input.-target {
+        border: none; background: $accent 35%;
+    }
+    CellEditor.-short .field-row Input:focus, CellEditor.-tiny .field-row Input:focus {
+        background: $accent 55%;
+    }
+    CellEditor.-short #cell-buttons, CellEditor.-tiny #cell-buttons { height: 1; }
+    CellEditor.-short #cell-buttons Button, CellEditor.-tiny #cell-buttons Button {
+        height: 1; border: none; min-width: 10;
+    }
+    CellEditor.-short ModelList #model-filter, CellEditor.-tiny ModelList #model-filter {
+        border: none; height: 1; padding: 0 1; background: $boost;
+    }
+    CellEditor.-short ModelList #model-filter:focus, CellEditor.-tiny ModelList #model-filter:focus {
+        background: $accent 35%;
+    }
     """
 
     BINDINGS = [
@@ -134,9 +164,9 @@ class CellEditor(ModalScreen[Cell | None]):
             title.append(clean(self.task_name), style="bold reverse")
             title.append(" × ", style="dim")
             title.append(clean(self.priority_name), style="bold reverse")
+            title.append("   enter or ctrl+s accepts · escape cancels", style="dim")
             title.append(
-                "\nenter or ctrl+s accepts · escape cancels · the list below fills the "
-                "highlighted field (ctrl+t switches)",
+                "\nthe list below fills the highlighted field; ctrl+t switches field",
                 style="dim",
             )
             yield Static(title, id="cell-title")
@@ -149,10 +179,10 @@ class CellEditor(ModalScreen[Cell | None]):
                 yield Input(self.cell.fallback or "", placeholder="none", id="fallback")
                 yield Static("", id="fallback-info", classes="field-info")
             with Horizontal(classes="field-row"):
-                yield Label(Text("hedge after ms"), classes="field-label")
+                yield Label(Text("hedge (ms)"), classes="field-label")
                 yield Input(
                     "" if self.cell.hedge_after_ms is None else str(self.cell.hedge_after_ms),
-                    placeholder="none (start the fallback only on failure)",
+                    placeholder="none: the fallback starts only on a failure",
                     id="hedge",
                 )
                 yield Static(

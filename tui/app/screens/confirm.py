@@ -23,20 +23,28 @@ class Choice:
 class ChoiceScreen(ModalScreen[str | None]):
     DEFAULT_CSS = """
     ChoiceScreen { align: center middle; }
-    ChoiceScreen > Vertical { width: auto; max-width: 90; height: auto; border: thick $warning; background: $surface; padding: 1 2; }
-    ChoiceScreen Static { width: auto; margin-bottom: 1; }
+    ChoiceScreen > Vertical {
+        width: auto; max-width: 90%; height: auto; max-height: 100%;
+        border: thick $warning; background: $surface; padding: 1 2;
+    }
+    ChoiceScreen Static { width: auto; max-width: 86; margin-bottom: 1; }
     ChoiceScreen Horizontal { height: auto; width: auto; }
     ChoiceScreen Button { margin-right: 1; }
+    ChoiceScreen.-short > Vertical { padding: 0 1; }
+    ChoiceScreen.-short Button, ChoiceScreen.-tiny Button { height: 1; border: none; min-width: 8; }
     """
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel", id="choice_cancel")]
 
-    def __init__(self, question: str, choices: list[Choice]) -> None:
+    def __init__(self, question: str, choices: list[Choice], *, title: str = "") -> None:
         super().__init__()
         self.question = question
         self.choices = choices
+        self.title_text = title
 
     def compose(self) -> ComposeResult:
-        with Vertical():
+        box = Vertical()
+        box.border_title = Text(self.title_text) if self.title_text else None
+        with box:
             yield Static(Text(self.question))
             with Horizontal():
                 for choice in self.choices:

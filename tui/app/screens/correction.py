@@ -103,8 +103,11 @@ def render_report(report: CorrectionReport, *, saved_to: str | None, dev_label: 
         out.append("already an example of ", style="dim")
         out.append(task, style="bold")
     if saved_to:
-        out.append("; saved to ", style="dim")
+        out.append("; written to ", style="dim")
         out.append(clean(saved_to))
+        out.append(" at once (the previous file kept as ", style="dim")
+        out.append(clean(Path(saved_to).name) + ".bak")
+        out.append(")", style="dim")
     out.append("\n")
     before, after = report.before, report.after
     out.append("classified now ", style="dim")
@@ -291,6 +294,11 @@ class CorrectionScreen(ModalScreen["CorrectionResult | None"]):
             path = find_dev_set(saved.path) if dev_set == "auto" else (
                 Path(dev_set) if dev_set is not None else None
             )
+            if path is None and dev_set == "auto":
+                # Outside the repository: the labelled prompts shipped in the package.
+                from tui.app.screens.savings import demo_workload_path
+
+                path = demo_workload_path()
             self.dev_path = path
             if path is not None:
                 try:
@@ -311,9 +319,15 @@ class CorrectionScreen(ModalScreen["CorrectionResult | None"]):
 
     def dev_label(self) -> Text:
         if self.dev_path is None:
-            return Text("no dev set: accuracy before and after not measured", style="dim")
-        out = Text("dev set ", style="dim")
-        out.append(clean(str(self.dev_path)))
+            return Text("no labelled set: accuracy before and after not measured", style="dim")
+        from tui.app.screens.savings import demo_workload_path
+
+        if self.dev_path == demo_workload_path():
+            out = Text("labelled set ", style="dim")
+            out.append("the demo workload packaged with RouteDeck")
+        else:
+            out = Text("dev set ", style="dim")
+            out.append(clean(str(self.dev_path)))
         if self.dev_problem:
             out.append(f" not used: {clean(self.dev_problem)}", style="yellow")
         elif self.dev_rows is not None:

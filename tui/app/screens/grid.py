@@ -10,15 +10,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.coordinate import Coordinate
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 from textual.worker import get_current_worker
 
 from tui.app import HEADER_ICON
+from tui.app.widgets.footer import KeyFooter
 from tui.app.widgets.model_list import price_label, price_style
 from tui.router.pricing import price_per_mtok
 from tui.router.sanitize import clean
@@ -91,13 +92,71 @@ def display_path(path: Path | None) -> str:
         return str(path)
 
 
+class GridTable(DataTable):
+    """A DataTable that scrolls sideways by whole columns.
+
+    Scrolled to an arbitrary offset, the leftmost visible column showed the tail of its cells
+    ("view" of "...-flash-preview") beside the row labels, with no header above it. Here the
+    first column shown always starts at the row labels: the table may scroll until its last
+    column is the first shown (the space after it is blank).
+    """
+
+    async def _on_idle(self, event: events.Idle) -> None:
+        """Column widths are measured when idle, after new rows; lines drawn before that (the
+        header, say, when the cursor scrolled the table as it was refilled) were cached under
+        the same update count with the old widths, and the header stayed out of line with the
+        columns. New widths: a new count, and the scroll snapped to whole columns again."""
+        pending = bool(self._updated_cells) or self._require_update_dimensions
+        await super()._on_idle(event)
+        if pending:
+            self._update_count += 1
+            self.refresh()
+            if self.cursor_type == "cell" and self.columns and self.row_count:
+                self.scroll_x = self.whole_column_scroll(self.cursor_coordinate.column)
+
+    def _column_starts(self) -> list[int]:
+        starts, x = [], 0
+        for column in self.ordered_columns:
+            starts.append(x)
+            x += column.get_render_width(self)
+        return starts
+
+    @property
+    def max_scroll_x(self) -> int:
+        starts = self._column_starts()
+        return max(super().max_scroll_x, starts[-1] if starts else 0)
+
+    def _scroll_cursor_into_view(self, animate: bool = False) -> None:
+        super()._scroll_cursor_into_view(animate=False)
+        if self.cursor_type == "cell" and self.columns:
+            self.scroll_x = self.whole_column_scroll(self.cursor_coordinate.column)
+
+    def whole_column_scroll(self, column: int) -> int:
+        """The scroll offset that shows ``column`` whole with a column start at the left edge,
+        as many columns to its left as fit, and no part of a column."""
+        starts = self._column_starts()
+        widths = [c.get_render_width(self) for c in self.ordered_columns]
+        room = self.scrollable_content_region.width - self._row_label_column_width
+        column = min(column, len(starts) - 1)
+        end = starts[column] + widths[column]
+        if starts[-1] + widths[-1] <= room:
+            return 0  # everything fits
+        first = column
+        while first > 0 and end - starts[first - 1] <= room:
+            first -= 1
+        current = round(self.scroll_x)
+        if current in starts and current <= starts[column] and end - current <= room:
+            return current  # the cursor's column is already shown whole: do not jump
+        return starts[first]
+
+
 class GridScreen(Screen):
     """Task types × priorities; enter edits a cell, ctrl+s saves, r reloads, escape goes back."""
 
     DEFAULT_CSS = """
     GridScreen { layout: vertical; }
     GridScreen #grid-baseline { height: auto; padding: 0 1; }
-    GridScreen #grid-dirty { height: 1; padding: 0 1; color: $warning; text-style: bold; display: none; }
+    GridScreen #grid-dirty { height: auto; max-height: 3; padding: 0 1; color: $warning; text-style: bold; display: none; }
     GridScreen #grid-dirty.-dirty { display: block; }
     GridScreen #grid { height: 1fr; }
     """
@@ -144,8 +203,8 @@ class GridScreen(Screen):
         yield Header(show_clock=False, icon=HEADER_ICON)
         yield Static("", id="grid-baseline")
         yield Static("", id="grid-dirty")
-        yield DataTable(id="grid", cursor_type="cell", zebra_stripes=True)
-        yield Footer()
+        yield GridTable(id="grid", cursor_type="cell", zebra_stripes=True)
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.refresh_grid()
@@ -195,11 +254,12 @@ class GridScreen(Screen):
         self.sub_title = clean(display_path(self.session.table.path))
         marker = self.query_one("#grid-dirty", Static)
         marker.set_class(dirty, "-dirty")
-        marker.update(
-            Text("● unsaved edits (they already apply to runs): ctrl+s saves, r reloads from disk")
-            if dirty
-            else ""
-        )
+        note = Text()
+        if dirty:
+            note.append("● unsaved edits (they already apply to runs): ctrl+s saves, r reloads")
+            if error := self.app.last_save_error:
+                note.append(f"\n  the last save failed: {clean(error)}", style="bold red")
+        marker.update(note)
 
     @work(thread=True, exclusive=True, group="grid-data", exit_on_error=False)
     def load_cell_data(self) -> None:

@@ -1,29 +1,34 @@
-"""Every key, where it works and what it does, from the bindings themselves (remaps included)."""
+"""Every key, where it works and what it does, from the bindings themselves (remaps included),
+and which models are simulated. Lines wrap, so nothing is cut on an 80-column terminal."""
 
 from __future__ import annotations
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
 ABOUT = (
     "RouteDeck classifies each prompt as you type, routes it through the grid of task types × "
     "priorities, and runs it beside a frontier baseline so you can see what routing saves. "
-    "Models whose API key is missing run on a clearly labelled simulator. Remap keys in "
-    "keymap.toml (binding id = \"key\"); ctrl+p opens the command palette."
+    "Remap keys in ~/.config/routedeck/keymap.toml (binding id = \"key\"); ctrl+p opens the "
+    "command palette."
 )
 
 
 def binding_rows(app) -> list[tuple[str, str, str, str]]:
+    """``(where, keys, action, what it does)`` for every binding with an id or a description;
+    "what it does" is never empty (the action's name when a binding has no tooltip)."""
+    from tui.app.screens.cell_editor import CellEditor
     from tui.app.screens.correction import CorrectionScreen
     from tui.app.screens.grid import GridScreen
     from tui.app.screens.history import HistoryScreen
     from tui.app.screens.main import MainScreen
     from tui.app.screens.savings import SavingsScreen
     from tui.app.screens.verdict import VerdictScreen
+    from tui.app.screens.why import WhyScreen
     from tui.app.widgets.prompt_editor import PromptEditor
 
     keymap = getattr(app, "_keymap", {}) or {}
@@ -32,10 +37,12 @@ def binding_rows(app) -> list[tuple[str, str, str, str]]:
         ("prompt", PromptEditor.BINDINGS),
         ("main", MainScreen.BINDINGS),
         ("routes", GridScreen.BINDINGS),
+        ("cell editor", CellEditor.BINDINGS),
         ("history", HistoryScreen.BINDINGS),
         ("savings", SavingsScreen.BINDINGS),
         ("correction", CorrectionScreen.BINDINGS),
         ("verdict", VerdictScreen.BINDINGS),
+        ("why", WhyScreen.BINDINGS),
     ]
     rows = []
     for where, bindings in places:
@@ -43,28 +50,48 @@ def binding_rows(app) -> list[tuple[str, str, str, str]]:
             if not isinstance(b, Binding):
                 continue
             keys = keymap.get(b.id, b.key) if b.id else b.key
-            rows.append((where, keys.replace(",", " / "), b.description, b.tooltip or ""))
+            rows.append((where, keys.replace(",", " / "), b.description, b.tooltip or b.description))
     rows.append(("everywhere", "ctrl+p", "Commands", "The command palette: every action by name"))
     return rows
+
+
+def render_help(app) -> Text:
+    out = Text(ABOUT + "\n\n")
+    from tui.app.widgets.intro import render_providers
+
+    out.append_text(render_providers(app.session))
+    place = None
+    for where, keys, action, what in binding_rows(app):
+        if where != place:
+            place = where
+            out.append(f"\n\n{where}", style="bold underline")
+        out.append("\n  ")
+        out.append(keys.ljust(12), style="bold")
+        out.append("  ")
+        out.append(action, style="bold")
+        if what and what != action:
+            out.append(f": {what}")
+    return out
 
 
 class HelpScreen(ModalScreen[None]):
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
-    HelpScreen > Vertical { width: 90%; height: 90%; border: thick $primary; background: $surface; padding: 0 1; }
-    HelpScreen Static { height: auto; margin: 1 0; }
-    HelpScreen DataTable { height: 1fr; }
+    HelpScreen > VerticalScroll {
+        width: 100; max-width: 96%; height: 90%; max-height: 100%;
+        border: thick $primary; background: $surface; padding: 0 1;
+    }
+    HelpScreen Static { width: 1fr; height: auto; }
     """
-    BINDINGS = [Binding("escape,f1,q", "dismiss", "Close", id="help_close")]
+    BINDINGS = [
+        Binding("escape,f1,q", "dismiss", "Close", id="help_close", tooltip="Close the help"),
+    ]
 
     def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Static(Text(ABOUT))
-            yield DataTable(cursor_type="row", zebra_stripes=True)
+        box = VerticalScroll()
+        box.border_title = "keys · escape closes"
+        with box:
+            yield Static(render_help(self.app), id="help-text")
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        table.add_columns("where", "key", "action", "what it does")
-        for row in binding_rows(self.app):
-            table.add_row(*(Text(cell) for cell in row))
-        table.focus()
+        self.query_one(VerticalScroll).focus()

@@ -14,10 +14,11 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Select, Static
+from textual.widgets import DataTable, Header, Select, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from tui.app import HEADER_ICON
+from tui.app.widgets.footer import KeyFooter
 from tui.router.pricing import format_usd
 from tui.router.sanitize import clean
 
@@ -68,6 +69,8 @@ def _when(created_at: datetime) -> str:
 
 
 def _side_cost(side) -> Text:
+    if side.status == "cancelled" and side.cost_usd is None:
+        return Text("cancelled", style="dim")
     if side.error and side.cost_usd is None:
         return Text("error", style="red")
     return Text(
@@ -105,6 +108,8 @@ def _flags(record) -> Text:
             words.append("hedge")
         if side.error:
             words.append("error")
+        elif side.status == "cancelled":
+            words.append("cancelled")
         if words:
             if out:
                 out.append(" ")
@@ -151,6 +156,8 @@ def render_detail(record) -> Text:
         if side.error:
             out.append(f"\n{name} error ", style="dim")
             out.append(clean(side.error), style="red")
+        elif side.status == "cancelled":
+            out.append(f"\n{name} cancelled", style="dim")
     if record.verdict:
         out.append("\nverdict ", style="dim")
         out.append(clean(record.verdict))
@@ -253,7 +260,7 @@ class HistoryScreen(Screen):
         yield Static("", id="history-message")
         yield DataTable(id="history-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="history-detail")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.title = "History"

@@ -8,14 +8,16 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, TextArea
+from textual.widgets import Header, Static, TextArea
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from tui.app import HEADER_ICON
 from tui.app.widgets.comparison import ComparisonBar
 from tui.app.widgets.decision_bar import DecisionBar
+from tui.app.widgets.footer import KeyFooter
+from tui.app.widgets.intro import render_intro
 from tui.app.widgets.prompt_editor import PromptEditor
 from tui.app.widgets.run_pane import DRAW_INTERVAL_S, RunPane
 from tui.router.sanitize import clean
@@ -27,7 +29,14 @@ class MainScreen(Screen):
         Binding("escape", "cancel_run", "Cancel", id="cancel", tooltip="Cancel the run in flight"),
         # The editor binds the run keys itself; this one runs it when focus is elsewhere
         # (after clicking into a pane, say).
-        Binding("ctrl+j,alt+enter", "run", "Run", id="run_anywhere", show=False),
+        Binding(
+            "ctrl+j,alt+enter",
+            "run",
+            "Run",
+            id="run_anywhere",
+            tooltip="Run the prompt, wherever the focus is (after a click into a pane, say)",
+            show=False,
+        ),
         Binding(
             "ctrl+t",
             "cycle_priority",
@@ -41,6 +50,14 @@ class MainScreen(Screen):
             "Pin model",
             id="pin_model",
             tooltip="Run the next prompt on a model you choose instead of the routed one",
+        ),
+        Binding(
+            "f6",
+            "why",
+            "Why",
+            id="why",
+            tooltip="The routing decision in full: every line of it, every label's probability",
+            priority=True,  # over the editor's own f6 (select the line)
         ),
         Binding(
             "f8",
@@ -81,11 +98,15 @@ class MainScreen(Screen):
         yield Header(show_clock=False, icon=HEADER_ICON)
         yield PromptEditor(id="prompt")
         yield DecisionBar(id="decision")
+        # Before the first run: how to run, and which models are simulated (the panes are
+        # empty until then). The first run swaps in the panes for good.
+        with VerticalScroll(id="intro", can_focus=False):
+            yield Static(render_intro(self.session), id="intro-text")
         with Horizontal(id="panes"):
             yield RunPane("routed", "routed", id="routed")
             yield RunPane("baseline", "baseline", id="baseline")
         yield ComparisonBar(id="comparison")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         # The classifier's worker may have ended before this screen was composed.
@@ -98,13 +119,24 @@ class MainScreen(Screen):
         self.query_one(ComparisonBar).show(None, None)
         self.query_one(PromptEditor).focus()
         self.refresh_sub_title()
+        self.call_after_refresh(self.fill_intro)
+
+    @work(thread=True, group="intro", exit_on_error=False)
+    def fill_intro(self) -> None:
+        """Which models are simulated and the variable that makes each real: asking the engine
+        imports the provider clients (about 60 ms), so off the event loop, after the first
+        frame."""
+        from tui.app.widgets.intro import render_providers
+
+        intro = render_intro(self.session, render_providers(self.session))
+        self.app.call_from_thread(self.query_one("#intro-text", Static).update, intro)
 
     def refresh_sub_title(self) -> None:
         parts = [self.session.table_label]
         if self.app.dirty:
             parts.append("routes edited, unsaved")
         if self.pinned_model:
-            parts.append(f"pinned: {self.pinned_model}")
+            parts.append(f"pinned: {self.pinned_model} (f4 unpins)")
         self.sub_title = clean(" · ".join(parts))  # a path and a model id: outside text
 
     # -- live classification --------------------------------------------------------------
@@ -151,7 +183,9 @@ class MainScreen(Screen):
 
     def show_decision(self, decision: Decision) -> None:
         self.last_decision = decision
-        self.query_one(DecisionBar).show_decision(decision, priority_mode=self.priority_mode)
+        self.query_one(DecisionBar).show_decision(
+            decision, priority_mode=self.priority_mode, pinned=self.pinned_model
+        )
 
     def classifier_loaded(self) -> None:
         if not self.query(DecisionBar):  # not composed yet: on_mount shows the state
@@ -180,9 +214,13 @@ class MainScreen(Screen):
         from tui.app.screens.model_picker import ModelPicker
 
         def chosen(model: str | None) -> None:
+            if model is None:  # cancelled: the pin (or no pin) stays
+                return
             self.pinned_model = model or None
             self.refresh_sub_title()
-            note = f"next runs use {clean(model)}" if model else "routing restored"
+            if self.last_decision is not None:
+                self.show_decision(self.last_decision)
+            note = f"next runs use {clean(model)} (f4 unpins)" if model else "pin removed: routing"
             self.notify(Text(note), timeout=3)
 
         self.app.push_screen(ModelPicker(self.session, current=self.pinned_model, allow_none=True), chosen)
@@ -198,6 +236,23 @@ class MainScreen(Screen):
         self.app.push_screen(
             CorrectionScreen(text, decision if decision and decision.prompt == text else None)
         )
+
+    def action_why(self) -> None:
+        from tui.app.screens.why import WhyScreen
+
+        text = self.query_one(PromptEditor).text
+        decision = self.last_decision
+        if decision is None or decision.prompt != text:
+            self.notify("type a prompt first: the route shows as you type", timeout=3)
+            return
+        self.app.push_screen(
+            WhyScreen(decision, priority_mode=self.priority_mode, pinned=self.pinned_model)
+        )
+
+    @on(DecisionBar.Clicked)
+    def _decision_clicked(self) -> None:
+        if self.last_decision is not None:
+            self.action_why()
 
     def action_verdict(self) -> None:
         from tui.app.screens.verdict import VerdictScreen
@@ -233,6 +288,8 @@ class MainScreen(Screen):
         if event.state == WorkerState.ERROR and event.worker.group in ("run", "classify"):
             error = event.worker.error
             what = "run" if event.worker.group == "run" else "classification"
+            if what == "run":
+                self.query_one(ComparisonBar).update(Text(" the run failed", style="bold red"))
             self.notify(
                 Text(f"{what} failed: {type(error).__name__}: {error}"), severity="error", timeout=8
             )
@@ -251,14 +308,24 @@ class MainScreen(Screen):
         async with self._panes_lock:
             await self._run_prompt(text, priority, pinned)
 
+    def _show_panes(self) -> None:
+        """The panes in place of the first-run intro (for good)."""
+        self.query_one("#intro").display = False
+        self.query_one("#panes").display = True
+
     async def _run_prompt(self, text: str, priority: str | None, pinned: str | None) -> None:
         routed, baseline = self.query_one("#routed", RunPane), self.query_one("#baseline", RunPane)
         panes = {"routed": routed, "baseline": baseline}
+        comparison = self.query_one(ComparisonBar)
         decision = await asyncio.to_thread(self.session.decide, text, priority)
         self.show_decision(decision)
         run = self.session.start(decision, model=pinned)
-        await routed.reset(pinned or decision.cell.primary)
+        self._show_panes()
+        await routed.reset(pinned or decision.cell.primary, pinned=bool(pinned))
         await baseline.reset(self.session.table.baseline.model)
+        comparison.show_running(
+            pinned or decision.cell.primary, self.session.table.baseline.model, self.session.totals
+        )
 
         def tick() -> None:
             # Both panes' new text and figures in one batch: one layout of the screen per
@@ -284,6 +351,10 @@ class MainScreen(Screen):
                         metrics = run.metrics[side]
                         await panes[side].finish(metrics.result(), metrics.snapshot())
                         finished.add(side)
+        except asyncio.CancelledError:
+            # The figures shown are the last run's no more: say so rather than leave them.
+            comparison.show_cancelled(self.session.totals)
+            raise
         finally:
             ticker.stop()
             gc_policy.release()
@@ -294,5 +365,15 @@ class MainScreen(Screen):
                     if side not in finished:
                         await panes[side].finish(result, run.metrics[side].snapshot())
         self.last_pair = pair
-        self.last_run_id = await asyncio.to_thread(self.session.record, pair)
-        self.query_one(ComparisonBar).show(pair, self.session.totals)
+        self.last_run_id = await asyncio.to_thread(self._record, pair, pinned)
+        comparison.show(pair, self.session.totals, pinned=pinned)
+        self.app.warn_about_run_log()
+
+    def _record(self, pair: PairResult, pinned: str | None) -> int | None:
+        """Log the run; a run on a pinned model is not routing, so it stays out of the
+        session's routing totals (the run log keeps it, with the model it ran on)."""
+        totals = self.session.totals
+        run_id = self.session.record(pair)
+        if pinned:
+            self.session.totals = totals
+        return run_id

@@ -28,7 +28,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, ProgressBar, Static
+from textual.widgets import Header, ProgressBar, Static
 from textual.worker import get_current_worker
 
 from tui.app import HEADER_ICON
@@ -39,6 +39,7 @@ from tui.app.widgets.charts import (
     format_pct,
     sparkline,
 )
+from tui.app.widgets.footer import KeyFooter
 from tui.router.pricing import format_usd
 from tui.router.sanitize import clean
 
@@ -311,7 +312,7 @@ class SavingsScreen(Screen):
             with Vertical(id="savings-explorer-panel"):
                 yield Static("", id="savings-explorer")
                 yield Static("", id="savings-sweep")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.title = "Savings"
@@ -545,8 +546,11 @@ class SavingsScreen(Screen):
     ) -> None:
         self.projection = projection
         self.shown_table = table
+        from tui.app.screens.grid import display_path
+
+        # The path as the grid shows it (relative to the current folder: shorter at 80 columns).
         self.sub_title = "what-if: unsaved table" if self.app.dirty else clean(
-            str(table.path) if table.path else "routes.toml"
+            display_path(table.path) if table.path else "routes.toml"
         )
         self.query_one("#savings-totals", Static).update(
             render_totals(projection, table, dirty=self.app.dirty)

@@ -214,9 +214,7 @@ def cumulative_chart(
                 out.append(" ")
         out.append("\n")
     out.append(" " * axis_w + "└" + "─" * len(cols) + "\n", style="dim")
-    first, last = "1", f"{cols[-1][0]} prompts"
-    gap = max(1, len(cols) - len(first) - len(last))
-    out.append(" " * (axis_w + 1) + first + " " * gap + last, style="dim")
+    out.append(" " * (axis_w + 1) + x_axis_text(cols[-1][0], len(cols)), style="dim")
     out.append("\n")
     out.append(" " * (axis_w + 1))
     out.append("█", style=ROUTED_STYLE)
@@ -224,6 +222,18 @@ def cumulative_chart(
     out.append("█", style=BASELINE_STYLE)
     out.append(f" baseline {short_usd(cols[-1][2])}")
     return out
+
+
+def x_axis_text(n: int, width: int) -> str:
+    """The x axis under a chart of ``n`` prompts ``width`` cells wide: "1" under its left end,
+    ``n`` under its right end and the word between them ("1 7 prompts" read as 17 prompts)."""
+    first, last = "1", str(n)
+    word = "prompts →" if n != 1 else "prompt"
+    inner = width - len(first) - len(last)
+    if inner >= len(word) + 2:
+        left = (inner - len(word)) // 2
+        return first + " " * left + word + " " * (inner - len(word) - left) + last
+    return f"prompts 1 to {n}" if n != 1 else "1 prompt"
 
 
 def sparkline(

@@ -1,10 +1,16 @@
-"""The comparison line under the panes, and the session totals."""
+"""The comparison line under the panes, and the session totals.
+
+``ComparisonBar.show(pair, totals)`` after a run; ``show_running(...)`` while one is in flight
+(the last run's figures are not shown as if they were this one's) and ``show_cancelled(...)``
+after a cancel. A run on a pinned model (f4) is labelled as such and not counted as routing.
+"""
 
 from __future__ import annotations
 
 from rich.text import Text
 from textual.widgets import Static
 
+from tui.router.sanitize import clean
 from tui.router.types import PairResult
 
 
@@ -14,21 +20,28 @@ def _usd(v: float | None) -> str:
     return f"${v:.6f}" if abs(v) < 0.01 else f"${v:.4f}"
 
 
-def render_comparison(pair: PairResult | None, totals) -> Text:
+def _savings(out: Text, pair: PairResult, pinned: str | None) -> None:
+    saved, pct = pair.savings_usd, pair.savings_pct
+    out.append("pinned run (not routing): " if pinned else "routing saved ", style="dim")
+    if saved is None:
+        out.append("n/a (a model has no known price)", style="yellow")
+        return
+    if pinned:
+        out.append(f"{_usd(pair.routed.cost_usd)} vs baseline {_usd(pair.baseline.cost_usd)}")
+        return
+    style = "bold green" if saved >= 0 else "bold red"
+    out.append(_usd(saved) if saved >= 0 else "-" + _usd(-saved), style=style)
+    if pct is not None:
+        out.append(f" ({pct:.0f}%)", style=style)
+
+
+def render_comparison(pair: PairResult | None, totals, pinned: str | None = None) -> Text:
     out = Text(" ")
     if pair is None:
         out.append("No run yet. ", style="dim")
         out.append("ctrl+j runs the prompt on the routed model and the baseline.", style="dim")
     else:
-        saved, pct = pair.savings_usd, pair.savings_pct
-        out.append("routing saved ", style="dim")
-        if saved is None:
-            out.append("n/a (a model has no known price)", style="yellow")
-        else:
-            style = "bold green" if saved >= 0 else "bold red"
-            out.append(_usd(saved) if saved >= 0 else "-" + _usd(-saved), style=style)
-            if pct is not None:
-                out.append(f" ({pct:.0f}%)", style=style)
+        _savings(out, pair, pinned)
         r, b = pair.routed.total_ms, pair.baseline.total_ms
         if r is not None and b is not None:
             diff = b - r
@@ -37,15 +50,38 @@ def render_comparison(pair: PairResult | None, totals) -> Text:
             out.append(f"{abs(diff) / 1000:.2f} s {word}", style="green" if diff >= 0 else "red")
         if pair.routed.simulated or pair.baseline.simulated:
             out.append("   (simulated)", style="yellow")
-    if totals is not None and totals.runs:
-        out.append("\n ")
-        out.append(f"session: {totals.runs} run{'s' if totals.runs != 1 else ''}", style="dim")
-        out.append("   routed ", style="dim")
-        out.append(_usd(totals.routed_cost_usd))
-        out.append(" vs baseline ", style="dim")
-        out.append(_usd(totals.baseline_cost_usd))
-        if totals.savings_pct is not None:
-            out.append(f"   saved {totals.savings_pct:.0f}%", style="bold green" if totals.savings_pct >= 0 else "bold red")
+    _totals(out, totals)
+    return out
+
+
+def _totals(out: Text, totals) -> None:
+    if totals is None or not totals.runs:
+        return
+    out.append("\n ")
+    out.append(f"session: {totals.runs} run{'s' if totals.runs != 1 else ''}", style="dim")
+    out.append("   routed ", style="dim")
+    out.append(_usd(totals.routed_cost_usd))
+    out.append(" vs baseline ", style="dim")
+    out.append(_usd(totals.baseline_cost_usd))
+    if totals.savings_pct is not None:
+        pct = totals.savings_pct
+        out.append(f"   saved {pct:.0f}%", style="bold green" if pct >= 0 else "bold red")
+
+
+def render_running(routed: str, baseline: str, totals) -> Text:
+    out = Text(" ")
+    out.append("running… ", style="bold")
+    out.append(f"{clean(routed)} vs {clean(baseline)}", style="dim")
+    out.append("   esc cancels", style="dim")
+    _totals(out, totals)
+    return out
+
+
+def render_cancelled(totals) -> Text:
+    out = Text(" ")
+    out.append("run cancelled", style="bold")
+    out.append(": no savings figures for it (it is not counted in the session)", style="dim")
+    _totals(out, totals)
     return out
 
 
@@ -54,5 +90,11 @@ class ComparisonBar(Static):
     ComparisonBar { height: 2; padding: 0 1; background: $boost; }
     """
 
-    def show(self, pair: PairResult | None, totals) -> None:
-        self.update(render_comparison(pair, totals))
+    def show(self, pair: PairResult | None, totals, *, pinned: str | None = None) -> None:
+        self.update(render_comparison(pair, totals, pinned))
+
+    def show_running(self, routed: str, baseline: str, totals) -> None:
+        self.update(render_running(routed, baseline, totals))
+
+    def show_cancelled(self, totals) -> None:
+        self.update(render_cancelled(totals))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual.message import Message
 from textual.widgets import Static
 
 from tui.router.sanitize import clean
@@ -18,14 +19,18 @@ def confidence_bar(confidence: float | None, width: int = BAR_WIDTH) -> Text:
     return Text("█" * filled + "░" * (width - filled))
 
 
-def render_decision(decision: Decision, *, priority_mode: str) -> Text:
-    """One or two lines of plain Text; every outside string (labels, model ids and cues from
-    routes.toml, reasons that quote the prompt) is cleaned of control sequences and appended,
-    never parsed as markup."""
+def render_decision(
+    decision: Decision, *, priority_mode: str, pinned: str | None = None, full: bool = False
+) -> Text:
+    """Three lines of plain Text: the label with its confidence and runners-up; the priority
+    and the cell (or the pinned model that replaces it); why. Each line is cut with "…" where
+    the bar is too narrow, unless ``full`` (the why screen), where lines wrap. Every outside
+    string (labels, model ids and cues from routes.toml, reasons that quote the prompt) is
+    cleaned of control sequences and appended, never parsed as markup."""
     c = decision.classification
     low = decision.uncertain
     tone = "bold yellow" if low else "bold green"
-    out = Text(no_wrap=False)
+    out = Text(no_wrap=not full, overflow="fold" if full else "ellipsis")
     out.append(" ")
     out.append(clean(c.label), style=f"{tone} reverse")
     out.append(" ")
@@ -46,28 +51,49 @@ def render_decision(decision: Decision, *, priority_mode: str) -> Text:
     if priority_mode == "auto":
         out.append(f" (auto: {clean(decision.priority_reason)})", style="dim")
     else:
-        out.append(" (pinned)", style="dim")
-    out.append("   cell ", style="dim")
-    out.append(clean(decision.cell.primary), style="bold")
-    if decision.cell.fallback:
-        out.append(" → ", style="dim")
-        out.append(clean(decision.cell.fallback))
-    out.append("   why ", style="dim")
+        out.append(" (chosen)", style="dim")
+    if pinned:
+        out.append("   ")
+        out.append(" PINNED ", style="bold black on cyan")
+        out.append(" ")
+        out.append(clean(pinned), style="bold")
+        out.append(" instead of ", style="dim")
+        out.append(clean(decision.cell.primary))
+        out.append(" (f4 unpins)", style="dim")
+    else:
+        out.append("   cell ", style="dim")
+        out.append(clean(decision.cell.primary), style="bold")
+        if decision.cell.fallback:
+            out.append(" → ", style="dim")
+            out.append(clean(decision.cell.fallback))
+    out.append("\n ")
+    out.append("why ", style="dim")
     out.append(clean(decision.reason), style="yellow" if low else "")
     return out
 
 
 class DecisionBar(Static):
-    """Shows the latest routing decision for the text in the editor."""
+    """Shows the latest routing decision for the text in the editor. The why line is cut where
+    the bar is narrow: f6 (or a click on the bar) shows the whole decision, wrapped."""
 
     DEFAULT_CSS = """
-    DecisionBar { height: 2; padding: 0 1; }
+    DecisionBar { height: 3; padding: 0 1; }
     """
 
-    def show_decision(self, decision: Decision, *, priority_mode: str) -> None:
+    class Clicked(Message):
+        """The bar was clicked: show the decision in full."""
+
+    def show_decision(
+        self, decision: Decision, *, priority_mode: str, pinned: str | None = None
+    ) -> None:
         self.set_class(decision.uncertain, "-uncertain")
-        self.update(render_decision(decision, priority_mode=priority_mode))
+        self.update(render_decision(decision, priority_mode=priority_mode, pinned=pinned))
+        self.tooltip = Text("why: " + clean(decision.reason) + "\n(f6 or a click: in full)")
 
     def show_message(self, message: str, *, style: str = "dim") -> None:
         self.set_class(False, "-uncertain")
+        self.tooltip = None
         self.update(Text(" " + clean(message), style=style))
+
+    def on_click(self) -> None:
+        self.post_message(self.Clicked())

@@ -29,6 +29,9 @@ from tui.router.pricing import is_local, price_per_mtok
 from tui.router.sanitize import clean
 from tui.router.types import RoutingTable, split_model_id
 
+# Cells a row needs beside the model name: gap, price (22), badge, scroll bar (" (current)"
+# after it may be cut where the list is narrow).
+LABEL_TAIL = 2 + 22 + 6 + 2
 # At most this many matches are listed (OptionList lays out every option it holds, about
 # 0.15 ms each); typing narrows the rest.
 MAX_SHOWN = 120
@@ -189,6 +192,7 @@ class ModelList(Vertical):
         self._entries: dict[str, ModelEntry] = {}
         # What each option index stands for: a model id, "" for none, None for a note.
         self._shown: list[str | None] = []
+        self._laid_out_width = 0  # the list width the labels were last laid out for
         self.border_title = "models"
 
     def compose(self) -> ComposeResult:
@@ -323,7 +327,7 @@ class ModelList(Vertical):
             label.append(query, style="bold")
             label.append(" as typed", style="dim")
             options.append(Option(label))
-        width = min(max((len(m) for m in matches[:MAX_SHOWN]), default=0), 48)
+        width = self._name_width(matches[:MAX_SHOWN])
         for m in matches[:MAX_SHOWN]:
             shown.append(m)
             options.append(Option(self._label(m, width, table)))
@@ -349,10 +353,26 @@ class ModelList(Vertical):
         else:
             self._status(Text(f"{total} models{loading}; type to search"))
 
+    def _name_width(self, models: list[str]) -> int:
+        """Cells for the model names: the longest shown, within what the list's width leaves
+        beside the price and the real/sim badge (longer names are cut with "…")."""
+        room = self.option_list.scrollable_content_region.width or 100
+        longest = max((len(m) for m in models), default=0)
+        return max(12, min(longest, 48, room - LABEL_TAIL))
+
+    def on_resize(self) -> None:
+        width = self.option_list.scrollable_content_region.width
+        if width and width != self._laid_out_width:
+            self._laid_out_width = width
+            self.refilter_keeping_highlight()
+
     def _label(self, model: str, width: int, table: RoutingTable) -> Text:
         entry = self._entries[model]
-        out = Text()
-        out.append(clean(model).ljust(width), style="bold" if model == self.current else "")
+        out = Text(no_wrap=True, overflow="ellipsis")
+        name = clean(model)
+        if len(name) > width:
+            name = name[: width - 1] + "…"
+        out.append(name.ljust(width), style="bold" if model == self.current else "")
         price = price_label(model, entry.price, table)
         if entry.price is None and self.loading_models:
             price = "…"

@@ -26,26 +26,81 @@ def _ms(value: float | None) -> str:
     return f"{value:,.0f} ms" if value < 1_000 else f"{value / 1000:,.2f} s"
 
 
-def render_metrics(m: MetricsSnapshot | None) -> Text:
-    """One compact line: TTFT, elapsed, tokens in→out, speed, cost ("~" marks an estimate)."""
+# A pane's figures, most important last: the first to go when the line is too narrow. Cost is
+# the point of the app and is never dropped.
+DROP_FIRST = ("speed", "ttft", "elapsed", "tokens")
+ONE_LINE = (("ttft", "elapsed", "tokens", "speed", "cost"),)
+TWO_LINES = (("ttft", "elapsed", "speed"), ("tokens", "cost"))
+# Panes narrower than this (content cells) show their figures on two lines.
+ONE_LINE_MIN_WIDTH = 64
+
+
+def metrics_height(width: int | None) -> int:
+    return 1 if width is None or width >= ONE_LINE_MIN_WIDTH else 2
+
+
+def _metric_parts(m: MetricsSnapshot | None) -> dict[str, Text]:
     from tui.router.pricing import format_usd
 
-    out = Text(no_wrap=True, overflow="ellipsis")
-    if m is None:
-        out.append("TTFT –  elapsed –  tokens –  cost –", style="dim")
+    def part(label: str, value: str, style: str = "") -> Text:
+        out = Text(f"{label} " if label else "", style="dim")
+        out.append(value, style=style)
         return out
+
+    if m is None:
+        dash = "–"
+        return {
+            "ttft": part("TTFT", dash), "elapsed": part("Δt", dash), "tokens": part("tok", dash),
+            "speed": part("", "–/s"), "cost": part("cost", dash),
+        }
     est = "~" if m.tokens_estimated else ""
-    out.append("TTFT ", style="dim")
-    out.append(_ms(m.ttft_ms))
-    out.append("  Δt ", style="dim")  # elapsed ("⏱" is in no common monospace font)
-    out.append(_ms(m.elapsed_ms))
-    out.append("  tok ", style="dim")
-    out.append(f"{est}{m.input_tokens:,}→{est}{m.output_tokens:,}")
-    out.append("  ")
-    out.append(f"{m.tokens_per_s:,.0f}/s" if m.tokens_per_s else "–/s")
-    out.append("  cost ", style="dim")
-    out.append(format_usd(m.cost_usd, estimated=m.cost_estimated), style="bold")
-    return out
+    return {
+        "ttft": part("TTFT", _ms(m.ttft_ms)),
+        "elapsed": part("Δt", _ms(m.elapsed_ms)),  # "⏱" is in no common monospace font
+        "tokens": part("tok", f"{est}{m.input_tokens:,}→{est}{m.output_tokens:,}"),
+        "speed": part("", f"{m.tokens_per_s:,.0f} tok/s" if m.tokens_per_s else "–/s"),
+        "cost": part("cost", format_usd(m.cost_usd, estimated=m.cost_estimated), "bold"),
+    }
+
+
+def render_metrics(m: MetricsSnapshot | None, width: int | None = None) -> Text:
+    """TTFT, elapsed, tokens in→out, speed and cost ("~" marks an estimate), on one line, or on
+    two when ``width`` (the cells there are) is under ONE_LINE_MIN_WIDTH; figures that still do
+    not fit are left out, least important first (DROP_FIRST), cost never."""
+    parts = _metric_parts(m)
+    layout = ONE_LINE if metrics_height(width) == 1 else TWO_LINES
+    dropped: set[str] = set()
+
+    def lines() -> list[Text]:
+        return [
+            Text("  ").join(parts[name] for name in line if name not in dropped)
+            for line in layout
+        ]
+
+    for name in DROP_FIRST:
+        if width is None or all(line.cell_len <= width for line in lines()):
+            break
+        dropped.add(name)
+    return Text("\n", no_wrap=True, overflow="ellipsis").join(lines())
+
+
+class PaneMetrics(Static):
+    """A pane's figures, laid out for the width the pane has (see :func:`render_metrics`)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(render_metrics(None), **kwargs)
+        self.snapshot: MetricsSnapshot | None = None
+
+    def show(self, snap: MetricsSnapshot | None, *, layout: bool = False) -> None:
+        self.snapshot = snap
+        width = self.content_size.width or None
+        self.update(render_metrics(snap, width), layout=layout)
+
+    def on_resize(self) -> None:
+        height = metrics_height(self.content_size.width or None)
+        if self.styles.height is None or self.styles.height.value != height:
+            self.styles.height = height
+        self.show(self.snapshot, layout=True)
 
 
 class RunPane(Vertical):
@@ -63,7 +118,10 @@ class RunPane(Vertical):
     RunPane > .pane-discarded-box { height: auto; max-height: 35%; padding: 0 1; display: none; }
     RunPane .pane-discarded { color: $text-muted; text-style: italic; border-left: thick $warning; padding-left: 1; }
     RunPane > .pane-error { color: $error; padding: 0 1; display: none; }
-    RunPane > .pane-metrics { height: 1; padding: 0 1; background: $boost; }
+    RunPane > .pane-error.-note { color: $text-muted; text-style: italic; }
+    RunPane > .pane-metrics {
+        height: 1; padding: 0 1; background: $boost; text-wrap: nowrap; text-overflow: ellipsis;
+    }
     """
 
     def __init__(self, side: str, title: str, **kwargs) -> None:
@@ -75,6 +133,7 @@ class RunPane(Vertical):
         self._attempt: int | None = None
         self._model: str | None = None
         self._simulated: bool | None = None
+        self.pinned = False  # this run's model was pinned (f4), not routed
 
     def compose(self) -> ComposeResult:
         yield Static(Text(f"{self.title}: –", style="bold"), classes="pane-header")
@@ -83,7 +142,7 @@ class RunPane(Vertical):
             yield Static("", classes="pane-discarded", markup=False)
         yield AnswerView(classes="pane-answer")
         yield Static("", classes="pane-error", markup=False)
-        yield Static(render_metrics(None), classes="pane-metrics")
+        yield PaneMetrics(classes="pane-metrics")
 
     @property
     def answer(self) -> AnswerView:
@@ -99,7 +158,9 @@ class RunPane(Vertical):
         """The Markdown the pane's answer shows."""
         return self.answer.source
 
-    async def reset(self, model: str | None = None) -> None:
+    async def reset(self, model: str | None = None, *, pinned: bool = False) -> None:
+        """Empty the pane for a new run on ``model`` (``pinned``: chosen with f4, not routed)."""
+        self.pinned = pinned
         self._stop_stream()
         self._parts.clear()
         self._attempt = None
@@ -111,7 +172,7 @@ class RunPane(Vertical):
         self.query_one(".pane-error").display = False
         self.answer.update("")
         self._draw_header(())
-        self.query_one(".pane-metrics", Static).update(render_metrics(None))
+        self.query_one(PaneMetrics).show(None)
 
     def _draw_header(self, badges: tuple[str, ...]) -> None:
         out = Text()
@@ -123,17 +184,22 @@ class RunPane(Vertical):
         elif self._simulated is False:
             out.append(" ")
             out.append(" real ", style="black on green")
+        if self.pinned:
+            out.append(" ")
+            out.append(" PINNED ", style="bold black on cyan")
         for badge in badges:
             if badge == "simulated":
                 continue
             out.append(" ")
-            style = "black on red" if badge in ("error", "cancelled") else "black on magenta"
+            style = {"error": "black on red", "cancelled": "white on grey37"}.get(
+                badge, "black on magenta"
+            )
             out.append(f" {badge.upper()} ", style=style)
         self.query_one(".pane-header", Static).update(out)
 
     def show_metrics(self, snap: MetricsSnapshot) -> None:
-        # One line of fixed height: a repaint, not a layout of the whole screen.
-        self.query_one(".pane-metrics", Static).update(render_metrics(snap), layout=False)
+        # Lines of a fixed height (set from the width): a repaint, not a layout of the screen.
+        self.query_one(PaneMetrics).show(snap)
 
     def _stop_stream(self) -> None:
         """Stop drawing streamed text; text not drawn yet is dropped (callers redraw in full)."""
@@ -190,9 +256,11 @@ class RunPane(Vertical):
             self.query_one(".pane-discarded-box").display = True
         self.answer.update("")
 
-    def _show_error(self, message: str) -> None:
+    def _show_error(self, message: str, *, note: bool = False) -> None:
+        """The error line (``note``: a muted line, for what is not an error)."""
         w = self.query_one(".pane-error", Static)
         w.update(Text(clean(message)))
+        w.set_class(note, "-note")
         w.display = True
 
     async def finish(self, result: RunResult | None, snap: MetricsSnapshot | None) -> None:
@@ -207,7 +275,9 @@ class RunPane(Vertical):
                 self.answer.update(clean(result.text))
         if result is not None:
             self._model, self._simulated = result.model, result.simulated
-            if result.error:
+            if result.status == "cancelled":  # the person stopped it: not an error
+                self._show_error("cancelled", note=True)
+            elif result.error:
                 self._show_error("error: " + result.error)
                 self.add_class("-error")
         if snap is not None:
