@@ -901,7 +901,9 @@ class LocalClassifier:
         top = tuple((m.labels[int(i)], float(probs[int(i)])) for i in order)
         evidence = m.evidence(cols, vals, best, rows=rows)
         reason = "local classifier" + (": " + ", ".join(evidence) if evidence else "")
-        if known < LOW_EVIDENCE:
+        if known <= MIN_SHARE:
+            reason += " (knows none of its words)"
+        elif known < LOW_EVIDENCE:
             reason += f" (knows {known:.0%} of its words)"
         return Classification(
             label=m.labels[best],
