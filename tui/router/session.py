@@ -29,6 +29,9 @@ class Session:
     on_progress: Callable[[str], None] | None = None
 
     def __post_init__(self) -> None:
+        # Why the table's llm_model is not called ("no OPENAI_API_KEY for openai/gpt-5-nano"),
+        # None when it is (or there is none); known once the classifier is loaded.
+        self.llm_unavailable: str | None = None
         self._classifier = None
         self._classifier_table: RoutingTable | None = None
         self._lock = threading.Lock()
@@ -70,12 +73,11 @@ class Session:
             and _same_llm(self._classifier_table, self.table)
         )
 
-    def load_classifier(self, *, local_only: bool = False):
+    def load_classifier(self):
         """Load (or train) the classifier for the current table. Blocking: call off the UI loop.
 
         With ``[classifier] kind = "llm"`` or ``"cascade"``, ``llm_model`` is resolved through
-        the provider registry (this session's environment and simulation flag). ``local_only``:
-        the same stack without the LLM (rules, then local), which never calls a model."""
+        the provider registry (this session's environment and simulation flag)."""
         from tui.router.classify import build_classifier
 
         with self._lock:
@@ -89,14 +91,21 @@ class Session:
             elif not _same_llm(self._classifier_table, self.table):
                 self._classifier = self._assemble(self.table, self._classifier)
                 self._classifier_table = self.table
-            classifier = self._classifier
-        return getattr(classifier, "local_only", classifier) if local_only else classifier
+            return self._classifier
+
+    def load_local_classifier(self):
+        """:meth:`load_classifier` without its LLM (rules, then local): never calls a model
+        (labels as a person types, corrections, the savings screen)."""
+        classifier = self.load_classifier()
+        return getattr(classifier, "local_only", classifier)
 
     def _llm_client(self, table: RoutingTable):
         """(client, None) for the table's llm_model, or (None, why it is not called)."""
         from tui.router.classify import resolve_llm
 
-        return resolve_llm(table, env=self.env, force_simulated=self.force_simulated)
+        client, why = resolve_llm(table, env=self.env, force_simulated=self.force_simulated)
+        self.llm_unavailable = why
+        return client, why
 
     def _assemble(self, table: RoutingTable, classifier):
         """``classifier``'s local model with ``table``'s rules and LLM layer (no training)."""
@@ -126,7 +135,7 @@ class Session:
         from tui.router.classify import decide
 
         try:
-            classifier = self.load_classifier(local_only=not ask_llm)
+            classifier = self.load_classifier() if ask_llm else self.load_local_classifier()
         except Exception as exc:  # noqa: BLE001 - any failure to build it fails open the same way
             classifier = _FailOpen(self.table, f"{type(exc).__name__}: {exc}")
         return decide(prompt, self.table, classifier, priority=priority)
