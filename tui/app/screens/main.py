@@ -67,6 +67,7 @@ class MainScreen(Screen):
             tooltip="Ask the LLM classifier ([classifier] llm_model) for this prompt's label now "
             "(once: the run uses its answer); while typing the local label shows, for free",
             show=False,
+            priority=True,  # over the editor's own f7 (select all)
         ),
         Binding(
             "f8",
