@@ -312,6 +312,20 @@ def test_session_decides_locally_on_request_and_keeps_the_llm_after_a_correction
     assert len(llm_requests(server)) == 1
 
 
+def test_a_failed_classification_is_not_cached_an_answer_is(server, tmp_path):
+    import os
+
+    routes = routes_with(tmp_path, "llm")
+    server.route(LLM, Reply.http(503), Reply.ok("math"))
+    session = Session(table=load_table(routes), env=dict(os.environ))
+    assert session.decide(POEM).classification.classifier == "fallback"
+    again = session.decide(POEM).classification
+    assert (again.classifier, again.label, again.cached) == ("llm", "math", False)
+    third = session.decide(POEM).classification
+    assert third.cached and third.cost_usd == 0  # from the cache: nothing paid twice
+    assert len(llm_requests(server)) == 2
+
+
 def test_table_kind_cascade_and_the_classifier_deadline_round_trip(tmp_path):
     from tui.router.table import TableError, save_table
 

@@ -1215,9 +1215,14 @@ class LLMClassifier:
         """Blocking (the call runs on a shared background loop). ``local``: the fallback's
         classification when the caller has it already (the cascade)."""
         _check_prompt(prompt)
+        started = time.perf_counter()
         if self.client is None:
-            return self._unavailable(prompt, local, time.perf_counter())
-        return _LOOP.run(self.aclassify(prompt, local), self.timeout_s + 5.0)
+            return self._unavailable(prompt, local, started)
+        try:
+            return _LOOP.run(self.aclassify(prompt, local), self.timeout_s + 5.0)
+        except Exception as exc:  # the deadline inside should have ended it: never block a run
+            why = _printable(str(exc), 80) or type(exc).__name__
+            return self._fail_open(prompt, local, why, started, None, "failed")
 
     async def aclassify(self, prompt: str, local: Classification | None = None) -> Classification:
         import asyncio
