@@ -40,7 +40,8 @@ def routes_with(tmp_path: Path, kind: str, *, llm_model: str | None = None,
     if llm_model is not None:
         text = text.replace('llm_model = "openai/gpt-5-nano"', f'llm_model = "{llm_model}"', 1)
     if deadline is not None:
-        text = text.replace("max_retry_wait = 20.0\n", f"max_retry_wait = 20.0\nclassifier = {deadline}\n", 1)
+        assert "\nclassifier = 2.0\n" in text  # the packaged [timeouts] deadline
+        text = text.replace("\nclassifier = 2.0\n", f"\nclassifier = {deadline}\n", 1)
     path = tmp_path / "routes.toml"
     path.write_text(text, encoding="utf-8")
     assert load_table(path).classifier.kind == kind
