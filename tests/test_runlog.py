@@ -308,3 +308,33 @@ def test_environment_keys_are_redacted_without_being_passed(tmp_path, monkeypatc
     with RunLog(tmp_path / "runs.sqlite3") as rl:
         run_id = rl.record(pair(prompt="echo plainvalue-without-key-shape please"))
         assert "plainvalue-without-key-shape" not in rl.get(run_id).prompt
+
+
+def test_a_log_from_before_the_llm_classifier_columns_is_migrated_and_keeps_its_runs(tmp_path):
+    """Migration 3 adds the LLM classifier's call; runs stored before it read as "none"."""
+    import dataclasses
+    import sqlite3
+
+    import tui.router.runlog as runlog_mod
+    from tui.router.types import LLMCall
+
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path)
+    for statements in runlog_mod.MIGRATIONS[:2]:
+        for statement in statements:
+            db.execute(statement)
+    db.execute("PRAGMA user_version = 2")
+    db.commit()
+    db.close()
+    with RunLog(path) as rl:
+        old_id = rl.record(pair())  # written by this version into a migrated file
+        assert rl.schema_version == SCHEMA_VERSION >= 3
+        assert rl.get(old_id).classifier_llm is None
+        p = pair()
+        call = LLMCall("openai/gpt-5-nano", "ok", 412.0, 300, 1, False, 0.0000154, 320)
+        c = dataclasses.replace(p.decision.classification, classifier="llm", llm=call)
+        new_id = rl.record(dataclasses.replace(p, decision=dataclasses.replace(p.decision,
+                                                                              classification=c)))
+        got = rl.get(new_id).classifier_llm
+    assert got == {"model": "openai/gpt-5-nano", "outcome": "ok", "ms": 412.0,
+                   "input_tokens": 300, "output_tokens": 1, "cost_usd": 0.0000154}

@@ -332,7 +332,7 @@ def test_vocabulary_survives_a_round_trip(routes: Path) -> None:
     ("header", "key", "value", "message"),
     [
         ("[classifier]", "threshold", "1.5", "must be between 0 and 1, not 1.5"),
-        ("[classifier]", "kind", '"bert"', 'must be "local" or "llm", not "bert"'),
+        ("[classifier]", "kind", '"bert"', 'must be "local", "llm" or "cascade", not "bert"'),
         ("[baseline]", "model", '"gpt-5.2"', 'model id "gpt-5.2" must look like "provider/model"'),
         ("[timeouts]", "connect", "-1.0", "must be greater than 0, not -1.0"),
         ("[timeouts]", "max_retries", "-2", "must not be negative, not -2"),

@@ -252,7 +252,7 @@ async def test_a_classification_that_raises_is_reported_and_the_app_keeps_runnin
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await settle(pilot)
 
-        def broken(prompt, priority=None):
+        def broken(prompt, priority=None, **kwargs):  # as typed: decide(..., ask_llm=False)
             raise RuntimeError("feature cache corrupt")
 
         monkeypatch.setattr(app.session, "decide", broken)

@@ -119,10 +119,16 @@ def _progress_note(message: str) -> None:
         _err(message)
 
 
-def _build_classifier(table):
-    from tui.router.classify import build_classifier
+def _build_classifier(table, args: argparse.Namespace | None = None):
+    """The table's classifier; an LLM one resolved from the environment like any model."""
+    from tui.router.classify import build_classifier, resolve_llm
 
-    return build_classifier(table, on_progress=_progress_note)
+    client, why = resolve_llm(
+        table, env=os.environ, force_simulated=bool(getattr(args, "simulate", False))
+    )
+    return build_classifier(
+        table, on_progress=_progress_note, llm_client=client, llm_unavailable=why
+    )
 
 
 def _fmt_pct(p: float | None) -> str:
@@ -149,7 +155,44 @@ def decision_json(decision) -> dict[str, Any]:
         "reason": decision.reason,
         "classifier": c.classifier,
         "elapsed_ms": c.elapsed_ms,
+        # What classifying cost (an LLM classifier's call; 0 without one) and how long it took.
+        "classifier_cost_usd": c.cost_usd,
+        "classifier_ms": c.elapsed_ms,
+        "classifier_llm": _llm_json(c),
     }
+
+
+def _llm_json(c) -> dict[str, Any] | None:
+    call = c.llm
+    if call is None:
+        return None
+    return {
+        "model": call.model,
+        "outcome": call.outcome,
+        "ms": call.ms,
+        "input_tokens": call.input_tokens,
+        "output_tokens": call.output_tokens,
+        "usage_estimated": call.usage_estimated,
+        "cost_usd": c.cost_usd,
+        "cached": c.cached,
+    }
+
+
+def classifier_note(c) -> str:
+    """Which classifier decided, how long it took and what it cost, in words."""
+    from tui.router.pricing import format_usd
+
+    text = f"{c.classifier}, {c.elapsed_ms:,.2f} ms"
+    call = c.llm
+    if call is None:
+        return text
+    if call.outcome == "unavailable":
+        return text + f" (llm {call.model} not called)"
+    if c.cached:
+        return text + f" (llm {call.model}: cached, free)"
+    tokens = f"{'~' if call.usage_estimated else ''}{call.input_tokens}→{call.output_tokens} tok"
+    return text + f" (llm {call.model} {call.outcome}: {call.ms:,.0f} ms, {tokens}, " \
+        f"{format_usd(c.cost_usd, estimated=call.usage_estimated)})"
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
@@ -161,7 +204,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         )
     from tui.router.classify import decide
 
-    classifier = _build_classifier(table)
+    classifier = _build_classifier(table, args)
     decision = decide(prompt, table, classifier, priority=args.priority)
     if args.json:
         _print_json(decision_json(decision))
@@ -189,7 +232,7 @@ def _print_decision(decision) -> None:
     grid.add_row("primary", Text(decision.cell.primary))
     grid.add_row("fallback", Text(decision.cell.fallback or "none"))
     grid.add_row("why", Text(_safe(decision.reason)))
-    grid.add_row("classifier", Text(f"{c.classifier}, {c.elapsed_ms:.2f} ms"))
+    grid.add_row("classifier", Text(_safe(classifier_note(c))))
     _console().print(grid)
 
 
@@ -206,7 +249,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         rows = read_labelled(args.file, table.task_names)
     except EvalInputError as exc:
         raise UserError(str(exc)) from None
-    classifier = _build_classifier(table)
+    classifier = _build_classifier(table, args)
     classify = getattr(classifier, "classify_uncached", classifier.classify)
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -509,6 +552,10 @@ def _print_pair_summary(pair) -> None:
         word = "saved" if pair.savings_usd >= 0 else "cost more"
         line.append(f"routing {word} {format_usd(abs(pair.savings_usd))}{pct}", style="bold")
     console.print(line)
+    c = d.classification
+    if c.llm is not None:
+        counted = " (counted in the routed cost)" if c.cost_usd else ""
+        console.print(Text(_safe("classified by " + classifier_note(c) + counted), style="dim"))
 
 
 # ------------------------------------------------------------------------------------------
@@ -564,17 +611,62 @@ def cmd_bench(args: argparse.Namespace) -> int:
         projection = project(
             items, table, classifier, output_tokens_by_task=averages, on_progress=on_progress
         )
+    from tui.router.classifier_cost import summarize
+
+    classification = summarize(
+        ((it.prompt, it.classification) for it in projection.classified or ()), table
+    )
     measured = None
     if args.execute:
         measured = _execute_workload(args, session, items, projection)
     if args.json:
         out = projection.as_json()
+        out["classification"] = classification.as_json()
+        out["savings_after_classification_pct"] = _net_savings_pct(projection, classification)
         if measured is not None:
             out["measured"] = measured
         _print_json(out)
     else:
         _print_projection(projection, measured)
+        _print_classification_cost(projection, classification)
     return EXIT_OK
+
+
+def _net_savings_pct(projection, classification) -> float | None:
+    """The projected savings once classification is paid for (None when it is unpriced)."""
+    spent = classification.total_usd
+    if spent is None or not projection.baseline_usd:
+        return None
+    return 100.0 * (projection.savings_usd - spent) / projection.baseline_usd
+
+
+def _print_classification_cost(projection, classification) -> None:
+    """bench: how many prompts went to the LLM classifier and what classifying cost."""
+    from rich.text import Text
+
+    from tui.router.classifier_cost import ANSWER_TOKENS
+    from tui.router.pricing import format_usd
+
+    if classification.model is None:
+        return
+    console = _console()
+    c = classification
+    parts = [f"classifier {c.kind} ({c.model}): {c.to_llm} of {c.prompts} prompts to the LLM"]
+    if c.asked:
+        parts.append(f"{c.asked} asked ({c.answered} answered), cost {format_usd(c.cost_usd)}")
+    if c.would_ask:
+        parts.append(
+            f"{c.would_ask} not asked (no key): projected {format_usd(c.projected_usd, estimated=True)}"
+            f" at ~{c.input_tokens // max(1, c.to_llm)} input + {ANSWER_TOKENS} output tokens each,"
+            " reasoning tokens not counted"
+        )
+    per = c.per_1000_usd
+    parts.append(f"classification {format_usd(c.total_usd)} in total, "
+                 f"{format_usd(per)} per 1,000 prompts")
+    net = _net_savings_pct(projection, c)
+    if net is not None:
+        parts.append(f"savings after classification {net:.1f}%")
+    console.print(Text(_safe("; ".join(parts)), style="bold"))
 
 
 def _print_projection(projection, measured) -> None:

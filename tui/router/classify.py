@@ -6,6 +6,13 @@ Layers, as :func:`build_classifier` assembles them::
       RuleClassifier           per-task regular expressions from routes.toml, tried first
         LocalClassifier        tf-idf + logistic regression over the task examples, offline
         or LLMClassifier       asks a cheap model for one label; fails open to the local one
+        or CascadeClassifier   the local one first, the LLM only when it is unsure
+
+``kind = "llm"`` and ``"cascade"`` call ``[classifier] llm_model``, resolved by
+:func:`resolve_llm` through the provider registry like any model (keys, base-URL overrides); with
+no key it is not simulated: the local classifier decides and the reason says so. Each LLM call
+(time, tokens, cost) rides on the classification (``Classification.llm``); the stack's
+``local_only`` never calls a model (labels while a person types).
 
 The local classifier is TRAINED with scikit-learn (at start-up, from the examples in the routing
 table: task names are data) but RUNS on numpy alone: the fitted model is exported to plain arrays
@@ -43,6 +50,7 @@ from tui.router.types import (
     Cell,
     Classification,
     Decision,
+    LLMCall,
     RoutingTable,
     StreamError,
     TextDelta,
@@ -980,6 +988,8 @@ class CachingClassifier:
     def __init__(self, inner: Classifier, maxsize: int = 512):
         self.inner = inner
         self.name = inner.name
+        # The same stack without an LLM (build_classifier sets it when there is one).
+        self.local_only: CachingClassifier = self
         self.maxsize = maxsize
         self._cache: OrderedDict[Any, Classification] = OrderedDict()
         self._lock = threading.Lock()
@@ -1008,6 +1018,8 @@ class CachingClassifier:
         result = self.inner.classify(prompt)
         with self._lock:
             self.misses += 1
+            if result.llm is not None and result.llm.outcome in ("failed", "timeout"):
+                return result  # a failed call is not remembered: the next ask may get through
             self._cache[key] = result
             self._cache.move_to_end(key)
             while len(self._cache) > self.maxsize:
@@ -1024,32 +1036,85 @@ class CachingClassifier:
 
 
 # --------------------------------------------------------------------------------------------
-# The LLM classifier
+# The LLM classifier and the cascade
 # --------------------------------------------------------------------------------------------
 
 LLM_PROMPT_CHARS = 6_000  # of a long prompt, the head and tail sent to the classifying model
+LLM_KINDS = ("llm", "cascade")  # classifier kinds that call [classifier] llm_model
+
+PriceFn = Callable[[int, int], "float | None"]  # (input tokens, output tokens) -> USD or None
+
+
+class _BackgroundLoop:
+    """One event loop in a daemon thread that every blocking LLM classification runs on, so
+    the classifying model's connection (TLS included) is reused from one prompt to the next
+    and a caller inside an event loop is not blocked by a nested one."""
+
+    def __init__(self) -> None:
+        self._loop: Any = None
+        self._lock = threading.Lock()
+
+    def run(self, coro: Any, timeout: float) -> Any:
+        import asyncio
+
+        with self._lock:
+            if self._loop is None or self._loop.is_closed():
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="routedeck-llm-classifier",
+                                 daemon=True).start()
+                self._loop = loop
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            return future.result(timeout)
+        except BaseException:
+            future.cancel()
+            raise
+
+
+_LOOP = _BackgroundLoop()
+
+
+class _LogprobsRefused(Exception):
+    """The model answered 400 to a request for logprobs (OpenAI's reasoning models do)."""
+
+
+@dataclass
+class _Tally:
+    """What one LLM call used, filled while it streams."""
+
+    request_tokens: int = 0
+    started: bool = False
+    out_chars: int = 0
+    usage: tuple[int, int, bool] | None = None  # (input, output, estimated) from the provider
+    ms: float = 0.0  # the call's time, to its answer or failure
 
 
 class LLMClassifier:
     """Asks a cheap model for one label; fails open to ``fallback`` when the call fails.
 
     Confidence comes from the first answer token's logprobs when the provider returns them
-    (renormalised over the label names); otherwise it is None ("no confidence").
+    (renormalised over the label names); otherwise it is None ("no confidence"). A model that
+    refuses logprobs (HTTP 400 naming them) is asked again without, once, and from then on.
+    The whole call has ``timeout_s`` (routes.toml [timeouts] classifier); past it the local
+    label decides. Every result carries the call (:class:`~tui.router.types.LLMCall`): its
+    time, tokens and cost (``price``), or why none was made (``unavailable``: no key).
     """
 
     name = "llm"
 
     def __init__(
         self,
-        client: Any,  # a tui.router.providers.base.ProviderClient, or None (always fails open)
+        client: Any,  # a tui.router.providers.base.ProviderClient, or None (no call is made)
         model: str,  # "provider/model"
         labels: Sequence[str],
         fallback: Classifier,
         *,
         descriptions: Mapping[str, str] | None = None,
         timeouts: Timeouts | None = None,
-        timeout_s: float = 20.0,
+        timeout_s: float | None = None,
         max_tokens: int | None = None,
+        unavailable: str | None = None,  # why there is no client: "no OPENAI_API_KEY for ..."
+        price: PriceFn | None = None,
     ):
         self.client = client
         self.model = model
@@ -1057,10 +1122,13 @@ class LLMClassifier:
         self.fallback = fallback
         self.descriptions = dict(descriptions or {})
         self.timeouts = timeouts or Timeouts(max_retries=0)
-        self.timeout_s = timeout_s
+        self.timeout_s = self.timeouts.classifier if timeout_s is None else timeout_s
         self.max_tokens = max_tokens
+        self.unavailable = unavailable
+        self.price = price
+        self.logprobs_refused = False
 
-    def _request(self, prompt: str) -> Any:
+    def _request(self, prompt: str, *, logprobs: bool = True) -> Any:
         from tui.router.providers.base import Message, Request
         from tui.router.types import split_model_id
 
@@ -1080,19 +1148,45 @@ class LLMClassifier:
             model=split_model_id(self.model)[1],
             messages=(Message("system", system), Message("user", "Prompt:\n" + text)),
             max_tokens=self.max_tokens,
-            logprobs=5,
+            logprobs=5 if logprobs else None,
         )
 
-    async def _ask(self, prompt: str) -> tuple[str, tuple[tuple[str, float], ...] | None]:
+    def request_tokens(self, prompt: str) -> int:
+        """The classification request's input tokens, estimated from its text (chars / 4)."""
+        from tui.router.metrics import estimate_tokens
+
+        request = self._request(prompt)
+        return estimate_tokens(sum(len(m.content) for m in request.messages))
+
+    async def _ask(self, prompt: str, tally: _Tally) -> tuple[str, Any]:
         """(answer text, first-token alternatives); raises RuntimeError on a failed call."""
+        if not self.logprobs_refused:
+            try:
+                return await self._ask_once(prompt, tally, logprobs=True)
+            except _LogprobsRefused:
+                self.logprobs_refused = True
+        return await self._ask_once(prompt, tally, logprobs=False)
+
+    async def _ask_once(self, prompt: str, tally: _Tally, *, logprobs: bool) -> tuple[str, Any]:
+        from tui.router.types import Started, UsageReport
+
         text: list[str] = []
         first_logprobs = None
-        async for event in self.client.stream(self._request(prompt), self.timeouts):
-            if isinstance(event, TextDelta):
+        async for event in self.client.stream(self._request(prompt, logprobs=logprobs),
+                                              self.timeouts):
+            if isinstance(event, Started):
+                tally.started = True
+            elif isinstance(event, TextDelta):
                 if first_logprobs is None and event.text.strip():
                     first_logprobs = getattr(event, "logprobs", None) or ()
                 text.append(event.text)
+                tally.out_chars += len(event.text)
+            elif isinstance(event, UsageReport):
+                tally.usage = (event.input_tokens, event.output_tokens, event.estimated)
             elif isinstance(event, StreamError):
+                if (logprobs and event.kind == "http" and event.status == 400
+                        and "logprob" in event.message.lower()):
+                    raise _LogprobsRefused()
                 raise RuntimeError(f"{event.kind}: {_printable(event.message, 80)}")
         return "".join(text), (first_logprobs or None)
 
@@ -1119,38 +1213,46 @@ class LLMClassifier:
         total = sum(mass.values())
         return {k: v / total for k, v in mass.items()} if total > 0 else {}
 
-    def classify(self, prompt: str) -> Classification:
-        """Blocking; from a thread with a running event loop, use :meth:`aclassify`."""
-        import asyncio
-
+    def classify(self, prompt: str, local: Classification | None = None) -> Classification:
+        """Blocking (the call runs on a shared background loop). ``local``: the fallback's
+        classification when the caller has it already (the cascade)."""
         _check_prompt(prompt)
+        started = time.perf_counter()
+        if self.client is None:
+            return self._unavailable(prompt, local, started)
         try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(self.aclassify(prompt))
-        # Called from inside an event loop: run in a helper thread with its own loop.
-        from concurrent.futures import ThreadPoolExecutor
+            return _LOOP.run(self.aclassify(prompt, local), self.timeout_s + 5.0)
+        except Exception as exc:  # the deadline inside should have ended it: never block a run
+            why = _printable(str(exc), 80) or type(exc).__name__
+            return self._fail_open(prompt, local, why, started, None, "failed")
 
-        with ThreadPoolExecutor(1) as pool:
-            return pool.submit(asyncio.run, self.aclassify(prompt)).result()
-
-    async def aclassify(self, prompt: str) -> Classification:
+    async def aclassify(self, prompt: str, local: Classification | None = None) -> Classification:
         import asyncio
 
         _check_prompt(prompt)
         started = time.perf_counter()
         if self.client is None:
-            return self._fail_open(prompt, "no provider client for " + self.model, started)
+            return self._unavailable(prompt, local, started)
+        tally = _Tally(request_tokens=self.request_tokens(prompt))
         try:
-            answer, alternatives = await asyncio.wait_for(self._ask(prompt), self.timeout_s)
+            answer, alternatives = await asyncio.wait_for(self._ask(prompt, tally), self.timeout_s)
         except TimeoutError:
-            return self._fail_open(prompt, f"no answer in {self.timeout_s:g} s", started)
+            tally.ms = (time.perf_counter() - started) * 1000.0
+            why = f"no answer within the {self.timeout_s:g} s deadline"
+            return self._fail_open(prompt, local, why, started, tally, "timeout")
         except Exception as exc:  # the provider contract says no raise; be safe anyway
+            tally.ms = (time.perf_counter() - started) * 1000.0
             why = _printable(str(exc), 80) or type(exc).__name__
-            return self._fail_open(prompt, why, started)
+            return self._fail_open(prompt, local, why, started, tally, "failed")
+        tally.ms = (time.perf_counter() - started) * 1000.0
         label = self._parse(answer)
         if label is None:
-            return self._fail_open(prompt, f"answered “{_printable(answer, 30)}”", started)
+            why = f"answered “{_printable(answer, 30)}”"
+            return self._fail_open(prompt, local, why, started, tally, "failed")
+        return self._answered(label, alternatives, started, tally)
+
+    def _answered(self, label: str, alternatives: Any, started: float,
+                  tally: _Tally) -> Classification:
         dist = self._distribution(alternatives or ())
         confidence = dist.get(label) if dist else None
         if dist:
@@ -1168,17 +1270,89 @@ class LLMClassifier:
             top=top,
             classifier=self.name,
             reason=reason,
-            elapsed_ms=(time.perf_counter() - started) * 1000.0,
+            elapsed_ms=tally.ms,
+            llm=self._call("ok", tally),
         )
 
-    def _fail_open(self, prompt: str, why: str, started: float) -> Classification:
-        result = self.fallback.classify(prompt)
+    def _call(self, outcome: str, tally: _Tally) -> LLMCall:
+        """The call's record. Without a usage report: an answer counts the request's estimated
+        input tokens and its text's; a call cut at the deadline, or broken after it started,
+        counts the estimated input (the provider may bill what it read); a refused one nothing."""
+        from tui.router.metrics import estimate_tokens
+
+        if tally.usage is not None:
+            inp, out, estimated = tally.usage
+        elif outcome == "ok" or outcome == "timeout" or tally.started:
+            inp, out, estimated = tally.request_tokens, estimate_tokens(tally.out_chars), True
+        else:
+            inp, out, estimated = 0, 0, False
+        if inp or out:
+            cost = self.price(inp, out) if self.price is not None else None
+        else:
+            cost = 0.0
+        return LLMCall(
+            model=self.model,
+            outcome=outcome,  # type: ignore[arg-type]
+            ms=tally.ms,
+            input_tokens=inp,
+            output_tokens=out,
+            usage_estimated=estimated,
+            cost_usd=cost,
+            request_tokens=tally.request_tokens,
+        )
+
+    def _unavailable(self, prompt: str, local: Classification | None,
+                     started: float) -> Classification:
+        """No client (no key, or simulated): the local classifier decides; nothing is called."""
+        if self.unavailable is None:
+            return self._fail_open(prompt, local, "no provider client for " + self.model,
+                                   started, None, "unavailable")
+        result = local if local is not None else self.fallback.classify(prompt)
+        return replace(
+            result,
+            reason=f"{self.unavailable}: {result.reason}",
+            elapsed_ms=result.elapsed_ms + (time.perf_counter() - started) * 1000.0,
+            llm=LLMCall(self.model, "unavailable", request_tokens=self.request_tokens(prompt)),
+        )
+
+    def _fail_open(self, prompt: str, local: Classification | None, why: str, started: float,
+                   tally: _Tally | None, outcome: str) -> Classification:
+        result = local if local is not None else self.fallback.classify(prompt)
+        tally = tally or _Tally(request_tokens=self.request_tokens(prompt))
         return replace(
             result,
             classifier="fallback",
             reason=f"llm failed ({why}); {result.reason}",
-            elapsed_ms=(time.perf_counter() - started) * 1000.0,
+            elapsed_ms=result.elapsed_ms + (time.perf_counter() - started) * 1000.0,
+            llm=self._call(outcome, tally),
         )
+
+
+class CascadeClassifier:
+    """The local classifier first; only a prompt it is unsure of (confidence below
+    ``threshold``) goes to the LLM classifier. The LLM's answer then decides, with its own
+    confidence (below the threshold: the uncertain route) or none (taken as certain, as for
+    kind = "llm"); if the LLM fails, times out or cannot be called, the local label stays,
+    still below the threshold, so the prompt takes the uncertain route. Most prompts cost
+    nothing; the hard ones get a second opinion."""
+
+    name = "cascade"
+
+    def __init__(self, local: Classifier, llm: LLMClassifier, threshold: float):
+        self.local = local
+        self.llm = llm
+        self.threshold = threshold
+
+    def classify(self, prompt: str) -> Classification:
+        first = self.local.classify(prompt)
+        if first.confidence is not None and first.confidence >= self.threshold:
+            return first
+        second = self.llm.classify(prompt, local=first)
+        if second.classifier != "llm":  # failed or unavailable: the (unsure) local label
+            return second
+        unsure = f"local unsure ({first.label} {first.confidence or 0.0:.2f})"
+        return replace(second, reason=f"{unsure}; {second.reason}",
+                       elapsed_ms=first.elapsed_ms + second.elapsed_ms)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1186,37 +1360,99 @@ class LLMClassifier:
 # --------------------------------------------------------------------------------------------
 
 
+def resolve_llm(
+    table: RoutingTable, *, env: Mapping[str, str] | None = None, force_simulated: bool = False
+) -> tuple[Any, str | None]:
+    """``(client, None)`` for the table's ``llm_model`` through the provider registry (keys,
+    ``<PROVIDER>_BASE_URL``), or ``(None, why)`` when it would be simulated: a simulated label
+    means nothing, so the local classifier decides and ``why`` says so ("no OPENAI_API_KEY for
+    openai/gpt-5-nano"). ``(None, None)`` when the table's classifier calls no model."""
+    settings = table.classifier
+    model = settings.llm_model
+    if settings.kind not in LLM_KINDS or not model:
+        return None, None
+    from tui.router.providers.registry import resolve_client
+
+    env = os.environ if env is None else env
+    resolved = resolve_client(model, table, env=env, force_simulated=force_simulated)
+    if not resolved.simulated:
+        return resolved.client, None
+    provider = table.providers.get(resolved.provider)
+    var = provider.api_key_env if provider is not None else None
+    if var and not env.get(var, "").strip():
+        return None, f"no {var} for {model}"
+    return None, f"{model} not called ({resolved.why_simulated or 'simulated'})"
+
+
 def build_classifier(
     table: RoutingTable,
     *,
     on_progress: ProgressFn | None = None,
     llm_client: Any = None,
+    llm_unavailable: str | None = None,
     directory: Path | None = None,
     use_cache: bool = True,
     cache_size: int = 512,
-) -> Classifier:
-    """The classifier the routing table asks for: rules, then local (or LLM), behind an LRU.
+) -> CachingClassifier:
+    """The classifier the routing table asks for: rules, then local (or LLM, or the cascade),
+    behind an LRU.
 
     The local model comes from the disk cache or is trained (this imports scikit-learn, about
     2 s, and trains in under a second); ``on_progress`` hears what happens. With
-    ``classifier.kind = "llm"``, ``llm_client`` is the provider client of ``llm_model``; without
-    one the LLM classifier fails open to the local one and says so in each reason.
+    ``classifier.kind = "llm"`` or ``"cascade"``, ``llm_client`` is the provider client of
+    ``llm_model`` (see :func:`resolve_llm`); without one the local classifier decides and each
+    reason says why (``llm_unavailable``). ``result.local_only`` is the same stack without the
+    LLM (rules, then local), for labels that must cost nothing (as a person types).
     """
     local = LocalClassifier.from_table(
         table, directory=directory, use_cache=use_cache, on_progress=on_progress
     )
-    inner: Classifier = local
+    return assemble(table, local, llm_client=llm_client, llm_unavailable=llm_unavailable,
+                    cache_size=cache_size)
+
+
+def assemble(
+    table: RoutingTable,
+    local: LocalClassifier,
+    *,
+    llm_client: Any = None,
+    llm_unavailable: str | None = None,
+    cache_size: int = 512,
+) -> CachingClassifier:
+    """The stack of :func:`build_classifier` around a local classifier already loaded."""
+    local_stack = CachingClassifier(RuleClassifier.from_table(table, local), maxsize=cache_size)
     settings = table.classifier
-    if settings.kind == "llm" and settings.llm_model:
-        inner = LLMClassifier(
-            llm_client,
-            settings.llm_model,
-            list(table.tasks),
-            local,
-            descriptions={n: t.description for n, t in table.tasks.items()},
-            timeouts=replace(table.timeouts, max_retries=0),
-        )
-    return CachingClassifier(RuleClassifier.from_table(table, inner), maxsize=cache_size)
+    if settings.kind not in LLM_KINDS or not settings.llm_model:
+        return local_stack
+    from tui.router.pricing import cost_usd
+
+    model = settings.llm_model
+    llm = LLMClassifier(
+        llm_client,
+        model,
+        list(table.tasks),
+        local,
+        descriptions={n: t.description for n, t in table.tasks.items()},
+        timeouts=replace(table.timeouts, max_retries=0),
+        unavailable=llm_unavailable,
+        price=lambda inp, out: cost_usd(model, inp, out, table=table),
+    )
+    inner: Classifier = llm
+    if settings.kind == "cascade":
+        inner = CascadeClassifier(local, llm, settings.threshold)
+    full = CachingClassifier(RuleClassifier.from_table(table, inner), maxsize=cache_size)
+    full.local_only = local_stack
+    return full
+
+
+def local_classifier_of(classifier: Any) -> LocalClassifier | None:
+    """The LocalClassifier inside a stack (cache → rules → local / llm / cascade)."""
+    c = classifier
+    for _ in range(5):
+        if isinstance(c, LocalClassifier):
+            return c
+        c = getattr(c, "inner", None) or getattr(c, "local", None) or getattr(c, "fallback", None)
+    return None
 
 
 _CUE_CACHE: dict[tuple[str, ...], re.Pattern[str]] = {}

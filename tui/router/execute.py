@@ -645,7 +645,7 @@ class PairRun(_MergedRun):
     def _on_finish(self) -> None:
         self.result = PairResult(
             decision=self.decision,
-            routed=self.metrics["routed"].result(),
+            routed=with_classification_cost(self.metrics["routed"].result(), self.decision),
             baseline=self.metrics["baseline"].result(),
             wall_ms=self.wall_ms or 0.0,
         )
@@ -660,6 +660,15 @@ class PairRun(_MergedRun):
     async def __aenter__(self) -> PairRun:
         self.start()
         return self
+
+
+def with_classification_cost(routed: RunResult, decision: Decision) -> RunResult:
+    """The routed side with what classifying its prompt cost added (an LLM classifier's call):
+    routing pays for it, so its savings must show it. Unknown when either is unknown."""
+    extra = decision.classification.cost_usd
+    if not extra or routed.cost_usd is None:
+        return routed if extra is not None else replace(routed, cost_usd=None)
+    return replace(routed, cost_usd=routed.cost_usd + extra)
 
 
 def run_pair(

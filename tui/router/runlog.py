@@ -7,7 +7,7 @@ RouteDeck processes can write at once, and carries its schema version in ``PRAGM
 (migrations below, applied in order, never edited once released).
 
 Stored per run: the time, the prompt, the decision (task, priority, confidence, classifier,
-reason, uncertain, the cell) and both sides (model, simulated, usage, cost, timings, fallback and
+reason, uncertain, the cell, the LLM classifier's call and its cost) and both sides (model, simulated, usage, cost, timings, fallback and
 hedge, status, error, answer, attempts as JSON). Keys are never stored: every text is passed
 through :func:`~tui.router.sanitize.redact` with the values of the environment's key variables
 (``*_API_KEY``, ``*_TOKEN``, ...), any secrets given (a session passes the values of its table's
@@ -111,6 +111,16 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE runs ADD COLUMN r_status TEXT",
         "ALTER TABLE runs ADD COLUMN b_status TEXT",
     ],
+    # 3: the LLM classifier's call for the run's prompt (kind "llm" or "cascade"): its model,
+    # outcome, time, tokens and cost (also counted in r_cost_usd). NULL: no LLM was asked.
+    [
+        "ALTER TABLE runs ADD COLUMN classifier_model TEXT",
+        "ALTER TABLE runs ADD COLUMN classifier_outcome TEXT",
+        "ALTER TABLE runs ADD COLUMN classifier_llm_ms REAL",
+        "ALTER TABLE runs ADD COLUMN classifier_input_tokens INTEGER",
+        "ALTER TABLE runs ADD COLUMN classifier_output_tokens INTEGER",
+        "ALTER TABLE runs ADD COLUMN classifier_cost_usd REAL",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -167,6 +177,8 @@ class RunRecord:
     routed: SideRecord
     baseline: SideRecord
     verdict: str | None
+    # The LLM classifier's call (model, outcome, ms, tokens, cost); None when none was asked.
+    classifier_llm: dict[str, Any] | None = None
 
     @property
     def savings_usd(self) -> float | None:
@@ -365,6 +377,7 @@ class RunLog:
             "cell_hedge_after_ms": d.cell.hedge_after_ms,
             "wall_ms": pair.wall_ms,
         }
+        row.update(_classifier_row(c))
         row.update(_side_row("r", pair.routed, r))
         row.update(_side_row("b", pair.baseline, r))
         names = ", ".join(row)
@@ -577,6 +590,34 @@ def _side_row(prefix: str, s: RunResult, r: Any) -> dict[str, Any]:
     }
 
 
+def _classifier_row(c: Any) -> dict[str, Any]:
+    """The run log's columns of the LLM classifier's call (a cached label cost nothing)."""
+    call = c.llm
+    if call is None:
+        return {}
+    return {
+        "classifier_model": call.model,
+        "classifier_outcome": "cached" if c.cached else call.outcome,
+        "classifier_llm_ms": 0.0 if c.cached else call.ms,
+        "classifier_input_tokens": 0 if c.cached else call.input_tokens,
+        "classifier_output_tokens": 0 if c.cached else call.output_tokens,
+        "classifier_cost_usd": c.cost_usd,
+    }
+
+
+def _classifier_llm(row: sqlite3.Row) -> dict[str, Any] | None:
+    if "classifier_model" not in row.keys() or row["classifier_model"] is None:
+        return None
+    return {
+        "model": row["classifier_model"],
+        "outcome": row["classifier_outcome"],
+        "ms": row["classifier_llm_ms"],
+        "input_tokens": row["classifier_input_tokens"],
+        "output_tokens": row["classifier_output_tokens"],
+        "cost_usd": row["classifier_cost_usd"],
+    }
+
+
 def _side(row: sqlite3.Row, p: str) -> SideRecord:
     fields = set(AttemptSummary.__dataclass_fields__)
     attempts = tuple(
@@ -629,4 +670,5 @@ def _record(row: sqlite3.Row) -> RunRecord:
         routed=_side(row, "r"),
         baseline=_side(row, "b"),
         verdict=row["verdict"],
+        classifier_llm=_classifier_llm(row),
     )

@@ -29,6 +29,9 @@ class Session:
     on_progress: Callable[[str], None] | None = None
 
     def __post_init__(self) -> None:
+        # Why the table's llm_model is not called ("no OPENAI_API_KEY for openai/gpt-5-nano"),
+        # None when it is (or there is none); known once the classifier is loaded.
+        self.llm_unavailable: str | None = None
         self._classifier = None
         self._classifier_table: RoutingTable | None = None
         self._lock = threading.Lock()
@@ -49,43 +52,90 @@ class Session:
     def classifier_ready(self) -> bool:
         return self._classifier is not None
 
-    def decides_quickly(self, prompt: str) -> bool:
-        """True when ``decide(prompt)`` costs about a millisecond and calls nothing: the local
-        classifier is loaded for the current table and the prompt is at most
-        QUICK_DECIDE_MAX_CHARS long (bench_classify: p99 about 2 ms there). A UI can then decide
-        on its own loop rather than hand the prompt to a thread."""
+    @property
+    def llm_model(self) -> str | None:
+        """The model the table's classifier calls (kind "llm" or "cascade"), else None."""
+        from tui.router.classify import LLM_KINDS
+
+        settings = self.table.classifier
+        return settings.llm_model if settings.kind in LLM_KINDS else None
+
+    def decides_quickly(self, prompt: str, *, ask_llm: bool = True) -> bool:
+        """True when ``decide(prompt, ask_llm=...)`` costs about a millisecond and calls
+        nothing: the local classifier is loaded for the current table and the prompt is at most
+        QUICK_DECIDE_MAX_CHARS long (bench_classify: p99 about 2 ms there), and no LLM would be
+        asked. A UI can then decide on its own loop rather than hand the prompt to a thread."""
         return (
             len(prompt) <= QUICK_DECIDE_MAX_CHARS
-            and self.table.classifier.kind == "local"
+            and (self.table.classifier.kind == "local" or not ask_llm)
             and self._classifier is not None
             and _same_training(self._classifier_table, self.table)
+            and _same_llm(self._classifier_table, self.table)
         )
 
     def load_classifier(self):
-        """Load (or train) the classifier for the current table. Blocking: call off the UI loop."""
+        """Load (or train) the classifier for the current table. Blocking: call off the UI loop.
+
+        With ``[classifier] kind = "llm"`` or ``"cascade"``, ``llm_model`` is resolved through
+        the provider registry (this session's environment and simulation flag)."""
         from tui.router.classify import build_classifier
 
         with self._lock:
             if self._classifier is None or not _same_training(self._classifier_table, self.table):
-                self._classifier = build_classifier(self.table, on_progress=self.on_progress)
+                client, why = self._llm_client(self.table)
+                self._classifier = build_classifier(
+                    self.table, on_progress=self.on_progress, llm_client=client,
+                    llm_unavailable=why,
+                )
+                self._classifier_table = self.table
+            elif not _same_llm(self._classifier_table, self.table):
+                self._classifier = self._assemble(self.table, self._classifier)
                 self._classifier_table = self.table
             return self._classifier
 
+    def load_local_classifier(self):
+        """:meth:`load_classifier` without its LLM (rules, then local): never calls a model
+        (labels as a person types, corrections, the savings screen)."""
+        classifier = self.load_classifier()
+        return getattr(classifier, "local_only", classifier)
+
+    def _llm_client(self, table: RoutingTable):
+        """(client, None) for the table's llm_model, or (None, why it is not called)."""
+        from tui.router.classify import resolve_llm
+
+        client, why = resolve_llm(table, env=self.env, force_simulated=self.force_simulated)
+        self.llm_unavailable = why
+        return client, why
+
+    def _assemble(self, table: RoutingTable, classifier):
+        """``classifier``'s local model with ``table``'s rules and LLM layer (no training)."""
+        from tui.router.classify import assemble, local_classifier_of
+
+        local = local_classifier_of(classifier)
+        if local is None:  # not a stack we know: use it as it is
+            return classifier
+        client, why = self._llm_client(table)
+        return assemble(table, local, llm_client=client, llm_unavailable=why)
+
     def use_classifier(self, table: RoutingTable, classifier) -> None:
         """Use ``table`` with a classifier already built for it (e.g. retrained after a
-        correction), so the next decision needs no training."""
+        correction), so the next decision needs no training. The table's LLM layer, if any,
+        is put back around it."""
+        if table.classifier.kind != "local":
+            classifier = self._assemble(table, classifier)
         with self._lock:
             self.table = table
             self._classifier = classifier
             self._classifier_table = table
 
-    def decide(self, prompt: str, priority: str | None = None) -> Decision:
-        """Classify and route. If the classifier cannot be built, fail open: the prompt goes to
-        the uncertain route (by default the baseline) and the reason says why."""
+    def decide(self, prompt: str, priority: str | None = None, *, ask_llm: bool = True) -> Decision:
+        """Classify and route. ``ask_llm=False`` decides with the local stack only (no paid
+        call: labels as a person types). If the classifier cannot be built, fail open: the
+        prompt goes to the uncertain route (by default the baseline) and the reason says why."""
         from tui.router.classify import decide
 
         try:
-            classifier = self.load_classifier()
+            classifier = self.load_classifier() if ask_llm else self.load_local_classifier()
         except Exception as exc:  # noqa: BLE001 - any failure to build it fails open the same way
             classifier = _FailOpen(self.table, f"{type(exc).__name__}: {exc}")
         return decide(prompt, self.table, classifier, priority=priority)
@@ -192,3 +242,17 @@ class _FailOpen:
 def _same_training(a: RoutingTable | None, b: RoutingTable) -> bool:
     """The classifier depends only on the task types (examples, rules), not on cells."""
     return a is not None and a.tasks == b.tasks
+
+
+def _same_llm(a: RoutingTable | None, b: RoutingTable) -> bool:
+    """The LLM layer depends on the [classifier] settings (the cascade's threshold too), the
+    classifier deadline and the classifying model's provider."""
+    if a is None:
+        return False
+    if a.classifier.kind == b.classifier.kind == "local":
+        return True
+    if a.classifier != b.classifier or a.timeouts.classifier != b.timeouts.classifier:
+        return False
+    model = b.classifier.llm_model
+    provider = model.partition("/")[0] if model else ""
+    return a.providers.get(provider) == b.providers.get(provider)

@@ -87,7 +87,7 @@ ROUTES_FILENAME = "routes.toml"
 MIN_EXAMPLES = 5
 REQUIRED_SECTIONS = ("tasks", "priorities", "routes", "baseline", "providers")
 OPTIONAL_SECTIONS = ("classifier", "timeouts", "profiles", "version", "description")
-CLASSIFIER_KINDS = ("local", "llm")
+CLASSIFIER_KINDS = ("local", "llm", "cascade")
 # Files smaller than this parse fast enough without the cache.
 CACHE_MIN_BYTES = 32 * 1024
 # A routes file larger than this is refused (the packaged one is about 400 KB).
@@ -100,7 +100,8 @@ _CELL_KEYS = ("primary", "fallback", "hedge_after_ms", "description")
 _BASELINE_KEYS = ("model", "fallback", "description")
 _CLASSIFIER_KEYS = ("kind", "threshold", "uncertain_route", "llm_model", "description")
 _TIMEOUT_KEYS = (
-    "connect", "first_token", "idle", "total", "max_retries", "max_retry_wait", "description"
+    "connect", "first_token", "idle", "total", "max_retries", "max_retry_wait", "classifier",
+    "description",
 )
 _PROVIDER_KEYS = ("kind", "base_url", "api_key_env", "price_provider", "description")
 _PROFILE_KEYS = ("ttft_ms", "tokens_per_s", "description")
@@ -763,7 +764,7 @@ def _build(
         p = ("classifier",)
         kind = c.string(p + ("kind",), sec.get("kind"), default=classifier.kind)
         if kind not in CLASSIFIER_KINDS:
-            c.add(p + ("kind",), f'must be "local" or "llm", not {_q(kind)}')
+            c.add(p + ("kind",), f'must be "local", "llm" or "cascade", not {_q(kind)}')
             kind = classifier.kind
         threshold = c.number(
             p + ("threshold",),
@@ -786,8 +787,8 @@ def _build(
         llm_model = c.model(
             p + ("llm_model",), sec.get("llm_model"), provider_names, required=False
         )
-        if kind == "llm" and llm_model is None and sec.get("llm_model") is None:
-            c.add(p + ("llm_model",), 'missing; kind = "llm" needs the model that classifies')
+        if kind in ("llm", "cascade") and llm_model is None and sec.get("llm_model") is None:
+            c.add(p + ("llm_model",), f'missing; kind = "{kind}" needs the model that classifies')
         c.unknown_keys(p, sec, _CLASSIFIER_KEYS)
         classifier = ClassifierSettings(kind, threshold, uncertain, llm_model)  # type: ignore[arg-type]
 
@@ -873,6 +874,13 @@ def _timeouts(c: _Checker, doc: dict[str, Any]) -> Timeouts:
                 p + ("max_retry_wait",),
                 sec.get("max_retry_wait"),
                 default=timeouts.max_retry_wait,
+                what=seconds,
+            ),
+            classifier=c.number(
+                p + ("classifier",),
+                sec.get("classifier"),
+                default=timeouts.classifier,
+                positive=True,
                 what=seconds,
             ),
         )
@@ -1169,6 +1177,11 @@ def _to_doc(table: RoutingTable) -> dict[str, Any]:
                 "total": to.total if has_total or to.total != Timeouts().total else None,
                 "max_retries": to.max_retries,
                 "max_retry_wait": to.max_retry_wait,
+                # Written when the file has it or it differs from the default (as "total").
+                "classifier": to.classifier
+                if _sub(raw, "timeouts", "classifier") is not None
+                or to.classifier != Timeouts().classifier
+                else None,
             },
         )
     sections["priorities"] = _section(

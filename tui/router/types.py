@@ -80,12 +80,14 @@ class ModelProfile:
 
 @dataclass(frozen=True)
 class ClassifierSettings:
-    kind: Literal["local", "llm"] = "local"
+    # "local" (offline), "llm" (llm_model labels every prompt) or "cascade" (the local
+    # classifier first; llm_model only for prompts it is unsure of).
+    kind: Literal["local", "llm", "cascade"] = "local"
     # Below this confidence the prompt goes to ``uncertain_route``.
     threshold: float = 0.5
     # "baseline", or the name of a task type whose cell is used instead.
     uncertain_route: str = "baseline"
-    # The model the LLM classifier calls (kind = "llm").
+    # The model the LLM classifier calls (kind = "llm" or "cascade").
     llm_model: str | None = None
 
 
@@ -108,6 +110,8 @@ class Timeouts:
     # 408/409/429 are retried this many times, honouring retry-after up to ``max_retry_wait``.
     max_retries: int = 2
     max_retry_wait: float = 20.0
+    # The LLM classifier's deadline: past it, the local classifier's label decides.
+    classifier: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -169,6 +173,28 @@ class RoutingTable:
 
 
 @dataclass(frozen=True)
+class LLMCall:
+    """The LLM classifier's call for one prompt (or the call it could not make), for the
+    decision line, ``--json``, the run log and the routed side's cost."""
+
+    model: str  # "provider/model"
+    # "ok" (it answered with a task name), "failed" (an error or an answer naming no task),
+    # "timeout" (past the [timeouts] classifier deadline), "unavailable" (no key, simulated:
+    # no call was made).
+    outcome: Literal["ok", "failed", "timeout", "unavailable"]
+    ms: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    # True when the provider reported no usage and the counts are our estimate.
+    usage_estimated: bool = False
+    # What the call cost; None when the price library does not know the model.
+    cost_usd: float | None = 0.0
+    # The request's input tokens, estimated from its text (chars / 4): what a projection
+    # charges for a call that was not made.
+    request_tokens: int = 0
+
+
+@dataclass(frozen=True)
 class Classification:
     label: str
     # A probability in [0, 1], or None when the classifier cannot say (e.g. an LLM without logprobs).
@@ -181,6 +207,17 @@ class Classification:
     reason: str
     elapsed_ms: float
     cached: bool = False
+    # The LLM classifier's call behind this label (kind "llm" or "cascade"), None when no LLM
+    # was asked (local, rules, a cascade whose local label was sure).
+    llm: LLMCall | None = None
+
+    @property
+    def cost_usd(self) -> float | None:
+        """What classifying this prompt cost: 0 without an LLM call or from the cache, None
+        when the classifying model has no known price."""
+        if self.llm is None or self.cached:
+            return 0.0
+        return self.llm.cost_usd
 
 
 @dataclass(frozen=True)

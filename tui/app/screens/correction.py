@@ -305,7 +305,7 @@ class CorrectionScreen(ModalScreen["CorrectionResult | None"]):
                     self.dev_rows = read_labelled(path, table.task_names)
                 except EvalInputError as exc:
                     self.dev_problem = str(exc).splitlines()[0]
-            classifier = self.session.load_classifier()
+            classifier = self.session.load_local_classifier()
             prepare(saved, classifier)
         except Exception as exc:  # the correction itself will say what is wrong
             status = f"not prepared ({type(exc).__name__}: {exc}); a correction may be slower"
@@ -366,7 +366,7 @@ class CorrectionScreen(ModalScreen["CorrectionResult | None"]):
 
         self._ready.wait(timeout=120)
         try:
-            classifier = self.session.load_classifier()
+            classifier = self.session.load_local_classifier()
             result = apply_correction(saved, self.prompt, task, self.dev_rows, save=True,
                                       classifier=classifier)
         except ConflictError as exc:

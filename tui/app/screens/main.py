@@ -60,6 +60,16 @@ class MainScreen(Screen):
             priority=True,  # over the editor's own f6 (select the line)
         ),
         Binding(
+            "f7",
+            "ask_llm",
+            "Ask LLM",
+            id="ask_llm",
+            tooltip="Ask the LLM classifier ([classifier] llm_model) for this prompt's label now "
+            "(once: the run uses its answer); while typing the local label shows, for free",
+            show=False,
+            priority=True,  # over the editor's own f7 (select all)
+        ),
+        Binding(
             "f8",
             "correct_label",
             "Wrong label",
@@ -89,6 +99,9 @@ class MainScreen(Screen):
         # run's last update never lands in the new run's panes.
         self._panes_lock = asyncio.Lock()
         self._classifier_problem: str | None = None
+        # The decision the LLM classifier made for a prompt (f7 or a run): a run of the same
+        # prompt and priority uses it instead of paying for the call again.
+        self._asked: Decision | None = None
 
     @property
     def session(self):
@@ -153,13 +166,17 @@ class MainScreen(Screen):
             self.last_decision = None
             self.query_one(DecisionBar).show_message("type a prompt to see where it goes")
             return
-        if self.session.decides_quickly(text):
+        asked = self._asked_for(text, self.current_priority())
+        if asked is not None:  # the LLM's label for this very text (f7, then a priority change)
+            self.show_decision(asked)
+            return
+        if self.session.decides_quickly(text, ask_llm=False):
             # About a millisecond: deciding here shows it in the next frame, where a thread
             # worker's start, hand-back and state messages cost more than the decision. Should
             # it raise, the worker decides again and reports the error as always.
             self.workers.cancel_group(self, "classify")
             try:
-                decision = self.session.decide(text, self.current_priority())
+                decision = self.session.decide(text, self.current_priority(), ask_llm=False)
             except Exception:  # noqa: BLE001 - reported by the worker below
                 pass
             else:
@@ -172,7 +189,8 @@ class MainScreen(Screen):
 
     @work(thread=True, exclusive=True, group="classify", exit_on_error=False)
     def classify_text(self, text: str, priority: str | None) -> None:
-        decision = self.session.decide(text, priority)
+        # As a person types, the local label only: a paid model is never called per keystroke.
+        decision = self.session.decide(text, priority, ask_llm=False)
         if not get_current_worker().is_cancelled:
             self.app.call_from_thread(self._show_if_current, decision)
 
@@ -184,8 +202,56 @@ class MainScreen(Screen):
     def show_decision(self, decision: Decision) -> None:
         self.last_decision = decision
         self.query_one(DecisionBar).show_decision(
-            decision, priority_mode=self.priority_mode, pinned=self.pinned_model
+            decision, priority_mode=self.priority_mode, pinned=self.pinned_model,
+            llm_pending=self._would_ask_llm(decision),
         )
+
+    def _would_ask_llm(self, decision: Decision) -> bool:
+        """Whether running this (local, typed) decision's prompt would ask the LLM classifier:
+        kind "llm" always, "cascade" when the local label is unsure; never by rule or without
+        a way to call the model."""
+        c = decision.classification
+        session = self.session
+        if c.llm is not None or c.classifier == "rule" or session.llm_model is None:
+            return False
+        if session.llm_unavailable is not None:
+            return False
+        return session.table.classifier.kind == "llm" or decision.uncertain
+
+    def _asked_for(self, text: str, priority: str | None) -> Decision | None:
+        """The LLM classifier's decision for ``text`` at ``priority``, if it was asked."""
+        asked = self._asked
+        if asked is None or asked.prompt != text:
+            return None
+        if priority is not None and asked.priority != priority:
+            return None
+        if priority is None and asked.priority_reason == "given":
+            return None
+        return asked
+
+    def action_ask_llm(self) -> None:
+        text = self.query_one(PromptEditor).text
+        model = self.session.llm_model
+        if model is None:
+            self.notify(Text('the classifier is local: set [classifier] kind = "llm" or '
+                             '"cascade" and llm_model in routes.toml to ask a model'), timeout=4)
+            return
+        if not text.strip():
+            self.notify("type a prompt first", severity="warning", timeout=2)
+            return
+        self.query_one(DecisionBar).show_message(f"asking {model}…")
+        self.ask_llm(text, self.current_priority())
+
+    @work(thread=True, exclusive=True, group="classify", exit_on_error=False)
+    def ask_llm(self, text: str, priority: str | None) -> None:
+        decision = self.session.decide(text, priority)
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self._llm_answered, decision)
+
+    def _llm_answered(self, decision: Decision) -> None:
+        if decision.classification.llm is not None:
+            self._asked = decision
+        self._show_if_current(decision)
 
     def classifier_loaded(self) -> None:
         if not self.query(DecisionBar):  # not composed yet: on_mount shows the state
@@ -317,7 +383,13 @@ class MainScreen(Screen):
         routed, baseline = self.query_one("#routed", RunPane), self.query_one("#baseline", RunPane)
         panes = {"routed": routed, "baseline": baseline}
         comparison = self.query_one(ComparisonBar)
-        decision = await asyncio.to_thread(self.session.decide, text, priority)
+        decision = self._asked_for(text, priority)
+        if decision is None:  # the LLM classifier, if the table has one, is asked here, once
+            typed = self.last_decision
+            if typed is not None and typed.prompt == text and self._would_ask_llm(typed):
+                self.query_one(DecisionBar).show_message(f"asking {self.session.llm_model}…")
+            decision = await asyncio.to_thread(self.session.decide, text, priority)
+        self._asked = None  # this run pays for the call (if any); another run asks afresh
         self.show_decision(decision)
         run = self.session.start(decision, model=pinned)
         self._show_panes()

@@ -410,7 +410,9 @@ class SavingsScreen(Screen):
             items = self._read_items(source)
             runlog = self.session.runlog
             by_task = runlog.avg_output_tokens_by_task() if runlog is not None else None
-            classifier = self.session.load_classifier()
+            # The local label: opening this screen never pays an LLM classifier per prompt
+            # (`routedeck bench` projects what the LLM or the cascade would cost).
+            classifier = self.session.load_local_classifier()
             classified = classify_workload(
                 items, table, classifier, output_tokens_by_task=by_task, on_progress=progress
             )

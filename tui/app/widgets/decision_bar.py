@@ -19,10 +19,32 @@ def confidence_bar(confidence: float | None, width: int = BAR_WIDTH) -> Text:
     return Text("█" * filled + "░" * (width - filled))
 
 
+def classifier_tag(decision: Decision, *, llm_pending: bool = False) -> Text | None:
+    """Which classifier decided when an LLM classifier is in play: "by LLM 412 ms $0.000016",
+    "LLM timeout: local label", or, for a label shown while typing that the LLM will be asked
+    about when the prompt runs (``llm_pending``), "local label; LLM on run (f7 now)"."""
+    from tui.router.pricing import format_usd
+
+    c = decision.classification
+    call = c.llm
+    if call is None:
+        return Text(" · local label; LLM on run (f7 now)", style="dim") if llm_pending else None
+    if call.outcome == "unavailable":
+        return Text(" · local label (LLM not called)", style="dim")
+    if c.cached:
+        return Text(" · by LLM (cached, free)", style="cyan")
+    if call.outcome == "ok":
+        cost = format_usd(c.cost_usd, estimated=call.usage_estimated)
+        return Text(f" · by LLM {call.ms:,.0f} ms {cost}", style="cyan")
+    return Text(f" · LLM {call.outcome} after {call.ms:,.0f} ms: local label", style="yellow")
+
+
 def render_decision(
-    decision: Decision, *, priority_mode: str, pinned: str | None = None, full: bool = False
+    decision: Decision, *, priority_mode: str, pinned: str | None = None, full: bool = False,
+    llm_pending: bool = False,
 ) -> Text:
-    """Three lines of plain Text: the label with its confidence and runners-up; the priority
+    """Three lines of plain Text: the label with its confidence, which classifier decided
+    (when an LLM classifier is in play: see :func:`classifier_tag`) and runners-up; the priority
     and the cell (or the pinned model that replaces it); why. Each line is cut with "…" where
     the bar is too narrow, unless ``full`` (the why screen), where lines wrap. Every outside
     string (labels, model ids and cues from routes.toml, reasons that quote the prompt) is
@@ -41,6 +63,9 @@ def render_decision(
         out.append(f" {c.confidence:.2f}", style=tone)
     if low:
         out.append("  LOW CONFIDENCE", style="bold yellow")
+    tag = classifier_tag(decision, llm_pending=llm_pending)
+    if tag is not None:
+        out.append_text(tag)
     runners = [f"{clean(label)} {p:.2f}" for label, p in c.top[1:3]]
     if runners:
         out.append("   runner-up ", style="dim")
@@ -84,10 +109,12 @@ class DecisionBar(Static):
         """The bar was clicked: show the decision in full."""
 
     def show_decision(
-        self, decision: Decision, *, priority_mode: str, pinned: str | None = None
+        self, decision: Decision, *, priority_mode: str, pinned: str | None = None,
+        llm_pending: bool = False,
     ) -> None:
         self.set_class(decision.uncertain, "-uncertain")
-        self.update(render_decision(decision, priority_mode=priority_mode, pinned=pinned))
+        self.update(render_decision(decision, priority_mode=priority_mode, pinned=pinned,
+                                    llm_pending=llm_pending))
         self.tooltip = Text("why: " + clean(decision.reason) + "\n(f6 or a click: in full)")
 
     def show_message(self, message: str, *, style: str = "dim") -> None:
