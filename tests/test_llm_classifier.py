@@ -3,7 +3,7 @@ from the command line (classify, route, bench) and the TUI, against the loopback
 
 The proof that the LLM's answer is used: the fake server answers "math" for prompts the local
 classifier calls something else ("Write a poem about the sea" is creative to it). Requests are
-counted per model: the classifying model is ``gpt-5-nano`` (the packaged table's llm_model),
+counted per model: the classifying model is ``gpt-4.1-nano`` (the packaged table's llm_model),
 which no cell of the grid uses.
 """
 
@@ -23,7 +23,7 @@ from tui.router.runlog import RunLog
 from tui.router.session import Session
 from tui.router.table import default_routes_path, load_table
 
-LLM = "gpt-5-nano"  # the packaged [classifier] llm_model, "openai/gpt-5-nano"
+LLM = "gpt-4.1-nano"  # the packaged [classifier] llm_model, "openai/gpt-4.1-nano"
 KEY = "sk-test-classifier-0123456789"
 POEM = "Write a poem about the sea"  # local: creative, sure of it
 GIBBERISH = "asdf qwer zxcv"  # local: unsure (it knows none of its words)
@@ -38,7 +38,7 @@ def routes_with(tmp_path: Path, kind: str, *, llm_model: str | None = None,
     text = default_routes_path().read_text(encoding="utf-8")
     text = text.replace('kind = "local"\nthreshold', f'kind = "{kind}"\nthreshold', 1)
     if llm_model is not None:
-        text = text.replace('llm_model = "openai/gpt-5-nano"', f'llm_model = "{llm_model}"', 1)
+        text = text.replace('llm_model = "openai/gpt-4.1-nano"', f'llm_model = "{llm_model}"', 1)
     if deadline is not None:
         assert "\nclassifier = 2.0\n" in text  # the packaged [timeouts] deadline
         text = text.replace("\nclassifier = 2.0\n", f"\nclassifier = {deadline}\n", 1)
@@ -86,10 +86,10 @@ def test_classify_sends_one_request_to_llm_model_and_uses_its_answer(server, tmp
     # Confidence from the first token's logprobs, renormalised over task names.
     assert data["confidence"] == pytest.approx(0.8)
     assert [label for label, _ in data["top"]] == ["math", "code"]
-    # Its cost (300 in, 1 out at gpt-5-nano's price) and time are in the JSON.
+    # Its cost (300 in, 1 out at gpt-4.1-nano's price) and time are in the JSON.
     from tui.router.pricing import cost_usd
 
-    assert data["classifier_cost_usd"] == pytest.approx(cost_usd("openai/gpt-5-nano", 300, 1))
+    assert data["classifier_cost_usd"] == pytest.approx(cost_usd("openai/gpt-4.1-nano", 300, 1))
     assert data["classifier_cost_usd"] > 0
     assert data["classifier_ms"] > 0
     assert data["classifier_llm"]["input_tokens"] == 300
@@ -156,7 +156,7 @@ def test_without_a_key_the_local_classifier_decides_and_says_why(fake_server, tm
     data = cli_json(capsys, "--routes", str(routes), "classify", POEM)
     assert fake_server.requests == []  # not simulated either: nothing is called
     assert (data["label"], data["classifier"]) == ("creative", "local")
-    assert "no OPENAI_API_KEY for openai/gpt-5-nano: local classifier" in data["reason"]
+    assert "no OPENAI_API_KEY for openai/gpt-4.1-nano: local classifier" in data["reason"]
     assert data["classifier_cost_usd"] == 0
 
 
@@ -206,7 +206,7 @@ def test_cascade_without_a_key_is_the_local_classifier_with_the_reason(tmp_path,
     routes = routes_with(tmp_path, "cascade")
     data = cli_json(capsys, "--routes", str(routes), "classify", GIBBERISH)
     assert data["uncertain"] is True and data["classifier"] == "local"
-    assert "no OPENAI_API_KEY for openai/gpt-5-nano: local classifier" in data["reason"]
+    assert "no OPENAI_API_KEY for openai/gpt-4.1-nano: local classifier" in data["reason"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -235,7 +235,7 @@ def test_route_counts_the_classification_in_the_routed_cost_and_logs_it(server, 
         [record] = runlog.recent()
     assert record.routed.cost_usd == pytest.approx(answer + spent)
     assert record.classifier_llm["cost_usd"] == pytest.approx(spent)
-    assert record.classifier_llm["model"] == "openai/gpt-5-nano"
+    assert record.classifier_llm["model"] == "openai/gpt-4.1-nano"
     assert record.classifier_llm["outcome"] == "ok"
     assert record.classifier_llm["input_tokens"] == 300
 
@@ -245,7 +245,7 @@ def test_route_prints_which_classifier_decided_and_its_cost(server, tmp_path, ca
     server.route(LLM, Reply.ok("math", input_tokens=300, output_tokens=1))
     assert main(["--routes", str(routes), "--no-log", "route", POEM]) == 0
     out = capsys.readouterr().out
-    assert re.search(r"classified by llm, .* \(llm openai/gpt-5-nano ok: .* ms, 300→1 tok, "
+    assert re.search(r"classified by llm, .* \(llm openai/gpt-4.1-nano ok: .* ms, 300→1 tok, "
                      r"\$0\.0000\d+\) \(counted in the routed cost\)", out), out
 
 
@@ -270,7 +270,7 @@ def test_bench_cascade_reports_calls_made_and_their_cost(server, tmp_path, capsy
     assert (c["prompts"], c["asked"], c["answered"], c["would_ask"]) == (4, 2, 2, 0)
     from tui.router.pricing import cost_usd
 
-    assert c["cost_usd"] == pytest.approx(2 * cost_usd("openai/gpt-5-nano", 300, 1))
+    assert c["cost_usd"] == pytest.approx(2 * cost_usd("openai/gpt-4.1-nano", 300, 1))
     assert c["per_1000_usd"] == pytest.approx(1000 * c["total_usd"] / 4)
     assert data["savings_after_classification_pct"] < data["savings_pct"]
 
@@ -423,5 +423,5 @@ async def test_tui_without_a_key_shows_the_local_label_and_no_pending_llm(make_a
         main = main_screen(app)
         await until(pilot, lambda: main.last_pair is not None, "the run finished")
         reason = main.last_pair.decision.classification.reason
-        assert reason.startswith("no OPENAI_API_KEY for openai/gpt-5-nano: local classifier")
+        assert reason.startswith("no OPENAI_API_KEY for openai/gpt-4.1-nano: local classifier")
         assert "local label (LLM not called)" in _decision_bar(app)
