@@ -810,6 +810,53 @@ def _execute_workload(args, session, items, projection) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------
+# routedeck export litellm
+# ------------------------------------------------------------------------------------------
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write the table as a LiteLLM Proxy config folder (tui/router/litellm_export.py)."""
+    from tui.router.litellm_export import ExportError, check_export, export_litellm
+
+    table = _load_table(args.routes)
+    try:
+        result = export_litellm(table, args.out, on_progress=_progress_note)
+    except ExportError as exc:
+        raise UserError(str(exc)) from None
+    except OSError as exc:
+        raise UserError(f"{args.out}: cannot write: {exc.strerror or exc}") from None
+    out = sys.stdout
+    for path in result.files:
+        out.write(_safe(f"wrote {path}") + "\n")
+    for note in result.notes:
+        out.write(_safe(f"note: {note}") + "\n")
+    if args.check:
+        try:
+            check = check_export(result.out_dir, result.config)
+        except ExportError as exc:
+            raise UserError(str(exc)) from None
+        if not check.ok:
+            for problem in check.problems:
+                _err(f"routedeck: check: {problem}")
+            return EXIT_FAILED
+        out.write(_safe(f"check: LiteLLM {check.litellm_version} loaded the config: "
+                        f"{len(check.groups)} model groups, the routedeck callback ready") + "\n")
+    out.write(_safe(f"run it: cd {result.out_dir} && LITELLM_MASTER_KEY=... litellm --config "
+                    "config.yaml") + "\n")
+    return EXIT_OK
+
+
+def _add_export_parser(add) -> None:
+    p = add("export", "export the routing table to run elsewhere (litellm: a LiteLLM Proxy config)",
+            cmd_export)
+    p.add_argument("target", choices=["litellm"], help="what to export to")
+    p.add_argument("--out", metavar="DIR", default="litellm-export",
+                   help="folder to write config.yaml and its callback into (default ./litellm-export)")
+    p.add_argument("--check", action="store_true",
+                   help="load the written config with LiteLLM's own loader (needs routedeck[litellm])")
+
+
+# ------------------------------------------------------------------------------------------
 # The parser
 # ------------------------------------------------------------------------------------------
 
@@ -862,6 +909,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log", metavar="PATH", default=argparse.SUPPRESS, help="run log file")
     p.add_argument("--no-log", action="store_true", default=argparse.SUPPRESS, help="do not record runs")
     p.add_argument("--json", action="store_true", help="print JSON")
+
+    _add_export_parser(add)
     return parser
 
 
