@@ -315,11 +315,11 @@ def judge_plan(
         primary, fallback = table.baseline.model, settings.fallback or table.baseline.fallback
     resolved = _resolve(primary, table, env, force_simulated)
     if not resolved.provider or resolved.provider not in table.providers:
-        return primary, None, f"cannot use the judge model {primary}: unknown provider"
+        return primary, None, f"judge {primary} not run: unknown provider"
     if resolved.simulated:
         why = resolved.why_simulated or "it would be simulated"
         return primary, None, (
-            f"the judge {primary} is not run: {why} (a simulated verdict would mean nothing)"
+            f"judge {primary} not run: {why} (a simulated verdict would mean nothing)"
         )
     if fallback and (fallback == primary or _resolve(fallback, table, env, force_simulated).simulated):
         fallback = None
@@ -352,7 +352,7 @@ def why_not_judged(
         return why
     for side, result in (("routed", pair.routed), ("baseline", pair.baseline)):
         if problem := _answer_problem(side, result):
-            return f"not judged: {problem}"
+            return f"judge not run: {problem}"
     return None
 
 
@@ -398,7 +398,7 @@ async def judge_pair(
     ))
     orders = [_order_from(r, order) for r, order in zip(results, ("A", "B"), strict=True)]
     if any(r.simulated for r in results):  # never a simulated verdict, whatever happened
-        return not_run(primary, "the judge's answer was simulated: no verdict")
+        return not_run(primary, f"judge {primary} not run: its answer was simulated")
     secrets = configured_secrets(env, table)
     judgement = combine(primary, orders[0], orders[1])
     return _redacted(judgement, secrets, (time.perf_counter() - started) * 1000.0)
