@@ -82,6 +82,7 @@ class MainScreen(Screen):
             id="judge",
             tooltip="Ask the LLM judge ([judge] in routes.toml) whether the routed answer held "
             "up against the baseline's: two calls, both answer orders; its cost is kept apart",
+            priority=True,  # over the editor's own f7 (select all)
         ),
     ]
 
