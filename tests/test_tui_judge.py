@@ -51,7 +51,7 @@ def bar_text(app) -> str:
 
 def with_auto(routes_file, auto: bool):
     text = routes_file.read_text(encoding="utf-8")
-    routes_file.write_text(re.sub(r"(?m)^auto = true$", f"auto = {str(auto).lower()}", text, 1),
+    routes_file.write_text(re.sub(r"(?m)^auto = true$", f"auto = {str(auto).lower()}", text, count=1),
                            encoding="utf-8")
     return routes_file
 
