@@ -652,7 +652,7 @@ def _print_quality(quality: dict[str, Any], measured: dict[str, Any]) -> None:
     if quality.get("error"):
         console.print(Text(_safe(f"quality: {quality['error']}"), style="yellow"))
         return
-    console.print(Text(_safe(quality["sentence"]), style="bold"))
+    console.print(Text(_safe(quality["sentence"]), style="bold"), soft_wrap=True)  # one line
     extra = [f"judge {quality['judge_model']}: {format_usd(quality['judge_cost_usd'])}, "
              "not counted in the savings"]
     for key, words in (("n_inconsistent", "counted as ties because the two orders disagreed"),
