@@ -177,6 +177,29 @@ async def test_grid_history_and_savings_show_the_judge_beside_people(
         assert any("code 100% (1)" in ln for ln in screen_lines(app))
 
 
+async def test_a_judges_reply_with_markup_and_escapes_is_shown_as_plain_text(
+    make_app, openai_on_server
+):
+    from test_tui_untrusted import CLICK, EVIL, assert_terminal_safe
+
+    server = openai_on_server
+    server.respond(answers_then(lambda rec: Reply.ok(
+        json.dumps({"better": "tie", "reason": EVIL}))))
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await run(pilot, CODE_PROMPT)
+        await until(pilot, lambda: "as good" in bar_text(app), "the judge's verdict")
+        lines = assert_terminal_safe(app)
+        assert any(CLICK in ln for ln in lines)  # the markup literally, not run
+        unparsed = [json.dumps({"better": "?"}) + EVIL]
+        server.respond(answers_then(lambda rec: Reply.ok(unparsed[0])))
+        await run(pilot, CODE_PROMPT)
+        await until(pilot, lambda: "unparsed" in bar_text(app), "the unparsed reply")
+        assert_terminal_safe(app)
+        assert app.is_running
+
+
 async def test_at_80x24_the_judge_line_and_the_panes_both_fit(make_app, openai_on_server):
     server = openai_on_server
     server.respond(answers_then(tie))

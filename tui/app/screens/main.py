@@ -83,6 +83,7 @@ class MainScreen(Screen):
             tooltip="Ask the LLM judge ([judge] in routes.toml) whether the routed answer held "
             "up against the baseline's: two calls, both answer orders; its cost is kept apart",
             priority=True,  # over the editor's own f7 (select all)
+            show=False,  # the line under the panes names it when it is the way to judge
         ),
     ]
 
