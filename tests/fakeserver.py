@@ -36,6 +36,10 @@ Choosing what a request gets (first match wins)
                                        repeats. ``route(model)`` with no replies removes the route.
     ``server.script(*replies)``        a queue for requests whose model has no route, consumed in
                                        order (calls append to it).
+    ``server.respond(fn)``             before all of these: ``fn(request)`` (a RecordedRequest)
+                                       returns the Reply for it, or None to pass; for replies
+                                       that depend on what was sent (a judge that reads which
+                                       answer is A). ``respond(None)`` removes it.
     ``server.default``                 everything else (``Reply.ok()`` unless you set it).
     ``server.reset()``                 forget routes, script, default and recorded requests.
 
@@ -372,6 +376,7 @@ class FakeServer:
         self.requests: list[RecordedRequest] = []
         self._script: deque[Reply] = deque()
         self._routes: dict[str, deque[Reply]] = {}
+        self._responder: Callable[[RecordedRequest], Reply | None] | None = None
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -468,8 +473,14 @@ class FakeServer:
                 self._routes.pop(model, None)
         return self
 
+    def respond(self, fn: Callable[[RecordedRequest], Reply | None] | None) -> FakeServer:
+        with self._lock:
+            self._responder = fn
+        return self
+
     def reset(self) -> None:
         with self._lock:
+            self._responder = None
             self._script.clear()
             self._routes.clear()
             self.default = Reply.ok()
@@ -599,7 +610,8 @@ class FakeServer:
             self._set_outcome(rec, "completed")
             return not wants_close, False
 
-        reply = self._choose(rec.model)
+        responder = self._responder
+        reply = (responder(rec) if responder is not None else None) or self._choose(rec.model)
         rec.reply = reply
         key = rec.api_key or ""
         try:

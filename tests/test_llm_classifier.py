@@ -343,7 +343,7 @@ def test_table_kind_cascade_and_the_classifier_deadline_round_trip(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# The TUI: the local label while typing, the LLM once per run (or on f7)
+# The TUI: the local label while typing, the LLM once per run (or on ctrl+l)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -373,7 +373,7 @@ async def test_tui_typing_calls_nothing_and_a_run_asks_the_llm_once(llm_app, ser
         await settle(pilot)
         assert llm_requests(server) == []  # never a paid call per keystroke
         bar = _decision_bar(app)
-        assert bar.startswith(" creative ") and "local label; LLM on run (f7 now)" in bar
+        assert bar.startswith(" creative ") and "local label; LLM on run (^l now)" in bar
         await pilot.press("ctrl+j")
         main = main_screen(app)
         await until(pilot, lambda: main.last_pair is not None, "the run finished")
@@ -392,13 +392,13 @@ async def test_tui_typing_calls_nothing_and_a_run_asks_the_llm_once(llm_app, ser
         assert r.cost_usd == pytest.approx(answer + spent)
 
 
-async def test_tui_f7_asks_the_llm_once_and_the_run_uses_that_answer(llm_app, server):
+async def test_tui_ctrl_l_asks_the_llm_once_and_the_run_uses_that_answer(llm_app, server):
     app = llm_app
     async with app.run_test(size=(140, 45)) as pilot:
         await settle(pilot)
         await set_prompt(pilot, POEM)
         await settle(pilot)
-        await pilot.press("f7")
+        await pilot.press("ctrl+l")
         await settle(pilot)
         assert len(llm_requests(server)) == 1
         main = main_screen(app)

@@ -144,9 +144,12 @@ async def test_model_output_with_markup_and_escapes_is_text_while_streaming_and_
         assert_terminal_safe(app)
         await click_the_click_markup(pilot)
 
-        # A complete answer: the final update after the stream ended normally.
+        # A complete answer: the final update after the stream ended normally. (The judge that
+        # then runs gets a plain tie: its line under the panes is tested in test_tui_judge.)
         server.route(ROUTED_MODEL, Reply.ok(chunks=EVIL_CHUNKS))
         server.route(BASELINE_MODEL, Reply.ok(chunks=EVIL_CHUNKS))
+        server.respond(lambda rec: Reply.ok('{"better": "tie", "reason": "same"}')
+                       if "<<<ANSWER A>>>" in str(rec.json) else None)
         await run(pilot, CODE_PROMPT)
         assert main_screen(app).last_pair.routed.text == EVIL_SHOWN
         for p in (routed, baseline):

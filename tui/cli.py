@@ -398,7 +398,8 @@ def cmd_route(args: argparse.Namespace) -> int:
         raise UserError(
             f'unknown priority "{args.priority}" (known: {", ".join(table.priority_names)})'
         )
-    for flag, model in (("--model", args.model), ("--baseline", args.baseline)):
+    for flag, model in (("--model", args.model), ("--baseline", args.baseline),
+                        ("--judge", getattr(args, "judge", None) or None)):
         if model is not None:
             _check_model(table, flag, model)
     session = _make_session(args, table)
@@ -408,12 +409,21 @@ def cmd_route(args: argparse.Namespace) -> int:
     if note:
         _err(f"routedeck: {note}")
     live = not args.json and sys.stdout.isatty()
-    pair = asyncio.run(_run_pair(session, decision, args, live=live, plain=not args.json and not live))
-    session.record(pair)
+    pair, judgement = asyncio.run(
+        _run_and_judge(session, decision, args, live=live, plain=not args.json and not live)
+    )
+    run_id = session.record(pair)
+    if judgement is not None:
+        session.record_judgement(run_id, judgement)
     if args.json:
-        _print_json(pair_json(pair))
+        out = pair_json(pair)
+        if judgement is not None:
+            out["judge"] = judge_json(judgement)
+        _print_json(out)
     else:
         _print_pair_summary(pair)
+        if judgement is not None:
+            _print_judgement(judgement)
     both_failed = pair.routed.error is not None and pair.baseline.error is not None
     return EXIT_FAILED if both_failed else EXIT_OK
 
@@ -426,6 +436,51 @@ def _check_model(table, flag: str, model: str) -> None:
         raise UserError(
             f'{flag} {model!r}: unknown provider "{provider}" (known: {", ".join(table.providers)})'
         )
+
+
+async def _run_and_judge(session, decision, args, *, live: bool, plain: bool):
+    """The run, then (with --judge) the judge's two calls on it, in one event loop."""
+    pair = await _run_pair(session, decision, args, live=live, plain=plain)
+    judge = getattr(args, "judge", None)
+    if judge is None:
+        return pair, None
+    return pair, await session.judge(pair, judge or None)
+
+
+def judge_json(judgement) -> dict[str, Any]:
+    """``judge`` of ``route --json``: the verdict and its cost (never part of the savings)."""
+    return {
+        "model": judgement.model,
+        "verdict": judgement.verdict,
+        "consistent": judgement.consistent,
+        "reason": judgement.reason or None,
+        "cost_usd": judgement.cost_usd,
+        "error": judgement.error,
+    }
+
+
+def _print_judgement(judgement) -> None:
+    from rich.text import Text
+
+    from tui.router.pricing import format_usd
+
+    line = Text("judge ")
+    line.append(_safe(judgement.model), style="bold")
+    if not judgement.ran or judgement.verdict is None:
+        line.append(": no verdict: ")
+        line.append(_safe(judgement.error or "?"), style="yellow")
+    else:
+        words = {"routed": "the routed answer is better", "baseline": "the baseline is better",
+                 "tie": "as good as each other", "unparsed": "unparsed reply"}
+        line.append(f": {words.get(judgement.verdict, judgement.verdict)}", style="bold")
+        if judgement.consistent is False:
+            line.append(" (the two orders disagreed)", style="yellow")
+        if judgement.reason:
+            line.append(" - " + _safe(judgement.reason))
+    if judgement.ran:
+        line.append(f"   judge cost {format_usd(judgement.cost_usd)} (not in the savings)",
+                    style="dim")
+    _console().print(line)
 
 
 async def _run_pair(session, decision, args, *, live: bool, plain: bool):
@@ -587,6 +642,8 @@ def _progress(label: str, total: int):
 def cmd_bench(args: argparse.Namespace) -> int:
     from tui.router.projection import WorkloadError, project, read_workload
 
+    if getattr(args, "judge", None) is not None and not args.execute:
+        raise UserError("--judge needs --execute: the judge compares answers, so the prompts must run")
     table = _load_table(args.routes)
     try:
         items = read_workload(args.workload)
@@ -596,6 +653,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise UserError(f"{args.workload}: cannot read: {exc.strerror or exc}") from None
     if not items:
         raise UserError(f"{args.workload}: no prompts")
+    judge = getattr(args, "judge", None)
+    if judge:
+        _check_model(table, "--judge", judge)
     session = _make_session(args, table, log=True)
     averages = None
     if session.runlog is not None:
@@ -619,16 +679,21 @@ def cmd_bench(args: argparse.Namespace) -> int:
     measured = None
     if args.execute:
         measured = _execute_workload(args, session, items, projection)
+    quality = measured.pop("quality", None) if measured is not None else None
     if args.json:
         out = projection.as_json()
         out["classification"] = classification.as_json()
         out["savings_after_classification_pct"] = _net_savings_pct(projection, classification)
         if measured is not None:
             out["measured"] = measured
+        if quality is not None:
+            out["quality"] = quality
         _print_json(out)
     else:
         _print_projection(projection, measured)
         _print_classification_cost(projection, classification)
+        if quality is not None:
+            _print_quality(quality, measured)
     return EXIT_OK
 
 
@@ -667,6 +732,26 @@ def _print_classification_cost(projection, classification) -> None:
     if net is not None:
         parts.append(f"savings after classification {net:.1f}%")
     console.print(Text(_safe("; ".join(parts)), style="bold"))
+
+
+def _print_quality(quality: dict[str, Any], measured: dict[str, Any]) -> None:
+    """Savings at quality, in one line; then what the judge cost (apart from the savings)."""
+    from rich.text import Text
+
+    from tui.router.pricing import format_usd
+
+    console = _console()
+    if quality.get("error"):
+        console.print(Text(_safe(f"quality: {quality['error']}"), style="yellow"))
+        return
+    console.print(Text(_safe(quality["sentence"]), style="bold"), soft_wrap=True)  # one line
+    extra = [f"judge {quality['judge_model']}: {format_usd(quality['judge_cost_usd'])}, "
+             "not counted in the savings"]
+    for key, words in (("n_inconsistent", "counted as ties because the two orders disagreed"),
+                       ("n_unparsed", "unparsed replies"), ("n_failed", "judge failures")):
+        if quality.get(key):
+            extra.append(f"{quality[key]} {words}")
+    console.print(Text(_safe("; ".join(extra)), style="dim"))
 
 
 def _print_projection(projection, measured) -> None:
@@ -709,8 +794,9 @@ def _print_projection(projection, measured) -> None:
         )
 
 
-def _journal_path(workload: str, table) -> Path:
-    """Where an executed workload's progress is kept, so an interrupted run resumes for free."""
+def _journal_path(workload: str, table, judge: str | None = None) -> Path:
+    """Where an executed workload's progress is kept, so an interrupted run resumes for free.
+    A judged execution (``judge``: the judge model) keeps a journal of its own."""
     import hashlib
 
     from platformdirs import user_data_dir
@@ -719,6 +805,8 @@ def _journal_path(workload: str, table) -> Path:
     digest.update(Path(workload).read_bytes())
     digest.update(repr(sorted((k, v.primary) for k, v in table.routes.items())).encode())
     digest.update(table.baseline.model.encode())
+    if judge is not None:
+        digest.update(f"judge:{judge}".encode())
     base = os.environ.get("ROUTEDECK_BENCH_DIR") or os.path.join(user_data_dir("routedeck"), "bench")
     return Path(base) / f"{digest.hexdigest()[:20]}.jsonl"
 
@@ -742,7 +830,8 @@ def _execute_workload(args, session, items, projection) -> dict[str, Any]:
     """Run every prompt for real (bounded concurrency), journaled so a rerun never pays twice."""
     import asyncio
 
-    journal = _journal_path(args.workload, session.table)
+    judge, judge_why = _workload_judge(args, session)
+    journal = _journal_path(args.workload, session.table, judge)
     journal.parent.mkdir(parents=True, exist_ok=True)
     done = _read_journal(journal)
     todo = [i for i in range(len(items)) if i not in done]
@@ -760,10 +849,15 @@ def _execute_workload(args, session, items, projection) -> dict[str, Any]:
                 bar = progress.add_task("run", total=len(items), completed=len(done), note="")
 
                 async def one(i: int) -> None:
+                    judgement = None
                     async with sem:
                         decision = session.decide(items[i].prompt, items[i].priority)
                         pair = await session.start(decision).wait()
-                    session.record(pair)
+                        if judge is not None and judge_why is None:
+                            judgement = await session.judge(pair, judge or None)
+                    run_id = session.record(pair)
+                    if judgement is not None:
+                        session.record_judgement(run_id, judgement)
                     row = {
                         "index": i,
                         "task": decision.task,
@@ -774,6 +868,8 @@ def _execute_workload(args, session, items, projection) -> dict[str, Any]:
                         "simulated": pair.routed.simulated or pair.baseline.simulated,
                         "error": pair.routed.error or pair.baseline.error,
                     }
+                    if judgement is not None:
+                        row["judge"] = judge_json(judgement) | {"ran": judgement.ran}
                     os.write(fd, (json.dumps(row) + "\n").encode())
                     os.fsync(fd)
                     done[i] = row
@@ -797,7 +893,7 @@ def _execute_workload(args, session, items, projection) -> dict[str, Any]:
     priced = [r for r in rows if r.get("routed_usd") is not None and r.get("baseline_usd") is not None]
     routed = sum(r["routed_usd"] for r in priced)
     baseline = sum(r["baseline_usd"] for r in priced)
-    return {
+    measured = {
         "n": len(rows),
         "routed_usd": routed,
         "baseline_usd": baseline,
@@ -807,6 +903,43 @@ def _execute_workload(args, session, items, projection) -> dict[str, Any]:
         "simulated": sum(1 for r in rows if r.get("simulated")),
         "journal": str(journal),
     }
+    if judge is not None:
+        measured["quality"] = _workload_quality(session, judge, judge_why, rows, measured)
+    return measured
+
+
+def _workload_judge(args, session) -> tuple[str | None, str | None]:
+    """(the --judge model, "" for the default one, or None; why the judge cannot run, if so)."""
+    judge = getattr(args, "judge", None)
+    if judge is None:
+        return None, None
+    from tui.router.judge import judge_plan
+
+    model, _, why = judge_plan(session.table, model=judge or None, env=session.env,
+                               force_simulated=session.force_simulated)
+    if why:
+        _err(f"routedeck: {why}")
+    return judge or model, why
+
+
+def _workload_quality(session, judge: str, why: str | None, rows: list[dict],
+                      measured: dict[str, Any]) -> dict[str, Any]:
+    """``quality`` of ``bench --execute --judge``: the judge's verdicts over the workload."""
+    from tui.router.judge import Judgement, summarize
+
+    model = session.judge_model(judge or None)
+    judged = [
+        (r["task"], Judgement(model, j.get("verdict"), j.get("consistent"), "",
+                              j.get("cost_usd"), j.get("error"), bool(j.get("ran"))))
+        for r in rows if (j := r.get("judge"))
+    ]
+    summary = summarize(model, judged)
+    out = summary.as_json()
+    out["not_judged"] = sum(1 for r in rows if not (r.get("judge") or {}).get("ran"))
+    out["sentence"] = summary.sentence(measured["savings_pct"])
+    if why:
+        out["error"] = why
+    return out
 
 
 # ------------------------------------------------------------------------------------------
@@ -899,6 +1032,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--simulate", action="store_true", default=argparse.SUPPRESS, help="run every model on the simulator")
     p.add_argument("--log", metavar="PATH", default=argparse.SUPPRESS, help="run log file (default: the user data folder, or ROUTEDECK_LOG)")
     p.add_argument("--no-log", action="store_true", default=argparse.SUPPRESS, help="do not record this run")
+    p.add_argument("--judge", nargs="?", const="", metavar="MODEL", help="then ask the LLM judge whether the routed answer held up (default model: [judge] in routes.toml, else the baseline); its cost is kept apart from the savings")
     p.add_argument("--json", action="store_true", help="print JSON")
 
     p = add("bench", "project what routing a workload saves (and, with --execute, measure it)", cmd_bench)
@@ -908,6 +1042,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--simulate", action="store_true", default=argparse.SUPPRESS, help="run every model on the simulator")
     p.add_argument("--log", metavar="PATH", default=argparse.SUPPRESS, help="run log file")
     p.add_argument("--no-log", action="store_true", default=argparse.SUPPRESS, help="do not record runs")
+    p.add_argument("--judge", nargs="?", const="", metavar="MODEL", help="with --execute: the LLM judge compares every routed answer with the baseline's; prints the savings at quality")
     p.add_argument("--json", action="store_true", help="print JSON")
 
     _add_export_parser(add)

@@ -121,6 +121,22 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE runs ADD COLUMN classifier_output_tokens INTEGER",
         "ALTER TABLE runs ADD COLUMN classifier_cost_usd REAL",
     ],
+    # 4: the LLM judge's verdict on a run (tui.router.judge), kept apart from a person's
+    # (verdicts) and from the runs' costs: what the judge cost is never part of the savings.
+    # verdict is NULL when the judge failed (error says why); orders holds both calls as JSON.
+    [
+        """CREATE TABLE judgements (
+    run_id INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+    model TEXT NOT NULL,
+    verdict TEXT CHECK (verdict IN ('routed', 'tie', 'baseline', 'unparsed')),
+    consistent INTEGER,
+    reason TEXT,
+    cost_usd REAL,
+    error TEXT,
+    orders TEXT,
+    judged_at TEXT NOT NULL
+)""",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -157,6 +173,26 @@ class SideRecord:
 
 
 @dataclass(frozen=True)
+class JudgeRecord:
+    """The LLM judge's verdict on a run, as logged (see tui.router.judge)."""
+
+    model: str
+    verdict: str | None  # "routed", "tie", "baseline", "unparsed"; None when the judge failed
+    consistent: bool | None
+    reason: str | None
+    cost_usd: float | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class JudgeTotals:
+    """How many runs the judge judged and what it cost, kept apart from routing's totals."""
+
+    judged: int
+    cost_usd: float
+
+
+@dataclass(frozen=True)
 class RunRecord:
     id: int
     created_at: datetime
@@ -179,6 +215,8 @@ class RunRecord:
     verdict: str | None
     # The LLM classifier's call (model, outcome, ms, tokens, cost); None when none was asked.
     classifier_llm: dict[str, Any] | None = None
+    # The LLM judge's verdict, when the run was judged (its cost is not in savings_usd).
+    judge: JudgeRecord | None = None
 
     @property
     def savings_usd(self) -> float | None:
@@ -422,16 +460,14 @@ class RunLog:
 
     def get(self, run_id: int) -> RunRecord | None:
         row = self._use(lambda db: db.execute(
-            "SELECT runs.*, verdicts.verdict FROM runs LEFT JOIN verdicts "
-            "ON verdicts.run_id = runs.id WHERE runs.id = ?",
+            f"{_SELECT_RUNS} WHERE runs.id = ?",
             (run_id,),
         ).fetchone())
         return _record(row) if row else None
 
     def recent(self, limit: int = 50, task: str | None = None) -> list[RunRecord]:
         """The newest runs first, of one task type if given."""
-        sql = ("SELECT runs.*, verdicts.verdict FROM runs "
-               "LEFT JOIN verdicts ON verdicts.run_id = runs.id")
+        sql = _SELECT_RUNS
         args: list[Any] = []
         if task is not None:
             sql += " WHERE runs.task = ?"
@@ -470,6 +506,48 @@ class RunLog:
         sql = f"SELECT task, AVG(n) FROM ({' UNION ALL '.join(parts)}) GROUP BY task ORDER BY task"
         rows = self._use(lambda db: db.execute(sql).fetchall())
         return {row[0]: float(row[1]) for row in rows}
+
+    def set_judgement(
+        self, run_id: int, judgement: Any, *, when: datetime | None = None,
+        secrets: Iterable[str] = (),
+    ) -> None:
+        """The LLM judge's verdict on a run (a ``judge.Judgement`` that ran), replacing any
+        earlier one. Its cost stays here, apart from the run's: never part of the savings."""
+        secrets = (*secrets, *self._secrets)
+
+        def r(text: str | None) -> str | None:
+            return None if text is None else redact(text, secrets)
+
+        orders = [
+            {"routed_as": o.routed_as, "model": o.model, "better": o.better, "says": o.says,
+             "reason": r(o.reason), "cost_usd": o.cost_usd, "error": r(o.error), "raw": r(o.raw)}
+            for o in judgement.orders
+        ]
+        row = (
+            run_id, judgement.model, judgement.verdict,
+            None if judgement.consistent is None else int(judgement.consistent),
+            r(judgement.reason), judgement.cost_usd, r(judgement.error), json.dumps(orders),
+            (when or datetime.now(UTC)).astimezone(UTC).isoformat(),
+        )
+        try:
+            self._use(lambda db: db.execute(
+                "INSERT OR REPLACE INTO judgements (run_id, model, verdict, consistent, reason, "
+                "cost_usd, error, orders, judged_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                row,
+            ))
+        except sqlite3.IntegrityError:
+            raise KeyError(f"no run {run_id}") from None
+
+    def judge_totals(self, task: str | None = None) -> JudgeTotals:
+        """How many runs the judge judged, and what it cost (apart from :meth:`totals`)."""
+        sql = ("SELECT COUNT(*), TOTAL(judgements.cost_usd) FROM judgements "
+               "JOIN runs ON runs.id = judgements.run_id")
+        args: list[Any] = []
+        if task is not None:
+            sql += " WHERE runs.task = ?"
+            args.append(task)
+        row = self._use(lambda db: db.execute(sql, args).fetchone())
+        return JudgeTotals(int(row[0]), float(row[1]))
 
     def verdict_counts(self, task: str | None = None) -> dict[str, int]:
         """How many runs got each verdict."""
@@ -564,6 +642,30 @@ def _move_aside(path: Path, ident: tuple[int, int] | None) -> Path | None:
         return aside
     finally:
         os.close(fd)
+
+
+_SELECT_RUNS = (
+    "SELECT runs.*, verdicts.verdict, judgements.model AS j_model, "
+    "judgements.verdict AS j_verdict, judgements.consistent AS j_consistent, "
+    "judgements.reason AS j_reason, judgements.cost_usd AS j_cost_usd, "
+    "judgements.error AS j_error FROM runs "
+    "LEFT JOIN verdicts ON verdicts.run_id = runs.id "
+    "LEFT JOIN judgements ON judgements.run_id = runs.id"
+)
+
+
+def _judge_record(row: sqlite3.Row) -> JudgeRecord | None:
+    if row["j_model"] is None:
+        return None
+    consistent = row["j_consistent"]
+    return JudgeRecord(
+        model=row["j_model"],
+        verdict=row["j_verdict"],
+        consistent=None if consistent is None else bool(consistent),
+        reason=row["j_reason"],
+        cost_usd=row["j_cost_usd"],
+        error=row["j_error"],
+    )
 
 
 def _side_row(prefix: str, s: RunResult, r: Any) -> dict[str, Any]:
@@ -671,4 +773,5 @@ def _record(row: sqlite3.Row) -> RunRecord:
         baseline=_side(row, "b"),
         verdict=row["verdict"],
         classifier_llm=_classifier_llm(row),
+        judge=_judge_record(row),
     )

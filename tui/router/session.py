@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from tui.router.runlog import Totals
+from tui.router.runlog import JudgeTotals, Totals
 from tui.router.types import Classification, Decision, PairResult, RoutingTable
 
 # Prompts up to this long are decided in about a millisecond by the local classifier.
@@ -27,6 +27,8 @@ class Session:
     # This session's runs only (the run log holds every run ever made).
     totals: Totals = field(default_factory=lambda: Totals(0, 0, 0.0, 0.0))
     on_progress: Callable[[str], None] | None = None
+    # What the LLM judge did in this session: apart from ``totals``, never in the savings.
+    judge_totals: JudgeTotals = field(default_factory=lambda: JudgeTotals(0, 0.0))
 
     def __post_init__(self) -> None:
         # Why the table's llm_model is not called ("no OPENAI_API_KEY for openai/gpt-5-nano"),
@@ -191,6 +193,40 @@ class Session:
         if self.runlog is None:
             return None
         return self.runlog.record(pair, secrets=self.secrets)
+
+    # -- the judge ------------------------------------------------------------------------
+
+    def judge_model(self, model: str | None = None) -> str:
+        """The model that would judge (``model``, else [judge] model, else the baseline)."""
+        from tui.router.judge import judge_plan
+
+        return judge_plan(self.table, model=model, env=self.env,
+                          force_simulated=self.force_simulated)[0]
+
+    def why_not_judged(self, pair: PairResult, model: str | None = None) -> str | None:
+        """None when the judge can judge ``pair``, else why not (no key, simulated answers)."""
+        from tui.router.judge import why_not_judged
+
+        return why_not_judged(pair, self.table, model=model, env=self.env,
+                              force_simulated=self.force_simulated)
+
+    async def judge(self, pair: PairResult, model: str | None = None):
+        """The LLM judge's :class:`~tui.router.judge.Judgement` of a finished run."""
+        from tui.router.judge import judge_pair
+
+        return await judge_pair(pair, self.table, model=model, env=self.env,
+                                force_simulated=self.force_simulated)
+
+    def record_judgement(self, run_id: int | None, judgement) -> None:
+        """Count a judgement that ran in ``judge_totals`` and log it beside its run."""
+        if not judgement.ran:
+            return
+        self.judge_totals = JudgeTotals(
+            self.judge_totals.judged + 1,
+            self.judge_totals.cost_usd + (judgement.cost_usd or 0.0),
+        )
+        if self.runlog is not None and run_id is not None:
+            self.runlog.set_judgement(run_id, judgement, secrets=self.secrets)
 
     # -- models ---------------------------------------------------------------------------
 

@@ -47,10 +47,12 @@ import tomli_w
 from tui.router.files import read_regular_file
 from tui.router.rules import RuleError, compile_rule
 from tui.router.types import (
+    DEFAULT_JUDGE_INSTRUCTIONS,
     PROVIDER_KINDS,
     Baseline,
     Cell,
     ClassifierSettings,
+    JudgeSettings,
     ModelProfile,
     Priority,
     Provider,
@@ -86,7 +88,7 @@ ROUTES_FILENAME = "routes.toml"
 # A task type needs at least this many examples for the local classifier to learn it.
 MIN_EXAMPLES = 5
 REQUIRED_SECTIONS = ("tasks", "priorities", "routes", "baseline", "providers")
-OPTIONAL_SECTIONS = ("classifier", "timeouts", "profiles", "version", "description")
+OPTIONAL_SECTIONS = ("classifier", "timeouts", "profiles", "judge", "version", "description")
 CLASSIFIER_KINDS = ("local", "llm", "cascade")
 # Files smaller than this parse fast enough without the cache.
 CACHE_MIN_BYTES = 32 * 1024
@@ -99,6 +101,7 @@ _CACHE_FORMAT = 1
 _CELL_KEYS = ("primary", "fallback", "hedge_after_ms", "description")
 _BASELINE_KEYS = ("model", "fallback", "description")
 _CLASSIFIER_KEYS = ("kind", "threshold", "uncertain_route", "llm_model", "description")
+_JUDGE_KEYS = ("model", "fallback", "auto", "instructions", "description")
 _TIMEOUT_KEYS = (
     "connect", "first_token", "idle", "total", "max_retries", "max_retry_wait", "classifier",
     "description",
@@ -792,8 +795,9 @@ def _build(
         c.unknown_keys(p, sec, _CLASSIFIER_KEYS)
         classifier = ClassifierSettings(kind, threshold, uncertain, llm_model)  # type: ignore[arg-type]
 
-    # -- timeouts ----------------------------------------------------------------------------
+    # -- timeouts and the judge -------------------------------------------------------------
     timeouts = _timeouts(c, doc)
+    judge = _judge(c, doc, provider_names)
 
     # -- profiles ----------------------------------------------------------------------------
     profiles: dict[str, ModelProfile] = {}
@@ -829,10 +833,32 @@ def _build(
         providers=providers,
         profiles=profiles,
         timeouts=timeouts,
+        judge=judge,
         raw=doc,
         path=path,
         fingerprint=fingerprint,
     )
+
+
+def _judge(c: _Checker, doc: dict[str, Any], provider_names: list[str] | None) -> JudgeSettings:
+    """The [judge] section: its model (default: the baseline's), whether it runs after every
+    run in the TUI, and its instructions."""
+    judge = JudgeSettings()
+    if "judge" not in doc or (sec := c.table(("judge",), doc["judge"])) is None:
+        return judge
+    p = ("judge",)
+    model = c.model(p + ("model",), sec.get("model"), provider_names, required=False)
+    fallback = c.model(p + ("fallback",), sec.get("fallback"), provider_names, required=False)
+    auto = sec.get("auto", judge.auto)
+    if not isinstance(auto, bool):
+        c.add(p + ("auto",), f"must be true or false, not {_kind_of(auto)}")
+        auto = judge.auto
+    instructions = c.string(
+        p + ("instructions",), sec.get("instructions"), default=judge.instructions, nonempty=True
+    )
+    c.unknown_keys(p, sec, _JUDGE_KEYS)
+    return JudgeSettings(model, fallback, auto, instructions if instructions.strip()
+                         else judge.instructions)
 
 
 def _timeouts(c: _Checker, doc: dict[str, Any]) -> Timeouts:
@@ -1162,6 +1188,21 @@ def _to_doc(table: RoutingTable) -> dict[str, Any]:
                 "uncertain_route": cl.uncertain_route,
                 "llm_model": cl.llm_model,
             },
+        )
+    jd = table.judge
+    if "judge" in raw or jd != JudgeSettings():
+        # The default instructions are written only when the file had some (or they changed).
+        had = isinstance(raw.get("judge"), dict) and "instructions" in raw["judge"]
+        keep = had or jd.instructions != DEFAULT_JUDGE_INSTRUCTIONS
+        sections["judge"] = _merge(
+            raw.get("judge"),
+            {
+                "model": jd.model,
+                "fallback": jd.fallback,
+                "auto": jd.auto,
+                "instructions": jd.instructions if keep else None,
+            },
+            soft=("auto",),
         )
     to = table.timeouts
     if "timeouts" in raw or to != Timeouts():

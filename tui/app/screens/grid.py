@@ -38,9 +38,12 @@ def _price_text(model: str, prices: Prices, table: RoutingTable) -> Text:
     return Text(label, style=price_style(label) or "dim")
 
 
-def render_cell(cell: Cell, table: RoutingTable, prices: Prices, verdicts=None) -> Text:
+def render_cell(
+    cell: Cell, table: RoutingTable, prices: Prices, verdicts=None, judged=None
+) -> Text:
     """Primary and its price, then "→ fallback" and its price, then the hedge marker, then the
-    human verdicts on runs through this cell's primary (only when there are some)."""
+    human verdicts on runs through this cell's primary beside the LLM judge's (only when there
+    are some)."""
     out = Text(no_wrap=True, overflow="ellipsis")
     out.append(clean(cell.primary), style="bold")
     out.append("\n  ")
@@ -57,7 +60,12 @@ def render_cell(cell: Cell, table: RoutingTable, prices: Prices, verdicts=None) 
     if cell.hedge_after_ms is not None:
         out.append("\n")
         out.append(f"⚡ hedge after {cell.hedge_after_ms} ms", style="magenta")
-    if verdicts is not None and getattr(verdicts, "n", 0):
+    if judged is not None and getattr(judged, "n", 0):
+        from tui.app.widgets.judge_bar import render_quality
+
+        out.append("\n")
+        out.append_text(render_quality(verdicts, judged))
+    elif verdicts is not None and getattr(verdicts, "n", 0):
         from tui.app.widgets.charts import verdict_text
 
         out.append("\n")
@@ -90,6 +98,18 @@ def display_path(path: Path | None) -> str:
         return str(Path(path).relative_to(Path.cwd()))
     except ValueError:
         return str(path)
+
+
+def _judged_cells(runlog, table: RoutingTable, old: dict) -> dict:
+    """The LLM judge's verdicts per cell from the run log (blocking); ``old`` when unreadable."""
+    if runlog is None or getattr(runlog, "path", None) is None:
+        return old
+    try:
+        from tui.router.judge import quality_by_cell
+
+        return quality_by_cell(runlog, table, current_models_only=True)
+    except Exception:
+        return old  # a bonus, like the people's verdicts
 
 
 class GridTable(DataTable):
@@ -192,6 +212,8 @@ class GridScreen(Screen):
         self.prices: Prices = {}
         # Human verdicts per (task, priority), for runs through the cell's current primary.
         self.verdicts: dict[tuple[str, str], object] = {}
+        # The LLM judge's verdicts per (task, priority), likewise.
+        self.judged: dict[tuple[str, str], object] = {}
         # The table the grid shows (compared with the session's on resume).
         self.shown_table: RoutingTable | None = None
 
@@ -233,7 +255,8 @@ class GridScreen(Screen):
         for task in table.task_names:
             cells = [
                 render_cell(
-                    table.routes[(task, p)], table, self.prices, self.verdicts.get((task, p))
+                    table.routes[(task, p)], table, self.prices, self.verdicts.get((task, p)),
+                    self.judged.get((task, p)),
                 )
                 if (task, p) in table.routes
                 else Text("missing", style="red")
@@ -276,13 +299,17 @@ class GridScreen(Screen):
                 verdicts = cell_verdicts(runlog, table, current_models_only=True)
             except Exception:
                 pass  # verdicts are a bonus: a log that cannot be read just shows none
+        judged = _judged_cells(runlog, table, self.judged)
         if not get_current_worker().is_cancelled:
-            self.app.call_from_thread(self._cell_data_loaded, table, prices, verdicts)
+            self.app.call_from_thread(self._cell_data_loaded, table, prices, verdicts, judged)
 
-    def _cell_data_loaded(self, table: RoutingTable, prices: Prices, verdicts: dict) -> None:
+    def _cell_data_loaded(
+        self, table: RoutingTable, prices: Prices, verdicts: dict, judged: dict | None = None
+    ) -> None:
         self.prices.update(prices)
         if table is self.session.table:
             self.verdicts = verdicts
+            self.judged = judged if judged is not None else self.judged
         self.refresh_grid(reload=False)
 
     # -- the selected cell --------------------------------------------------------------------

@@ -40,6 +40,7 @@ COLUMNS = (
     ("ttft", "TTFT ms r / b"),
     ("mode", "real/sim"),
     ("flags", "fallback/hedge"),
+    ("verdicts", "you / judge"),
     ("prompt", "prompt"),
 )
 
@@ -132,8 +133,46 @@ def render_row(record) -> list[Text]:
         ttft,
         _mode(record),
         _flags(record),
+        _verdicts(record),
         Text(first_line(record.prompt)),
     ]
+
+
+_VERDICT_STYLE = {"routed": "green", "tie": "green", "baseline": "red", "unparsed": "yellow"}
+
+
+def _verdicts(record) -> Text:
+    """A person's verdict (f9) and the LLM judge's, side by side ("–" for none)."""
+    out = Text()
+    human = record.verdict
+    out.append(clean(human) if human else "–", style=_VERDICT_STYLE.get(human or "", "dim"))
+    out.append(" / ", style="dim")
+    judge = getattr(record, "judge", None)
+    if judge is None:
+        out.append("–", style="dim")
+    elif judge.verdict is None:
+        out.append("failed", style="red")
+    else:
+        word = "tie?" if judge.verdict == "tie" and judge.consistent is False else judge.verdict
+        out.append(clean(word), style=_VERDICT_STYLE.get(judge.verdict, ""))
+    return out
+
+
+def _judge_detail(out: Text, judge) -> None:
+    out.append("\njudge ", style="dim")
+    out.append(clean(judge.model))
+    out.append(" ")
+    if judge.verdict is None:
+        out.append("failed", style="red")
+    else:
+        out.append(clean(judge.verdict), style=_VERDICT_STYLE.get(judge.verdict, "bold"))
+        if judge.consistent is False:
+            out.append(" (the two orders disagreed)", style="yellow")
+    out.append(f" · {format_usd(judge.cost_usd)}", style="dim")
+    text = judge.reason if judge.verdict is not None else judge.error
+    if text:
+        out.append(" · ", style="dim")
+        out.append(" ".join(clean(text).split())[:400])
 
 
 def render_detail(record) -> Text:
@@ -161,6 +200,20 @@ def render_detail(record) -> Text:
     if record.verdict:
         out.append("\nverdict ", style="dim")
         out.append(clean(record.verdict))
+    if getattr(record, "judge", None) is not None:
+        _judge_detail(out, record.judge)
+    return out
+
+
+def render_judge_totals(judge_totals) -> Text:
+    """What the judge cost over these runs: apart from what routing saved."""
+    out = Text()
+    if judge_totals is None or not judge_totals.judged:
+        return out
+    n = judge_totals.judged
+    out.append(f"   judge {format_usd(judge_totals.cost_usd)} on {n} run{'' if n == 1 else 's'}",
+               style="dim")
+    out.append(" (not in the savings)", style="dim")
     return out
 
 
@@ -303,8 +356,9 @@ class HistoryScreen(Screen):
             return
         records = log.recent(LIMIT, task)
         totals = log.totals(task)
+        judge_totals = log.judge_totals(task)
         if not get_current_worker().is_cancelled:
-            self.app.call_from_thread(self._show, task, records, totals)
+            self.app.call_from_thread(self._show, task, records, totals, judge_totals)
 
     @on(Worker.StateChanged)
     def _worker_changed(self, event: Worker.StateChanged) -> None:
@@ -314,12 +368,15 @@ class HistoryScreen(Screen):
                 Text(f"could not read the run log: {clean(str(event.worker.error))}", style="red")
             )
 
-    def _show(self, task: str | None, records: list, totals) -> None:
+    def _show(self, task: str | None, records: list, totals, judge_totals=None) -> None:
         if task != self.task_filter:
             return  # a newer filter is being read
         self.records = records
         self.totals = totals
-        self.query_one("#history-totals", Static).update(render_totals(totals, task))
+        line = render_totals(totals, task)
+        if totals.runs:
+            line.append_text(render_judge_totals(judge_totals))
+        self.query_one("#history-totals", Static).update(line)
         dt = self.query_one("#history-table", DataTable)
         dt.clear()
         for record in records:

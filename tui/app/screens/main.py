@@ -18,6 +18,7 @@ from tui.app.widgets.comparison import ComparisonBar
 from tui.app.widgets.decision_bar import DecisionBar
 from tui.app.widgets.footer import KeyFooter
 from tui.app.widgets.intro import render_intro
+from tui.app.widgets.judge_bar import JudgeBar
 from tui.app.widgets.prompt_editor import PromptEditor
 from tui.app.widgets.run_pane import DRAW_INTERVAL_S, RunPane
 from tui.router.sanitize import clean
@@ -60,14 +61,14 @@ class MainScreen(Screen):
             priority=True,  # over the editor's own f6 (select the line)
         ),
         Binding(
-            "f7",
+            "ctrl+l",
             "ask_llm",
             "Ask LLM",
             id="ask_llm",
             tooltip="Ask the LLM classifier ([classifier] llm_model) for this prompt's label now "
             "(once: the run uses its answer); while typing the local label shows, for free",
             show=False,
-            priority=True,  # over the editor's own f7 (select all)
+            priority=True,
         ),
         Binding(
             "f8",
@@ -84,6 +85,16 @@ class MainScreen(Screen):
             id="verdict",
             tooltip="After a run: was the routed or the baseline answer better?",
         ),
+        Binding(
+            "f7",
+            "judge",
+            "Judge",
+            id="judge",
+            tooltip="Ask the LLM judge ([judge] in routes.toml) whether the routed answer held "
+            "up against the baseline's: two calls, both answer orders; its cost is kept apart",
+            priority=True,  # over the editor's own f7 (select all)
+            show=False,  # the line under the panes names it when it is the way to judge
+        ),
     ]
 
     def __init__(self) -> None:
@@ -93,13 +104,14 @@ class MainScreen(Screen):
         self.last_decision: Decision | None = None
         self.last_pair: PairResult | None = None
         self.last_run_id: int | None = None
+        self.last_judgement = None  # the LLM judge's Judgement of last_pair, once it has one
         self._run_started = False
         # Held by a run while it draws in the panes. A new run cancels the one in flight
         # (exclusive worker) and waits here until that one has drawn its end, so the cancelled
         # run's last update never lands in the new run's panes.
         self._panes_lock = asyncio.Lock()
         self._classifier_problem: str | None = None
-        # The decision the LLM classifier made for a prompt (f7 or a run): a run of the same
+        # The decision the LLM classifier made for a prompt (ctrl+l or a run): a run of the same
         # prompt and priority uses it instead of paying for the call again.
         self._asked: Decision | None = None
 
@@ -118,6 +130,7 @@ class MainScreen(Screen):
         with Horizontal(id="panes"):
             yield RunPane("routed", "routed", id="routed")
             yield RunPane("baseline", "baseline", id="baseline")
+        yield JudgeBar(id="judge")
         yield ComparisonBar(id="comparison")
         yield KeyFooter()
 
@@ -167,7 +180,7 @@ class MainScreen(Screen):
             self.query_one(DecisionBar).show_message("type a prompt to see where it goes")
             return
         asked = self._asked_for(text, self.current_priority())
-        if asked is not None:  # the LLM's label for this very text (f7, then a priority change)
+        if asked is not None:  # the LLM's label for this very text (ctrl+l, then a priority change)
             self.show_decision(asked)
             return
         if self.session.decides_quickly(text, ask_llm=False):
@@ -346,6 +359,9 @@ class MainScreen(Screen):
         if self.workers and any(w.group == "run" and w.is_running for w in self.workers):
             self.workers.cancel_group(self, "run")
             self.notify("run cancelled", timeout=2)
+        elif self.workers and any(w.group == "judge" and w.is_running for w in self.workers):
+            self.workers.cancel_group(self, "judge")
+            self.query_one(JudgeBar).show_cancelled()
 
     @on(Worker.StateChanged)
     def worker_failed(self, event: Worker.StateChanged) -> None:
@@ -365,6 +381,7 @@ class MainScreen(Screen):
         if not event.text.strip():
             self.notify("type a prompt first", severity="warning", timeout=2)
             return
+        self.workers.cancel_group(self, "judge")  # a judge of the last run: that run is over
         self.run_prompt(event.text, self.current_priority(), self.pinned_model)
 
     # -- running --------------------------------------------------------------------------
@@ -398,6 +415,9 @@ class MainScreen(Screen):
         comparison.show_running(
             pinned or decision.cell.primary, self.session.table.baseline.model, self.session.totals
         )
+        judge_settings = self.session.table.judge
+        self.query_one(JudgeBar).show_waiting(self.session.judge_model(), judge_settings.auto,
+                                              self._judge_key())
 
         def tick() -> None:
             # Both panes' new text and figures in one batch: one layout of the screen per
@@ -440,6 +460,7 @@ class MainScreen(Screen):
         self.last_run_id = await asyncio.to_thread(self._record, pair, pinned)
         comparison.show(pair, self.session.totals, pinned=pinned)
         self.app.warn_about_run_log()
+        self.after_run_judge(pair, self.last_run_id)
 
     def _record(self, pair: PairResult, pinned: str | None) -> int | None:
         """Log the run; a run on a pinned model is not routing, so it stays out of the
@@ -449,3 +470,55 @@ class MainScreen(Screen):
         if pinned:
             self.session.totals = totals
         return run_id
+
+    # -- the LLM judge --------------------------------------------------------------------
+
+    def _judge_key(self) -> str:
+        """The key that asks the judge (f7 unless remapped)."""
+        for binding in self.active_bindings.values():
+            if binding.binding.action == "judge":
+                return binding.binding.key_display or binding.binding.key
+        return "f7"
+
+    def after_run_judge(self, pair: PairResult | None, run_id: int | None) -> None:
+        """After a run: judge it at once when [judge] auto is on, else say how to; or say why
+        the judge cannot run (no key: a simulated verdict would mean nothing)."""
+        bar = self.query_one(JudgeBar)
+        if pair is None:
+            return
+        why = self.session.why_not_judged(pair)
+        if why is not None:
+            bar.show_unavailable(why)
+        elif self.session.table.judge.auto:
+            self.judge_run(pair, run_id)
+        else:
+            bar.show_idle(self.session.judge_model(), self._judge_key())
+
+    def action_judge(self) -> None:
+        pair = self.last_pair
+        if pair is None:
+            self.notify("run a prompt first: the judge compares a finished run's answers",
+                        timeout=3)
+            return
+        why = self.session.why_not_judged(pair)
+        if why is not None:
+            self.query_one(JudgeBar).show_unavailable(why)
+            self.notify(Text(why), severity="warning", timeout=5)
+            return
+        self.judge_run(pair, self.last_run_id)
+
+    @work(exclusive=True, group="judge", exit_on_error=False)
+    async def judge_run(self, pair: PairResult, run_id: int | None) -> None:
+        bar = self.query_one(JudgeBar)
+        bar.show_running(self.session.judge_model())
+        try:
+            judgement = await self.session.judge(pair)
+            await asyncio.to_thread(self.session.record_judgement, run_id, judgement)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the run stands; the judge says what broke
+            bar.show_unavailable(f"the judge failed: {type(exc).__name__}: {exc}")
+            return
+        if self.last_pair is pair:
+            self.last_judgement = judgement
+            bar.show_judgement(judgement)

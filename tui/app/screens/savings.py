@@ -219,6 +219,8 @@ class SavingsScreen(Screen):
     SavingsScreen #savings-progress { height: 1; padding: 0 1; }
     SavingsScreen #savings-progress.-hidden { display: none; }
     SavingsScreen #savings-totals { height: auto; padding: 0 1; margin-bottom: 1; }
+    SavingsScreen #savings-quality { height: auto; padding: 0 1; margin-bottom: 1; display: none; }
+    SavingsScreen #savings-quality.-shown { display: block; }
     SavingsScreen #savings-charts { height: auto; }
     SavingsScreen .savings-panel {
         width: 1fr; height: auto; border: round $accent 40%; padding: 0 1;
@@ -304,6 +306,7 @@ class SavingsScreen(Screen):
             yield Static("", id="savings-source")
             yield ProgressBar(id="savings-progress", show_eta=False)
             yield Static(Text("classifying…", style="dim"), id="savings-totals")
+            yield Static("", id="savings-quality")
             with Horizontal(id="savings-charts"):
                 with Vertical(classes="savings-panel", id="savings-bars-panel"):
                     yield BarChart(id="savings-bars")
@@ -325,6 +328,7 @@ class SavingsScreen(Screen):
         )
         self.set_interval(TABLE_POLL_S, self._poll_table)
         self.load()
+        self.load_quality()
 
     # -- what the figures are computed from -------------------------------------------------------
 
@@ -492,6 +496,34 @@ class SavingsScreen(Screen):
 
     def on_screen_resume(self) -> None:
         self.table_changed()
+        self.load_quality()
+
+    @work(thread=True, exclusive=True, group="savings-quality", exit_on_error=False)
+    def load_quality(self) -> None:
+        """The LLM judge's verdicts in the run log, per task type (shown only when there are
+        some): quality next to the savings."""
+        runlog = self.session.runlog
+        if runlog is None or getattr(runlog, "path", None) is None:
+            return
+        from tui.router.judge import quality_by_task
+
+        try:
+            by_task = quality_by_task(runlog)
+            cost = runlog.judge_totals().cost_usd
+        except Exception:  # noqa: BLE001 - a bonus: an unreadable log shows none
+            return
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self._show_quality, by_task, cost)
+
+    def _show_quality(self, by_task: dict, cost: float) -> None:
+        if not self.is_attached:
+            return
+        from tui.app.widgets.judge_bar import render_task_quality
+
+        widget = self.query_one("#savings-quality", Static)
+        shown = any(s.n for s in by_task.values())
+        widget.set_class(shown, "-shown")
+        widget.update(render_task_quality(by_task, cost) if shown else "")
 
     def recompute(self) -> None:
         if self.classified is None:

@@ -22,13 +22,13 @@ def confidence_bar(confidence: float | None, width: int = BAR_WIDTH) -> Text:
 def classifier_tag(decision: Decision, *, llm_pending: bool = False) -> Text | None:
     """Which classifier decided when an LLM classifier is in play: "by LLM 412 ms $0.000016",
     "LLM timeout: local label", or, for a label shown while typing that the LLM will be asked
-    about when the prompt runs (``llm_pending``), "local label; LLM on run (f7 now)"."""
+    about when the prompt runs (``llm_pending``), "local label; LLM on run (^l now)"."""
     from tui.router.pricing import format_usd
 
     c = decision.classification
     call = c.llm
     if call is None:
-        return Text(" · local label; LLM on run (f7 now)", style="dim") if llm_pending else None
+        return Text(" · local label; LLM on run (^l now)", style="dim") if llm_pending else None
     if call.outcome == "unavailable":
         return Text(" · local label (LLM not called)", style="dim")
     if c.cached:
