@@ -20,8 +20,8 @@ from fakeserver import FakeServer, Reply, closed_port_url
 
 from tui.router.execute import PairRun, plan_of, run_pair, run_side, run_side_result
 from tui.router.metrics import LiveMetrics
-from tui.router.token_floor import token_floor
 from tui.router.pricing import cost_usd
+from tui.router.token_floor import token_floor
 from tui.router.types import (
     AttemptEnded,
     AttemptStarted,
