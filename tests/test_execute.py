@@ -19,8 +19,9 @@ import pytest
 from fakeserver import FakeServer, Reply, closed_port_url
 
 from tui.router.execute import PairRun, plan_of, run_pair, run_side, run_side_result
-from tui.router.metrics import LiveMetrics, estimate_tokens
+from tui.router.metrics import LiveMetrics
 from tui.router.pricing import cost_usd
+from tui.router.token_floor import token_floor
 from tui.router.types import (
     AttemptEnded,
     AttemptStarted,
@@ -404,7 +405,7 @@ async def test_hedge_starts_and_wins_when_the_primary_stalls():
     # Cost counts both: the loser's input estimated from the prompt, marked estimated.
     loser = res.attempts[0]
     assert loser.outcome == "lost-hedge" and loser.usage_estimated
-    assert loser.input_tokens == estimate_tokens(len(PROMPT)) and loser.output_tokens == 0
+    assert loser.input_tokens == token_floor(PROMPT) and loser.output_tokens == 0
     expected = cost_usd(CHEAP, loser.input_tokens, 0) + cost_usd(BACKUP, 20, 4)
     assert res.cost_usd == pytest.approx(expected)
     assert res.usage_estimated  # part of the cost is an estimate
@@ -443,7 +444,7 @@ async def test_hedge_loses_when_the_primary_streams_first():
     assert res.hedged and res.model == CHEAP and res.text == "primary wins"
     assert not res.fallback_used
     hedge = res.attempts[1]
-    assert hedge.usage_estimated and hedge.input_tokens == estimate_tokens(len(PROMPT))
+    assert hedge.usage_estimated and hedge.input_tokens == token_floor(PROMPT)
     assert res.cost_usd == pytest.approx(
         cost_usd(CHEAP, 20, 3) + cost_usd(BACKUP, hedge.input_tokens, 0)
     )
@@ -563,7 +564,7 @@ async def test_pair_metrics_are_updated_before_each_event_is_seen():
                 seen.append((m.output_tokens, m.snapshot().tokens_estimated))
             if ev.side == "routed" and isinstance(ev.event, UsageReport):
                 seen.append((m.output_tokens, m.snapshot().tokens_estimated))
-    assert seen[0] == (estimate_tokens(5), True)
+    assert seen[0] == (token_floor("abcde"), True)
     assert seen[-1] == (9, False)
     assert run.metrics["routed"].done and run.metrics["baseline"].done
 
@@ -737,21 +738,21 @@ def ev(attempt, event, side="routed"):
 
 
 def test_metrics_ttft_tokens_and_cost():
-    m = LiveMetrics("routed", "x" * 400, table=make_table())
+    m = LiveMetrics("routed", "word " * 100, table=make_table())  # 100 words: 100 tokens at least
     assert m.state == "waiting" and m.elapsed_ms is None
     m.apply(ev(0, AttemptStarted(100.0, CHEAP, False, "primary")))
     m.apply(ev(0, Started(100.1, CHEAP, False)))
     assert m.state == "waiting" and m.ttft_ms is None
     # Before any text the accepted request counts its prompt as an estimate.
     assert m.cost_usd == pytest.approx(cost_usd(CHEAP, 100, 0))
-    m.apply(ev(0, TextDelta(100.25, "a" * 40)))
+    m.apply(ev(0, TextDelta(100.25, "tok " * 10)))
     assert m.ttft_ms == pytest.approx(250.0)
     assert m.state == "streaming"
     snap = m.snapshot(now=100.35)
     assert (snap.input_tokens, snap.output_tokens, snap.tokens_estimated) == (100, 10, True)
     assert snap.elapsed_ms == pytest.approx(350.0)
     assert snap.tokens_per_s == pytest.approx(10 / 0.1)
-    m.apply(ev(0, TextDelta(100.45, "b" * 40)))
+    m.apply(ev(0, TextDelta(100.45, "tok " * 10)))
     m.apply(ev(0, UsageReport(100.5, 90, 25, cached_tokens=10)))
     m.apply(ev(0, Finished(100.5, "stop")))
     snap = m.snapshot()
@@ -763,7 +764,7 @@ def test_metrics_ttft_tokens_and_cost():
     assert m.total_ms == pytest.approx(500.0)
     assert m.tokens_per_s == pytest.approx(25 / 0.2)
     r = m.result()
-    assert r.text == "a" * 40 + "b" * 40 and not r.usage_estimated
+    assert r.text == "tok " * 20 and not r.usage_estimated
     assert r.attempts[0].cached_tokens == 10
 
 
@@ -795,7 +796,7 @@ def test_metrics_fallback_keeps_failed_text_apart_and_ttft_from_side_start():
     assert r.fallback_used and r.fallback_reason == "primary failed: stream broke"
     assert r.usage_estimated
     # The broken attempt is charged an estimate (it was accepted and streamed).
-    assert r.attempts[0].usage_estimated and r.attempts[0].output_tokens == estimate_tokens(7)
+    assert r.attempts[0].usage_estimated and r.attempts[0].output_tokens == token_floor("broken ")
     assert "fallback" in m.badges and "simulated" in m.badges
 
 

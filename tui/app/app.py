@@ -66,6 +66,12 @@ class RouteDeckApp(App):
 
         self.COMMANDS = App.COMMANDS | {RouteDeckCommands}
 
+    def get_driver_class(self):
+        """Textual's driver, reading bracketed pastes whole (see tui/app/paste.py)."""
+        from tui.app.paste import use_paste_safe_parser
+
+        return use_paste_safe_parser(super().get_driver_class())
+
     def notify(
         self,
         message: str | Text,

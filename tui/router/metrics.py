@@ -16,9 +16,11 @@ Timing comes from the ``t`` of each event (``time.perf_counter()`` when it was p
 the same whichever provider streamed it. Usage rules, per attempt:
 
 * a ``UsageReport`` is taken as it is (replacing any earlier one: Anthropic's is cumulative);
-* while an attempt streams, input is estimated from the prompt and output from the text so far
-  (chars/4, marked estimated);
-* an attempt that ended without a report is charged an estimate when the provider had accepted
+* while an attempt streams, input is estimated from the prompt and output from the text so far,
+  marked estimated. The estimate is a floor (tui/router/token_floor.py): it only rises as text
+  arrives and stays under the provider's count, so tokens and cost shown never drop when the
+  report replaces it; an estimated report (a provider that gave none) is raised to the floor;
+* an attempt that ended without a report is charged that estimate when the provider had accepted
   the request (``Started`` seen, or text streamed) or when it lost a hedge race; a call refused
   before the stream (HTTP error, no connection) is charged nothing.
 
@@ -33,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from tui.router.pricing import cost_usd
+from tui.router.token_floor import TokenFloor, token_floor
 from tui.router.types import (
     AttemptEnded,
     AttemptStarted,
@@ -50,7 +53,9 @@ from tui.router.types import (
 
 
 def estimate_tokens(chars: int) -> int:
-    """The chars/4 estimate of a token count (always marked as an estimate where shown)."""
+    """The chars/4 estimate of a token count (always marked as an estimate where shown): a best
+    guess for projections and answers without a usage report. Live figures use the floor of
+    tui/router/token_floor.py instead, which chars/4 overshoots on prose by up to 50%."""
     return (chars + 3) // 4
 
 
@@ -80,6 +85,7 @@ class _Attempt:
     accepted: bool = False  # Started seen: the provider took the request
     chunks: list[str] = field(default_factory=list)
     chars: int = 0
+    floor: TokenFloor = field(default_factory=TokenFloor)  # of the text so far
     first_delta_t: float | None = None
     last_delta_t: float | None = None
     usage: UsageReport | None = None
@@ -146,7 +152,7 @@ class LiveMetrics:
         when: datetime | None = None,
     ) -> None:
         self.side: Side = side
-        self.prompt_tokens_estimate = estimate_tokens(len(prompt))
+        self.prompt_tokens_estimate = token_floor(prompt)
         self.table = table
         self.when = when
         self.attempts: list[_Attempt] = []
@@ -183,6 +189,7 @@ class LiveMetrics:
             att.last_delta_t = e.t
             att.chunks.append(e.text)
             att.chars += len(e.text)
+            att.floor.feed(e.text)
             self._answer = att
         elif isinstance(e, Started):
             att.accepted = True
@@ -231,11 +238,14 @@ class LiveMetrics:
     # -- per attempt ----------------------------------------------------------------------------
 
     def _usage(self, att: _Attempt) -> Usage:
-        if att.usage is not None:
-            u = att.usage
-            return Usage(u.input_tokens, u.output_tokens, u.cached_tokens, u.estimated)
+        u = att.usage
+        if u is not None and not u.estimated:
+            return Usage(u.input_tokens, u.output_tokens, u.cached_tokens)
+        floor_in, floor_out = self.prompt_tokens_estimate, att.floor.count
+        if u is not None:  # the provider's own guess: never below what was shown live
+            return Usage(max(u.input_tokens, floor_in), max(u.output_tokens, floor_out), 0, True)
         if att.accepted or att.chars or att.outcome == "lost-hedge":
-            return Usage(self.prompt_tokens_estimate, estimate_tokens(att.chars), 0, True)
+            return Usage(floor_in, floor_out, 0, True)
         return _NO_USAGE
 
     def _cost(self, att: _Attempt, usage: Usage) -> float | None:
