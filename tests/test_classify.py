@@ -16,8 +16,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from tui.router import classify as C
-from tui.router import features as F
+from tui.router.classifier import classify as C
+from tui.router.classifier import features as F
 from tui.router.types import (
     Baseline,
     Cell,
@@ -135,7 +135,7 @@ def synthetic_trained(synthetic_table) -> C.Trained:
 
 @pytest.fixture(scope="module")
 def default_table() -> RoutingTable:
-    from tui.router.table import load_table
+    from tui.router.table.table import load_table
 
     return load_table()
 
@@ -900,7 +900,7 @@ def test_importing_classify_loads_neither_textual_nor_sklearn():
     code = textwrap.dedent(
         """
         import json, sys
-        import tui.router.classify, tui.router.features
+        import tui.router.classifier.classify, tui.router.classifier.features
         print(json.dumps(sorted(sys.modules)))
         """
     )
@@ -913,12 +913,12 @@ def test_importing_classify_loads_neither_textual_nor_sklearn():
 
 
 def test_warm_cache_classification_does_not_import_sklearn(tmp_path):
-    table_code = "from tui.router.table import load_table; t = load_table()"
+    table_code = "from tui.router.table.table import load_table; t = load_table()"
     code = textwrap.dedent(
         f"""
         import json, sys
         {table_code}
-        from tui.router.classify import build_classifier, decide
+        from tui.router.classifier.classify import build_classifier, decide
         c = build_classifier(t)
         d = decide("write a limerick about a cat", t, c)
         print(json.dumps({{"warm": "sklearn" in sys.modules, "task": d.task}}))
@@ -938,7 +938,7 @@ def test_warm_cache_classification_does_not_import_sklearn(tmp_path):
 
 def test_a_table_with_two_task_types_trains_and_predicts(tmp_path):
     """Task types are data: a table of just two must work like one of six."""
-    from tui.router.classify import train
+    from tui.router.classifier.classify import train
 
     examples = {
         "code": [f"fix the python error in function number {i} of my script" for i in range(12)]
@@ -1078,7 +1078,7 @@ def test_tokens_come_in_the_same_order_in_every_process():
         "Summarise:\n\n```\nSELECT 1;\n```\n\nand this log:\n\n2024-01-01 ERROR x\n2024-01-01 WARN y"
         "\n\n| a | b |\n| 1 | 2 |",
     ]
-    script = ("import json, sys; from tui.router import features as F; "
+    script = ("import json, sys; from tui.router.classifier import features as F; "
               "print(json.dumps([F.tokens(p) for p in json.loads(sys.argv[1])]))")
     outputs = set()
     for seed in ("1", "2", "3"):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from fakeserver import FakeServer, Reply
 
-from tui.router.table import default_routes_path
+from tui.router.table.table import default_routes_path
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -217,7 +217,7 @@ def test_bench_execute_resumes_without_running_twice(routes, tmp_path):
     assert code == 0, err
     assert "resuming: 3 of 3" in err
     assert json.loads(out)["measured"]["n"] == 3
-    from tui.router.runlog import RunLog
+    from tui.router.log.runlog import RunLog
 
     with RunLog(log) as runlog:
         assert runlog.totals().runs == 3  # the second invocation paid for nothing

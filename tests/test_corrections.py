@@ -1,4 +1,4 @@
-"""tui.router.corrections: a wrong label becomes a training example, the classifier retrains
+"""tui.router.classifier.corrections: a wrong label becomes a training example, the classifier retrains
 incrementally (same model as a full training), and the table is saved atomically."""
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ import pytest
 import tomli_w
 from small_examples import EXAMPLES as SMALL_EXAMPLES
 
-from tui.router import classify as cl
-from tui.router import table as table_mod
-from tui.router.corrections import (
+from tui.router.classifier import classify as cl
+from tui.router.classifier.corrections import (
     CorrectionError,
     add_correction,
     apply_correction,
@@ -23,7 +22,8 @@ from tui.router.corrections import (
     retrain,
     retrain_and_compare,
 )
-from tui.router.table import ConflictError, load_table, table_from_dict
+from tui.router.table import table as table_mod
+from tui.router.table.table import ConflictError, load_table, table_from_dict
 
 EXAMPLES = SMALL_EXAMPLES
 DEV = [

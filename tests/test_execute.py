@@ -18,10 +18,10 @@ import httpx
 import pytest
 from fakeserver import FakeServer, Reply, closed_port_url
 
-from tui.router.execute import PairRun, plan_of, run_pair, run_side, run_side_result
-from tui.router.metrics import LiveMetrics
-from tui.router.pricing import cost_usd
-from tui.router.token_floor import token_floor
+from tui.router.cost.pricing import cost_usd
+from tui.router.run.execute import PairRun, plan_of, run_pair, run_side, run_side_result
+from tui.router.run.metrics import LiveMetrics
+from tui.router.run.token_floor import token_floor
 from tui.router.types import (
     AttemptEnded,
     AttemptStarted,

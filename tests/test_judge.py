@@ -1,4 +1,4 @@
-"""The LLM judge (tui.router.judge): reading replies, the two-order rules, and judging real runs
+"""The LLM judge (tui.router.run.judge): reading replies, the two-order rules, and judging real runs
 against the loopback fake server (tests/fakeserver.py): both orders sent and in parallel,
 position bias, prose and fences, unparsable replies, 503 (falls back), 401 and timeouts (no
 verdict, the reason shown), no key (not run, said so), and its cost kept apart from savings.
@@ -13,7 +13,8 @@ import sqlite3
 import pytest
 from fakeserver import FakeServer, Reply
 
-from tui.router.judge import (
+from tui.router.log.runlog import MIGRATIONS, RunLog
+from tui.router.run.judge import (
     JudgeOrder,
     QualityStats,
     combine,
@@ -25,9 +26,8 @@ from tui.router.judge import (
     summarize,
     why_not_judged,
 )
-from tui.router.runlog import MIGRATIONS, RunLog
-from tui.router.session import Session
-from tui.router.table import TableError, load_table, table_from_dict
+from tui.router.run.session import Session
+from tui.router.table.table import TableError, load_table, table_from_dict
 from tui.router.types import Cell, Classification, Decision, PairResult, RunResult, Timeouts
 
 KEY = "sk-judge-test-0123456789abcdef"
@@ -374,7 +374,7 @@ def test_a_log_from_before_the_judge_is_migrated_and_keeps_its_runs(tmp_path):
 def _doc_with(judge: object) -> dict:
     import tomllib
 
-    from tui.router.table import default_routes_path
+    from tui.router.table.table import default_routes_path
 
     doc = tomllib.loads(default_routes_path().read_text(encoding="utf-8"))
     doc["judge"] = judge

@@ -12,8 +12,8 @@ import pytest
 from fakeserver import FakeServer, Reply
 from test_cli import run_cli
 
-from tui.router.runlog import RunLog
-from tui.router.table import default_routes_path, load_table
+from tui.router.log.runlog import RunLog
+from tui.router.table.table import default_routes_path, load_table
 
 KEY = "sk-test-JUDGE-abcdefghijklmnop"
 BASELINE_MODEL = "gpt-5.2"

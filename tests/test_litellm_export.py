@@ -16,8 +16,18 @@ import pytest
 import yaml
 
 from tui.cli import main
-from tui.router.classify import decide
-from tui.router.gateway import (
+from tui.router.classifier.classify import decide
+from tui.router.gateway.litellm_export import (
+    CALLBACK_MODULE,
+    CONFIG_NAME,
+    MODEL_NAME,
+    ROUTES_NAME,
+    ExportError,
+    build_config,
+    export_litellm,
+    to_yaml,
+)
+from tui.router.gateway.routing import (
     BASELINE_GROUP,
     DECISION_METADATA,
     VIRTUAL_MODEL,
@@ -28,17 +38,7 @@ from tui.router.gateway import (
     last_user_message,
     requested_priority,
 )
-from tui.router.litellm_export import (
-    CALLBACK_MODULE,
-    CONFIG_NAME,
-    MODEL_NAME,
-    ROUTES_NAME,
-    ExportError,
-    build_config,
-    export_litellm,
-    to_yaml,
-)
-from tui.router.table import load_table
+from tui.router.table.table import load_table
 
 # Importing LiteLLM would otherwise fetch its price map from the internet: tests stay on the machine.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -227,7 +227,7 @@ def gateway(exported, table) -> Gateway:
 
 
 def test_the_virtual_model_is_routed_to_the_cell_classify_names(gateway, table):
-    from tui.router.classify import build_classifier
+    from tui.router.classifier.classify import build_classifier
 
     classifier = build_classifier(table)
     for prompt in ("write a python function that merges two sorted lists",
@@ -381,7 +381,7 @@ needs_litellm = pytest.mark.skipif(
 
 @needs_litellm
 async def test_callback_rewrites_the_request_and_returns_the_headers(exported, table):
-    from tui.router.litellm_callback import RouteDeckCallback
+    from tui.router.gateway.litellm_callback import RouteDeckCallback
 
     cb = RouteDeckCallback(exported.out_dir / ROUTES_NAME, exported.out_dir / MODEL_NAME,
                            fingerprint=table.fingerprint)

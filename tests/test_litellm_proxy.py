@@ -22,10 +22,10 @@ import httpx
 import pytest
 from fakeserver import FakeServer, Reply
 
-from tui.router.classify import build_classifier, decide
-from tui.router.gateway import VIRTUAL_MODEL
-from tui.router.litellm_export import export_litellm
-from tui.router.table import default_routes_path, load_table
+from tui.router.classifier.classify import build_classifier, decide
+from tui.router.gateway.litellm_export import export_litellm
+from tui.router.gateway.routing import VIRTUAL_MODEL
+from tui.router.table.table import default_routes_path, load_table
 from tui.router.types import split_model_id
 
 pytestmark = pytest.mark.skipif(
@@ -230,7 +230,7 @@ def test_check_loads_the_config_with_litellms_loader(proxy: Proxy, tmp_path: Pat
 
     import yaml
 
-    from tui.router.litellm_export import check_export
+    from tui.router.gateway.litellm_export import check_export
 
     expected = yaml.safe_load((proxy.folder / "config.yaml").read_text())
     result = check_export(proxy.folder, expected)
@@ -242,7 +242,7 @@ def test_check_loads_the_config_with_litellms_loader(proxy: Proxy, tmp_path: Pat
     config = dict(expected)
     config["model_list"] = [e for e in expected["model_list"]
                             if e["model_name"] != "routedeck/baseline"]
-    from tui.router.litellm_export import to_yaml
+    from tui.router.gateway.litellm_export import to_yaml
 
     (broken / "config.yaml").write_text(to_yaml(config) + "\n")
     result = check_export(broken, expected)

@@ -19,9 +19,9 @@ from fakeserver import FakeServer, Reply
 from tui_helpers import main_screen, set_prompt, settle, type_text, until
 
 from tui.cli import main
-from tui.router.runlog import RunLog
-from tui.router.session import Session
-from tui.router.table import default_routes_path, load_table
+from tui.router.log.runlog import RunLog
+from tui.router.run.session import Session
+from tui.router.table.table import default_routes_path, load_table
 
 LLM = "gpt-4.1-nano"  # the packaged [classifier] llm_model, "openai/gpt-4.1-nano"
 KEY = "sk-test-classifier-0123456789"
@@ -87,7 +87,7 @@ def test_classify_sends_one_request_to_llm_model_and_uses_its_answer(server, tmp
     assert data["confidence"] == pytest.approx(0.8)
     assert [label for label, _ in data["top"]] == ["math", "code"]
     # Its cost (300 in, 1 out at gpt-4.1-nano's price) and time are in the JSON.
-    from tui.router.pricing import cost_usd
+    from tui.router.cost.pricing import cost_usd
 
     assert data["classifier_cost_usd"] == pytest.approx(cost_usd("openai/gpt-4.1-nano", 300, 1))
     assert data["classifier_cost_usd"] > 0
@@ -226,7 +226,7 @@ def test_route_counts_the_classification_in_the_routed_cost_and_logs_it(server, 
     spent = decision["classifier_cost_usd"]
     assert spent > 0
     routed = data["routed"]
-    from tui.router.pricing import cost_usd
+    from tui.router.cost.pricing import cost_usd
 
     answer = cost_usd(routed["model"], routed["input_tokens"], routed["output_tokens"])
     assert routed["cost_usd"] == pytest.approx(answer + spent)
@@ -268,7 +268,7 @@ def test_bench_cascade_reports_calls_made_and_their_cost(server, tmp_path, capsy
     c = data["classification"]
     assert len(llm_requests(server)) == 2  # the two gibberish prompts; the poem once, no call
     assert (c["prompts"], c["asked"], c["answered"], c["would_ask"]) == (4, 2, 2, 0)
-    from tui.router.pricing import cost_usd
+    from tui.router.cost.pricing import cost_usd
 
     assert c["cost_usd"] == pytest.approx(2 * cost_usd("openai/gpt-4.1-nano", 300, 1))
     assert c["per_1000_usd"] == pytest.approx(1000 * c["total_usd"] / 4)
@@ -328,7 +328,7 @@ def test_a_failed_classification_is_not_cached_an_answer_is(server, tmp_path):
 
 
 def test_table_kind_cascade_and_the_classifier_deadline_round_trip(tmp_path):
-    from tui.router.table import TableError, save_table
+    from tui.router.table.table import TableError, save_table
 
     routes = routes_with(tmp_path, "cascade", deadline=1.5)
     table = load_table(routes)
@@ -385,7 +385,7 @@ async def test_tui_typing_calls_nothing_and_a_run_asks_the_llm_once(llm_app, ser
         assert "· by LLM " in _decision_bar(app)
         spent = pair.decision.classification.cost_usd
         assert spent > 0
-        from tui.router.pricing import cost_usd
+        from tui.router.cost.pricing import cost_usd
 
         r = pair.routed
         answer = cost_usd(r.model, r.input_tokens, r.output_tokens, table=app.session.table)

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tui.router import pricing
-from tui.router.pricing import cost_usd, format_usd, is_local, price_per_mtok
+from tui.router.cost import pricing
+from tui.router.cost.pricing import cost_usd, format_usd, is_local, price_per_mtok
 from tui.router.types import (
     Baseline,
     ClassifierSettings,
@@ -102,6 +102,6 @@ def test_format_usd():
 
 
 def test_import_is_lazy():
-    code = "import sys, tui.router.pricing; print('genai_prices' in sys.modules)"
+    code = "import sys, tui.router.cost.pricing; print('genai_prices' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

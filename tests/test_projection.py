@@ -1,4 +1,4 @@
-"""tui.router.projection: workload files, cost projection, what-if replay, threshold sweep,
+"""tui.router.cost.projection: workload files, cost projection, what-if replay, threshold sweep,
 verdicts per cell. Costs are checked by hand against the price library's per-token prices."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from small_examples import EXAMPLES as SMALL_EXAMPLES
 
-from tui.router import projection as pj
-from tui.router.pricing import cost_usd, price_per_mtok
-from tui.router.projection import (
+from tui.router.cost import projection as pj
+from tui.router.cost.pricing import cost_usd, price_per_mtok
+from tui.router.cost.projection import (
     DEFAULT_OUTPUT_TOKENS,
     UNKNOWN_TASK_OUTPUT_TOKENS,
     WorkloadError,
@@ -28,7 +28,7 @@ from tui.router.projection import (
     reproject,
     threshold_sweep,
 )
-from tui.router.table import table_from_dict
+from tui.router.table.table import table_from_dict
 from tui.router.types import (
     Cell,
     Classification,
@@ -367,7 +367,7 @@ def test_threshold_sweep_share_uncertain_is_monotonic_and_accuracy_counts_confid
 
 
 def test_batch_classification_matches_the_classifier(tmp_path: Path) -> None:
-    from tui.router.classify import build_classifier
+    from tui.router.classifier.classify import build_classifier
 
     table = mini_table()
     classifier = build_classifier(table, directory=tmp_path / "models")
@@ -396,7 +396,7 @@ def test_batch_classification_matches_the_classifier(tmp_path: Path) -> None:
 def test_batch_path_steps_aside_when_the_classifier_computes_differently(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tui.router.classify import LocalClassifier, build_classifier
+    from tui.router.classifier.classify import LocalClassifier, build_classifier
 
     classifier = build_classifier(mini_table(), directory=tmp_path / "models")
     original = LocalClassifier.classify
@@ -410,7 +410,7 @@ def test_batch_path_steps_aside_when_the_classifier_computes_differently(
 
 
 def test_project_with_the_real_classifier_and_demo_workload_shape(tmp_path: Path) -> None:
-    from tui.router.classify import build_classifier
+    from tui.router.classifier.classify import build_classifier
 
     table = mini_table()
     classifier = build_classifier(table, directory=tmp_path / "models")
@@ -437,7 +437,7 @@ def _pair(task: str, priority: str, primary: str, *, uncertain: bool = False) ->
 
 
 def test_cell_verdicts_counts_per_cell(tmp_path: Path) -> None:
-    from tui.router.runlog import RunLog, RunLogError
+    from tui.router.log.runlog import RunLog, RunLogError
 
     table = mini_table()
     when = datetime(2026, 1, 2, tzinfo=UTC)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tui.router import runlog as runlog_mod
-from tui.router.runlog import SCHEMA_VERSION, RunLog, RunLogError, default_path
+from tui.router.log import runlog as runlog_mod
+from tui.router.log.runlog import SCHEMA_VERSION, RunLog, RunLogError, default_path
 from tui.router.types import (
     AttemptSummary,
     Cell,
@@ -281,7 +281,7 @@ def test_concurrent_writers_processes(tmp_path):
         import sys
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from test_runlog import pair
-        from tui.router.runlog import RunLog
+        from tui.router.log.runlog import RunLog
         with RunLog({str(path)!r}) as rl:
             for _ in range(50):
                 rl.record(pair())
@@ -315,7 +315,7 @@ def test_a_log_from_before_the_llm_classifier_columns_is_migrated_and_keeps_its_
     import dataclasses
     import sqlite3
 
-    import tui.router.runlog as runlog_mod
+    import tui.router.log.runlog as runlog_mod
     from tui.router.types import LLMCall
 
     path = tmp_path / "old.sqlite3"

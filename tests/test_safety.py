@@ -18,9 +18,9 @@ import pytest
 import safety_suite as suite
 from fakeserver import FakeServer, Reply
 
-from tui.router.runlog import RunLog
+from tui.router.log.runlog import RunLog
 from tui.router.sanitize import StreamRedactor, configured_secrets, redact
-from tui.router.table import (
+from tui.router.table.table import (
     ConflictError,
     TableError,
     dumps_table,
@@ -174,7 +174,7 @@ def test_stream_redactor_lets_plain_text_through_at_once() -> None:
 
 async def test_an_echoed_custom_key_is_redacted_from_the_answer_and_the_log(tmp_path: Path,
                                                                         monkeypatch) -> None:
-    from tui.router.session import Session
+    from tui.router.run.session import Session
 
     key = suite.CUSTOM_KEY
     with FakeServer() as server:

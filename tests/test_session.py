@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from tui.router.session import Session
-from tui.router.table import load_table
+from tui.router.run.session import Session
+from tui.router.table.table import load_table
 
 
 def test_a_classifier_that_cannot_be_built_fails_open_to_the_uncertain_route(monkeypatch):
-    import tui.router.classify as classify
+    import tui.router.classifier.classify as classify
 
     def broken(*args, **kwargs):
         raise RuntimeError("model cache unreadable")
@@ -46,14 +46,14 @@ def test_prepare_runs_builds_what_a_first_run_needs():
     ssl_context.cache_clear()
     Session.prepare_runs()
     assert ssl_context.cache_info().currsize == 1  # the CA bundle is loaded once, here
-    for module in ("tui.router.execute", "httpcore", "h11"):
+    for module in ("tui.router.run.execute", "httpcore", "h11"):
         assert module in sys.modules
 
 
 def test_decides_quickly_only_with_the_local_classifier_loaded_for_this_table_and_a_short_prompt():
     import dataclasses
 
-    from tui.router.session import QUICK_DECIDE_MAX_CHARS
+    from tui.router.run.session import QUICK_DECIDE_MAX_CHARS
 
     session = Session(table=load_table(None), env={})
     assert not session.decides_quickly("sort a list")  # nothing loaded yet: it would train

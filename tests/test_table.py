@@ -1,4 +1,4 @@
-"""tui.router.table: loading routes.toml with errors a person can act on, and saving it safely."""
+"""tui.router.table.table: loading routes.toml with errors a person can act on, and saving it safely."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-from tui.router import table as table_mod
-from tui.router.table import (
+from tui.router.table import table as table_mod
+from tui.router.table.table import (
     CACHE_MIN_BYTES,
     MIN_EXAMPLES,
     ConflictError,

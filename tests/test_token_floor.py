@@ -1,4 +1,4 @@
-"""The live token estimate is a floor (tui/router/token_floor.py): it stays under real token
+"""The live token estimate is a floor (tui/router/run/token_floor.py): it stays under real token
 counts, never drops as text streams in whatever chunks, and so the tokens and cost a side shows
 only rise until they reach the provider's figures.
 
@@ -16,11 +16,11 @@ import tomllib
 import pytest
 from fakeserver import FakeServer, Reply, fake_server  # noqa: F401  (fake_server is a fixture)
 
-from tui.router.metrics import estimate_tokens
 from tui.router.providers.simulated import sim_tokenize, simulated_answer
-from tui.router.session import Session
-from tui.router.table import default_routes_path, load_table
-from tui.router.token_floor import TokenFloor, token_floor
+from tui.router.run.metrics import estimate_tokens
+from tui.router.run.session import Session
+from tui.router.run.token_floor import TokenFloor, token_floor
+from tui.router.table.table import default_routes_path, load_table
 
 # (text, cl100k count, o200k count), measured with bpe-openai 0.1.4.
 MEASURED = [

@@ -30,8 +30,8 @@ from tui.app.widgets.model_list import (
     model_problem,
     price_label,
 )
-from tui.router.session import Session
-from tui.router.table import default_routes_path, load_table
+from tui.router.run.session import Session
+from tui.router.table.table import default_routes_path, load_table
 from tui.router.types import Cell
 
 SIZE = (140, 45)
@@ -532,7 +532,7 @@ async def test_merge_of_a_cell_also_changed_on_disk_lists_it_and_does_not_save(
 
 
 def test_merge_edits_applies_edited_cells_and_names_conflicts(routes_file):
-    from tui.router.table import merge_edits
+    from tui.router.table.table import merge_edits
 
     base = load_table(routes_file)
     (t1, p1), (t2, p2), (t3, p3) = list(base.routes)[:3]
@@ -683,7 +683,7 @@ class _FixedDatetime(datetime):
 
 @pytest.fixture
 def frozen_prices(monkeypatch, tmp_path):
-    import tui.router.pricing as pricing
+    import tui.router.cost.pricing as pricing
 
     monkeypatch.setattr(pricing, "datetime", _FixedDatetime)
     monkeypatch.chdir(tmp_path)  # the subtitle shows routes.toml relative to the folder

@@ -9,8 +9,8 @@ from tui_helpers import new_app, settle
 from tui.app.app import RouteDeckApp
 from tui.app.screens.history import COLUMNS, HistoryScreen, first_line
 from tui.app.screens.main import MainScreen
-from tui.router.session import Session
-from tui.router.table import load_table
+from tui.router.run.session import Session
+from tui.router.table.table import load_table
 from tui.router.types import (
     AttemptSummary,
     Cell,

@@ -12,9 +12,9 @@ from tui.app.app import RouteDeckApp
 from tui.app.screens.correction import CorrectionScreen
 from tui.app.screens.verdict import VerdictScreen
 from tui.app.widgets.prompt_editor import PromptEditor
-from tui.router.runlog import RunLog
-from tui.router.session import Session
-from tui.router.table import default_routes_path, load_table
+from tui.router.log.runlog import RunLog
+from tui.router.run.session import Session
+from tui.router.table.table import default_routes_path, load_table
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 from tui_helpers import main_screen, run, settle
 
 from tui.app.widgets.run_pane import PaneMetrics
-from tui.router.pricing import format_usd
+from tui.router.cost.pricing import format_usd
 
 pytestmark = pytest.mark.usefixtures("close_shared_http_client")
 

@@ -41,7 +41,7 @@ from tui.app.widgets.comparison import ComparisonBar
 from tui.app.widgets.decision_bar import DecisionBar
 from tui.app.widgets.prompt_editor import PromptEditor
 from tui.app.widgets.run_pane import RunPane
-from tui.router.session import Session
+from tui.router.run.session import Session
 
 SIZE = (140, 45)
 GEMINI_KEY = "gemini-test-key-0123456789"
@@ -156,7 +156,7 @@ async def test_a_long_pasted_prompt_is_classified_off_the_event_loop_and_the_new
 ):
     """Prompts past QUICK_DECIDE_MAX_CHARS are decided in a worker thread; a decision for text
     that changed meanwhile is never shown over the newer one."""
-    from tui.router.session import QUICK_DECIDE_MAX_CHARS
+    from tui.router.run.session import QUICK_DECIDE_MAX_CHARS
 
     log = "\n".join(f"2026-11-22 10:00:{i % 60:02d} ERROR worker {i} failed" for i in range(200))
     long_prompt = "summarize the errors in this log:\n" + log

@@ -31,9 +31,9 @@ from tui.app.widgets.charts import (
     verdict_text,
     x_axis_text,
 )
-from tui.router.pricing import format_usd
-from tui.router.projection import VerdictStats, project, read_workload
-from tui.router.table import load_table
+from tui.router.cost.pricing import format_usd
+from tui.router.cost.projection import VerdictStats, project, read_workload
+from tui.router.table.table import load_table
 from tui.router.types import Cell, PairResult, RunResult
 
 SIZE = (140, 45)
@@ -217,7 +217,7 @@ async def test_threshold_explorer(routes_file, workload_file, tmp_path):
         assert "0.0% (0 of" in static_text(screen, "#savings-explorer")
         # The figures are the engine's for that threshold.
         want = expected_projection(app, workload_file)
-        from tui.router.projection import reproject
+        from tui.router.cost.projection import reproject
 
         assert low.routed_usd == pytest.approx(
             reproject(want.classified, app.session.table, threshold=0.0).routed_usd
@@ -367,7 +367,7 @@ async def test_correction_outside_the_repository_scores_the_packaged_labelled_pr
 def test_session_table_after_keeps_other_edits(routes_file):
     saved = load_table(routes_file)
     current = replace(saved, classifier=replace(saved.classifier, threshold=0.9))
-    from tui.router.corrections import add_correction
+    from tui.router.classifier.corrections import add_correction
 
     after = add_correction(saved, "totally new example text", "math")
     merged = session_table_after(current, saved, after)
@@ -492,7 +492,7 @@ def test_snapshot_savings_at_80x24(tmp_path, monkeypatch, snap_compare):
     from test_tui_grid import _FixedDatetime
     from test_tui_main import SNAPSHOT_ROUTES
 
-    import tui.router.pricing as pricing
+    import tui.router.cost.pricing as pricing
 
     monkeypatch.setattr(pricing, "datetime", _FixedDatetime)
     monkeypatch.chdir(tmp_path)  # the workload's path is shown relative to the folder

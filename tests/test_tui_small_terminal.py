@@ -30,7 +30,7 @@ from tui.app.screens.why import WhyScreen
 from tui.app.widgets.decision_bar import DecisionBar
 from tui.app.widgets.footer import footer_order
 from tui.app.widgets.run_pane import ONE_LINE_MIN_WIDTH, render_metrics
-from tui.router.metrics import MetricsSnapshot
+from tui.router.run.metrics import MetricsSnapshot
 
 SMALL, TINY, WIDE = (80, 24), (60, 20), (140, 45)
 CODE_PROMPT = "write a python function that reverses a linked list"

@@ -39,9 +39,9 @@ from tui.app.screens.model_picker import ModelPicker
 from tui.app.screens.why import WhyScreen
 from tui.app.widgets.decision_bar import DecisionBar
 from tui.app.widgets.prompt_editor import PromptEditor
+from tui.router.run.session import Session
 from tui.router.sanitize import clean
-from tui.router.session import Session
-from tui.router.table import default_routes_path
+from tui.router.table.table import default_routes_path
 from tui.router.types import Cell
 
 SIZE = (140, 45)

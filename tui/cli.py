@@ -96,7 +96,7 @@ def _read_prompt(arg: str) -> str:
 
 
 def _load_table(path: str | None):
-    from tui.router.table import TableError, load_table
+    from tui.router.table.table import TableError, load_table
 
     try:
         table = load_table(path)
@@ -121,7 +121,7 @@ def _progress_note(message: str) -> None:
 
 def _build_classifier(table, args: argparse.Namespace | None = None):
     """The table's classifier; an LLM one resolved from the environment like any model."""
-    from tui.router.classify import build_classifier, resolve_llm
+    from tui.router.classifier.classify import build_classifier, resolve_llm
 
     client, why = resolve_llm(
         table, env=os.environ, force_simulated=bool(getattr(args, "simulate", False))
@@ -180,7 +180,7 @@ def _llm_json(c) -> dict[str, Any] | None:
 
 def classifier_note(c) -> str:
     """Which classifier decided, how long it took and what it cost, in words."""
-    from tui.router.pricing import format_usd
+    from tui.router.cost.pricing import format_usd
 
     text = f"{c.classifier}, {c.elapsed_ms:,.2f} ms"
     call = c.llm
@@ -202,7 +202,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         raise UserError(
             f'unknown priority "{args.priority}" (known: {", ".join(table.priority_names)})'
         )
-    from tui.router.classify import decide
+    from tui.router.classifier.classify import decide
 
     classifier = _build_classifier(table, args)
     decision = decide(prompt, table, classifier, priority=args.priority)
@@ -242,7 +242,7 @@ def _print_decision(decision) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from tui.router.evaluate import EvalInputError, read_labelled, score
+    from tui.router.classifier.evaluate import EvalInputError, read_labelled, score
 
     table = _load_table(args.routes)
     try:
@@ -311,11 +311,11 @@ def _print_eval(report) -> None:
 
 
 def _make_session(args: argparse.Namespace, table, *, log: bool = True):
-    from tui.router.session import Session
+    from tui.router.run.session import Session
 
     runlog = None
     if log and not getattr(args, "no_log", False):
-        from tui.router.runlog import RunLog, RunLogError
+        from tui.router.log.runlog import RunLog, RunLogError
 
         try:
             runlog = RunLog(getattr(args, "log", None))
@@ -462,7 +462,7 @@ def judge_json(judgement) -> dict[str, Any]:
 def _print_judgement(judgement) -> None:
     from rich.text import Text
 
-    from tui.router.pricing import format_usd
+    from tui.router.cost.pricing import format_usd
 
     line = Text("judge ")
     line.append(_safe(judgement.model), style="bold")
@@ -561,7 +561,7 @@ async def _run_live(run):
 
 
 def _figures(snap) -> str:
-    from tui.router.pricing import format_usd
+    from tui.router.cost.pricing import format_usd
 
     ttft = "–" if snap.ttft_ms is None else f"{snap.ttft_ms:,.0f} ms"
     elapsed = "–" if snap.elapsed_ms is None else f"{snap.elapsed_ms:,.0f} ms"
@@ -577,7 +577,7 @@ def _print_pair_summary(pair) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from tui.router.pricing import format_usd
+    from tui.router.cost.pricing import format_usd
 
     t = Table(title="routed vs baseline", title_justify="left")
     for col in ("side", "model", "real/sim", "TTFT ms", "total ms", "in tok", "out tok", "cost", "fallback", "error"):
@@ -640,7 +640,7 @@ def _progress(label: str, total: int):
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from tui.router.projection import WorkloadError, project, read_workload
+    from tui.router.cost.projection import WorkloadError, project, read_workload
 
     if getattr(args, "judge", None) is not None and not args.execute:
         raise UserError("--judge needs --execute: the judge compares answers, so the prompts must run")
@@ -671,7 +671,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         projection = project(
             items, table, classifier, output_tokens_by_task=averages, on_progress=on_progress
         )
-    from tui.router.classifier_cost import summarize
+    from tui.router.classifier.cost import summarize
 
     classification = summarize(
         ((it.prompt, it.classification) for it in projection.classified or ()), table
@@ -709,8 +709,8 @@ def _print_classification_cost(projection, classification) -> None:
     """bench: how many prompts went to the LLM classifier and what classifying cost."""
     from rich.text import Text
 
-    from tui.router.classifier_cost import ANSWER_TOKENS
-    from tui.router.pricing import format_usd
+    from tui.router.classifier.cost import ANSWER_TOKENS
+    from tui.router.cost.pricing import format_usd
 
     if classification.model is None:
         return
@@ -738,7 +738,7 @@ def _print_quality(quality: dict[str, Any], measured: dict[str, Any]) -> None:
     """Savings at quality, in one line; then what the judge cost (apart from the savings)."""
     from rich.text import Text
 
-    from tui.router.pricing import format_usd
+    from tui.router.cost.pricing import format_usd
 
     console = _console()
     if quality.get("error"):
@@ -758,7 +758,7 @@ def _print_projection(projection, measured) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from tui.router.pricing import format_usd
+    from tui.router.cost.pricing import format_usd
 
     console = _console()
     t = Table(title=f"projected cost of routing {projection.n} prompts vs {projection.baseline_model}", title_justify="left")
@@ -913,7 +913,7 @@ def _workload_judge(args, session) -> tuple[str | None, str | None]:
     judge = getattr(args, "judge", None)
     if judge is None:
         return None, None
-    from tui.router.judge import judge_plan
+    from tui.router.run.judge import judge_plan
 
     model, _, why = judge_plan(session.table, model=judge or None, env=session.env,
                                force_simulated=session.force_simulated)
@@ -925,7 +925,7 @@ def _workload_judge(args, session) -> tuple[str | None, str | None]:
 def _workload_quality(session, judge: str, why: str | None, rows: list[dict],
                       measured: dict[str, Any]) -> dict[str, Any]:
     """``quality`` of ``bench --execute --judge``: the judge's verdicts over the workload."""
-    from tui.router.judge import Judgement, summarize
+    from tui.router.run.judge import Judgement, summarize
 
     model = session.judge_model(judge or None)
     judged = [
@@ -948,8 +948,8 @@ def _workload_quality(session, judge: str, why: str | None, rows: list[dict],
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """Write the table as a LiteLLM Proxy config folder (tui/router/litellm_export.py)."""
-    from tui.router.litellm_export import ExportError, check_export, export_litellm
+    """Write the table as a LiteLLM Proxy config folder (tui/router/gateway/litellm_export.py)."""
+    from tui.router.gateway.litellm_export import ExportError, check_export, export_litellm
 
     table = _load_table(args.routes)
     try:

@@ -35,8 +35,8 @@ sys.path.insert(0, str(HERE.parents[1]))
 
 from fakeserver import FakeServer, Reply  # noqa: E402
 
-from tui.router.execute import run_side_result  # noqa: E402
-from tui.router.pricing import cost_usd  # noqa: E402
+from tui.router.cost.pricing import cost_usd  # noqa: E402
+from tui.router.run.execute import run_side_result  # noqa: E402
 from tui.router.types import (  # noqa: E402
     Baseline,
     Cell,

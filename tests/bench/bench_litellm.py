@@ -50,8 +50,8 @@ def prompts(n: int) -> list[str]:
 
 
 def export(folder: Path, env: dict[str, str]):
-    from tui.router.litellm_export import export_litellm
-    from tui.router.table import default_routes_path, load_table
+    from tui.router.gateway.litellm_export import export_litellm
+    from tui.router.table.table import default_routes_path, load_table
 
     table = load_table(default_routes_path())
     export_litellm(table, folder, env)
@@ -59,7 +59,7 @@ def export(folder: Path, env: dict[str, str]):
 
 
 async def in_process(folder: Path, table, items: list[str]) -> None:
-    from tui.router.litellm_callback import RouteDeckCallback
+    from tui.router.gateway.litellm_callback import RouteDeckCallback
 
     t0 = time.perf_counter()
     cb = RouteDeckCallback(folder / "routes.toml", folder / "classifier.npz",
@@ -82,8 +82,8 @@ async def in_process(folder: Path, table, items: list[str]) -> None:
 def through_proxy(folder: Path, env: dict[str, str], server, items: list[str], n: int) -> None:
     import httpx
 
-    from tui.router.classify import build_classifier, decide
-    from tui.router.table import load_table
+    from tui.router.classifier.classify import build_classifier, decide
+    from tui.router.table.table import load_table
 
     port = _free_port()
     log = open(folder / "proxy.log", "wb")
@@ -142,7 +142,7 @@ def main() -> None:
     from fakeserver import FakeServer
 
     from tui.router.providers.registry import base_url_env_var
-    from tui.router.table import default_routes_path, load_table
+    from tui.router.table.table import default_routes_path, load_table
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-litellm-"))
     os.environ.setdefault("ROUTEDECK_CACHE_DIR", str(tmp / "cache"))

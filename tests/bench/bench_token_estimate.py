@@ -1,5 +1,5 @@
 """How the live token estimates compare with real token counts: chars/4 (what panes showed while
-an answer streamed, and what projections still use) and the floor of tui/router/token_floor.py
+an answer streamed, and what projections still use) and the floor of tui/router/run/token_floor.py
 (what they show now). Prints, per kind of text, each estimate divided by the real count
 (lowest-highest over the samples): a floor must stay under 1.00. Asserts nothing.
 
@@ -26,9 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tui.router.metrics import estimate_tokens  # noqa: E402
 from tui.router.providers.simulated import sim_tokenize, simulated_answer  # noqa: E402
-from tui.router.token_floor import token_floor  # noqa: E402
+from tui.router.run.metrics import estimate_tokens  # noqa: E402
+from tui.router.run.token_floor import token_floor  # noqa: E402
 
 _HAN_KANA = re.compile("[\u3040-\u30ff\u4e00-\u9fff]")
 _KANA = re.compile("[\u3040-\u30ff]")

@@ -238,9 +238,9 @@ def make_bench_app(folder: Path, env: dict[str, str]):
     from textual.app import App
 
     from tui.app.app import RouteDeckApp
-    from tui.router.runlog import RunLog
-    from tui.router.session import Session
-    from tui.router.table import default_routes_path, load_table
+    from tui.router.log.runlog import RunLog
+    from tui.router.run.session import Session
+    from tui.router.table.table import default_routes_path, load_table
 
     class TimedApp(RouteDeckApp):
         """Records when the compositor produced each frame (headless: drawn, not written)."""

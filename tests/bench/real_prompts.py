@@ -71,7 +71,7 @@ class Scores:
 def scores(gold: Sequence[str], pred: Sequence[str], conf: Sequence[float],
            labels: Sequence[str]) -> Scores:
     """Accuracy, macro-F1 over the labels present in ``gold``, and ECE (10 equal bins)."""
-    from tui.router.evaluate import expected_calibration_error
+    from tui.router.classifier.evaluate import expected_calibration_error
 
     f1s = []
     for lab in labels:

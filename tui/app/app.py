@@ -11,9 +11,9 @@ from textual import work
 from textual.app import App
 from textual.binding import Binding
 
+from tui.router.run.session import Session
 from tui.router.sanitize import clean
-from tui.router.session import Session
-from tui.router.table import (
+from tui.router.table.table import (
     ConflictError,
     TableError,
     default_routes_path,
@@ -263,7 +263,7 @@ class RouteDeckApp(App):
         """Apply the cells edited here onto the file as it is on disk now, then save (when
         some of those cells changed on disk too, stop before saving and list them)."""
         from tui.app.screens.confirm import Choice, ChoiceScreen
-        from tui.router.table import merge_edits
+        from tui.router.table.table import merge_edits
 
         try:
             theirs = load_table(routes_file_on_disk(self.session.table))

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 # --------------------------------------------------------------------------------------------
-# The routing table (loaded from routes.toml by tui.router.table)
+# The routing table (loaded from routes.toml by tui.router.table.table)
 # --------------------------------------------------------------------------------------------
 
 ProviderKind = Literal["openai-compatible", "anthropic", "simulated"]
@@ -195,7 +195,7 @@ class RoutingTable:
 
 
 # --------------------------------------------------------------------------------------------
-# Classification and the routing decision (tui.router.classify, tui.router.router)
+# Classification and the routing decision (tui.router.classifier.classify, tui.router.router)
 # --------------------------------------------------------------------------------------------
 
 
@@ -269,7 +269,7 @@ class Decision:
 #
 # A provider turns one request into an async stream of ProviderEvents. Every event carries ``t``,
 # seconds from time.perf_counter(), taken when the event was produced, so time to first token,
-# total latency and tokens/s are computed in one place (tui.router.metrics) for every provider.
+# total latency and tokens/s are computed in one place (tui.router.run.metrics) for every provider.
 
 ErrorKind = Literal[
     "http",  # an HTTP error status before the stream started

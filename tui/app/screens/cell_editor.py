@@ -58,7 +58,7 @@ def _table_problem(table: RoutingTable, task: str, priority: str, cell: Cell) ->
     """What the engine's own validation says about this cell (e.g. a model id shaped like a key).
     Problems elsewhere in the table are not this editor's business."""
     try:
-        from tui.router.table import table_problems
+        from tui.router.table.table import table_problems
 
         problems = table_problems(table.with_cell(task, priority, cell))
     except Exception:  # the validator is optional here; the save validates again
@@ -239,7 +239,7 @@ class CellEditor(ModalScreen[Cell | None]):
         if entry is not None and entry.price is not None:
             label = price_label(value, entry.price, table)
         elif entry is None or not self.model_list.loading_models:
-            from tui.router.pricing import is_local
+            from tui.router.cost.pricing import is_local
 
             label = "local" if is_local(value, table) else "n/a"
         else:

@@ -34,8 +34,8 @@ from tui.router.sanitize import clean
 from tui.router.types import Decision, RoutingTable
 
 if TYPE_CHECKING:
-    from tui.router.corrections import CorrectionReport, CorrectionResult, DevScore
-    from tui.router.evaluate import LabelledPrompt
+    from tui.router.classifier.corrections import CorrectionReport, CorrectionResult, DevScore
+    from tui.router.classifier.evaluate import LabelledPrompt
 
 DEV_SET = Path("tests") / "data" / "dev.jsonl"
 PROMPT_PREVIEW_LINES = 4
@@ -286,8 +286,8 @@ class CorrectionScreen(ModalScreen["CorrectionResult | None"]):
         """Load the classifier, featurize the training set, read the dev set (in the background)."""
         status = "ready: pick the right task type (1–9 or enter)"
         try:
-            from tui.router.corrections import prepare
-            from tui.router.evaluate import EvalInputError, read_labelled
+            from tui.router.classifier.corrections import prepare
+            from tui.router.classifier.evaluate import EvalInputError, read_labelled
 
             saved = self.app.saved_table
             table = self.session.table
@@ -361,8 +361,8 @@ class CorrectionScreen(ModalScreen["CorrectionResult | None"]):
 
     @work(thread=True, exclusive=True, group="correction-apply", exit_on_error=False)
     def _correct(self, task: str, saved: RoutingTable) -> None:
-        from tui.router.corrections import CorrectionError, apply_correction
-        from tui.router.table import ConflictError, TableError
+        from tui.router.classifier.corrections import CorrectionError, apply_correction
+        from tui.router.table.table import ConflictError, TableError
 
         self._ready.wait(timeout=120)
         try:

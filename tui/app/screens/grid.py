@@ -21,7 +21,7 @@ from textual.worker import get_current_worker
 from tui.app import HEADER_ICON
 from tui.app.widgets.footer import KeyFooter
 from tui.app.widgets.model_list import price_label, price_style
-from tui.router.pricing import price_per_mtok
+from tui.router.cost.pricing import price_per_mtok
 from tui.router.sanitize import clean
 from tui.router.types import Cell, RoutingTable
 
@@ -105,7 +105,7 @@ def _judged_cells(runlog, table: RoutingTable, old: dict) -> dict:
     if runlog is None or getattr(runlog, "path", None) is None:
         return old
     try:
-        from tui.router.judge import quality_by_cell
+        from tui.router.run.judge import quality_by_cell
 
         return quality_by_cell(runlog, table, current_models_only=True)
     except Exception:
@@ -294,7 +294,7 @@ class GridScreen(Screen):
         runlog = self.session.runlog
         if runlog is not None and getattr(runlog, "path", None) is not None:
             try:
-                from tui.router.projection import cell_verdicts
+                from tui.router.cost.projection import cell_verdicts
 
                 verdicts = cell_verdicts(runlog, table, current_models_only=True)
             except Exception:

@@ -19,7 +19,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from tui.app import HEADER_ICON
 from tui.app.widgets.footer import KeyFooter
-from tui.router.pricing import format_usd
+from tui.router.cost.pricing import format_usd
 from tui.router.sanitize import clean
 
 # How many runs the screen lists (the totals cover every run of the filter).

@@ -40,11 +40,11 @@ from tui.app.widgets.charts import (
     sparkline,
 )
 from tui.app.widgets.footer import KeyFooter
-from tui.router.pricing import format_usd
+from tui.router.cost.pricing import format_usd
 from tui.router.sanitize import clean
 
 if TYPE_CHECKING:
-    from tui.router.projection import Classified, Projection, SweepPoint, WorkloadItem
+    from tui.router.cost.projection import Classified, Projection, SweepPoint, WorkloadItem
     from tui.router.types import RoutingTable
 
 Source = Literal["workload", "runlog"]
@@ -366,7 +366,7 @@ class SavingsScreen(Screen):
 
     def _read_items(self, source: Source) -> list[WorkloadItem]:
         """The workload's items (blocking: file or database reads)."""
-        from tui.router.projection import read_workload, workload_from_runs
+        from tui.router.cost.projection import read_workload, workload_from_runs
 
         if source == "runlog":
             runlog = self.session.runlog
@@ -398,7 +398,7 @@ class SavingsScreen(Screen):
     @work(thread=True, exclusive=True, group="savings-classify", exit_on_error=False)
     def _classify(self, source: Source, table: RoutingTable, threshold: float) -> None:
         worker = get_current_worker()
-        from tui.router.projection import (
+        from tui.router.cost.projection import (
             WorkloadError,
             classify_workload,
             reproject,
@@ -505,7 +505,7 @@ class SavingsScreen(Screen):
         runlog = self.session.runlog
         if runlog is None or getattr(runlog, "path", None) is None:
             return
-        from tui.router.judge import quality_by_task
+        from tui.router.run.judge import quality_by_task
 
         try:
             by_task = quality_by_task(runlog)
@@ -540,7 +540,7 @@ class SavingsScreen(Screen):
         threshold: float,
         sweep: list[SweepPoint] | None,
     ) -> None:
-        from tui.router.projection import reproject, threshold_sweep
+        from tui.router.cost.projection import reproject, threshold_sweep
 
         worker = get_current_worker()
         try:

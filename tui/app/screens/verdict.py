@@ -14,7 +14,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
-from tui.router.pricing import format_usd
+from tui.router.cost.pricing import format_usd
 from tui.router.sanitize import clean
 from tui.router.types import PairResult
 

@@ -23,7 +23,7 @@ def classifier_tag(decision: Decision, *, llm_pending: bool = False) -> Text | N
     """Which classifier decided when an LLM classifier is in play: "by LLM 412 ms $0.000016",
     "LLM timeout: local label", or, for a label shown while typing that the LLM will be asked
     about when the prompt runs (``llm_pending``), "local label; LLM on run (^l now)"."""
-    from tui.router.pricing import format_usd
+    from tui.router.cost.pricing import format_usd
 
     c = decision.classification
     call = c.llm

@@ -15,7 +15,7 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import Static
 
-from tui.router.pricing import format_usd
+from tui.router.cost.pricing import format_usd
 from tui.router.sanitize import clean
 
 # What each verdict reads as, and its colour.

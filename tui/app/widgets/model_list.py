@@ -25,7 +25,7 @@ from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from tui.router.pricing import is_local, price_per_mtok
+from tui.router.cost.pricing import is_local, price_per_mtok
 from tui.router.sanitize import clean
 from tui.router.types import RoutingTable, split_model_id
 

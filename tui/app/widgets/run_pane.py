@@ -10,7 +10,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Static
 
 from tui.app.widgets.answer_view import AnswerView
-from tui.router.metrics import MetricsSnapshot
+from tui.router.run.metrics import MetricsSnapshot
 from tui.router.sanitize import clean
 from tui.router.types import AttemptEnded, AttemptStarted, RunEvent, RunResult, TextDelta
 
@@ -40,7 +40,7 @@ def metrics_height(width: int | None) -> int:
 
 
 def _metric_parts(m: MetricsSnapshot | None) -> dict[str, Text]:
-    from tui.router.pricing import format_usd
+    from tui.router.cost.pricing import format_usd
 
     def part(label: str, value: str, style: str = "") -> Text:
         out = Text(f"{label} " if label else "", style="dim")

@@ -33,9 +33,9 @@ from typing import Any
 
 import httpx
 
-from tui.router.metrics import estimate_tokens
 from tui.router.providers.base import Request
 from tui.router.providers.sse import SSEEvent, SSEParser
+from tui.router.run.metrics import estimate_tokens
 from tui.router.sanitize import redact
 from tui.router.types import (
     ErrorKind,

@@ -70,7 +70,7 @@ FRONTIER_FROM = 10.0
 
 def output_price_per_mtok(model: str, provider_id: str | None) -> float | None:
     """USD per million output tokens from the price library, None when unknown."""
-    from tui.router.pricing import price_per_mtok
+    from tui.router.cost.pricing import price_per_mtok
 
     prices = price_per_mtok(f"{provider_id or 'unknown'}/{model}")
     return None if prices is None else prices[1]

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from tui.router.pricing import cost_usd
+from tui.router.cost.pricing import cost_usd
 from tui.router.types import Classification, RoutingTable
 
 # Output tokens of a classification answer: one task name ("extraction" is 1-2 tokens).

@@ -18,7 +18,7 @@ The local classifier is TRAINED with scikit-learn (at start-up, from the example
 table: task names are data) but RUNS on numpy alone: the fitted model is exported to plain arrays
 (vocabulary, idf, coefficients, intercepts, a calibration temperature) and cached on disk, keyed by
 a hash of everything it was trained from, so a warm start imports numpy and not scikit-learn.
-Featurization lives in :mod:`tui.router.features`.
+Featurization lives in :mod:`tui.router.classifier.features`.
 
 Also here: :func:`infer_priority` (priority cues found in a prompt) and :func:`decide`
 (classification + priority + the uncertain band -> a :class:`Decision`).
@@ -43,8 +43,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from tui.router import features as feat
-from tui.router.rules import RuleError, compile_rule
+from tui.router.classifier import features as feat
+from tui.router.classifier.rules import RuleError, compile_rule
 from tui.router.sanitize import clean_surrogates
 from tui.router.types import (
     Cell,
@@ -938,7 +938,7 @@ class RuleClassifier:
 
     def __init__(self, rules: Sequence[tuple[str, str]], inner: Classifier):
         self.inner = inner
-        # Compiled by RE2 (tui.router.rules): a user's rule can never hang on a prompt.
+        # Compiled by RE2 (tui.router.classifier.rules): a user's rule can never hang on a prompt.
         self.rules: list[tuple[str, str, Any]] = []
         for task, pattern in rules:
             try:
@@ -1153,7 +1153,7 @@ class LLMClassifier:
 
     def request_tokens(self, prompt: str) -> int:
         """The classification request's input tokens, estimated from its text (chars / 4)."""
-        from tui.router.metrics import estimate_tokens
+        from tui.router.run.metrics import estimate_tokens
 
         request = self._request(prompt)
         return estimate_tokens(sum(len(m.content) for m in request.messages))
@@ -1278,7 +1278,7 @@ class LLMClassifier:
         """The call's record. Without a usage report: an answer counts the request's estimated
         input tokens and its text's; a call cut at the deadline, or broken after it started,
         counts the estimated input (the provider may bill what it read); a refused one nothing."""
-        from tui.router.metrics import estimate_tokens
+        from tui.router.run.metrics import estimate_tokens
 
         if tally.usage is not None:
             inp, out, estimated = tally.usage
@@ -1424,7 +1424,7 @@ def assemble(
     settings = table.classifier
     if settings.kind not in LLM_KINDS or not settings.llm_model:
         return local_stack
-    from tui.router.pricing import cost_usd
+    from tui.router.cost.pricing import cost_usd
 
     model = settings.llm_model
     llm = LLMClassifier(

@@ -20,7 +20,7 @@ What is estimated, and how (every figure here is a projection, not a bill):
   ``RunLog.avg_output_tokens_by_task()``); else :data:`DEFAULT_OUTPUT_TOKENS` for the task type
   (:data:`UNKNOWN_TASK_OUTPUT_TOKENS` for a task type it does not list). The same count is used for
   the routed model and the baseline;
-* cost: :func:`tui.router.pricing.cost_usd` of the routed cell's PRIMARY model and of the table's
+* cost: :func:`tui.router.cost.pricing.cost_usd` of the routed cell's PRIMARY model and of the table's
   baseline model, at today's prices (no fallbacks, retries or hedges, no cached input). A model the
   price library does not know makes its prompt "unpriced": counted in ``unpriced``, left out of
   both sums (so the savings compare like with like), never given an invented price.
@@ -29,7 +29,7 @@ Speed: a prompt's classification is the only per-prompt work that is slow (featu
 Python). :func:`classify_workload` classifies each distinct prompt once; with the standard
 classifier stack (cache → rules → local model) it skips the per-prompt explanation work and scores
 prompts in batches with numpy, giving the same labels and confidences as ``classifier.classify``.
-:func:`reproject` never classifies: it calls :func:`tui.router.classify.decide` once per distinct
+:func:`reproject` never classifies: it calls :func:`tui.router.classifier.classify.decide` once per distinct
 (label, priority, above/below threshold) group with the stored classification, looks each model's
 price up once, and sums with numpy.
 
@@ -50,10 +50,10 @@ from typing import Any
 
 import numpy as np
 
-from tui.router.classify import decide, infer_priority
+from tui.router.classifier.classify import decide, infer_priority
+from tui.router.cost.pricing import cost_usd
 from tui.router.files import read_regular_file
-from tui.router.metrics import estimate_tokens as _estimate_tokens
-from tui.router.pricing import cost_usd
+from tui.router.run.metrics import estimate_tokens as _estimate_tokens
 from tui.router.types import Classification, RoutingTable
 
 __all__ = [
@@ -270,7 +270,7 @@ def estimate_tokens(text: str) -> int:
 def _unwrap(classifier: Any) -> tuple[Any, Any] | None:
     """(rules or None, local) when ``classifier`` is the standard local stack
     (``CachingClassifier`` → ``RuleClassifier`` → ``LocalClassifier``), else None."""
-    from tui.router.classify import CachingClassifier, LocalClassifier, RuleClassifier
+    from tui.router.classifier.classify import CachingClassifier, LocalClassifier, RuleClassifier
 
     c = classifier
     if isinstance(c, CachingClassifier):
@@ -1023,7 +1023,7 @@ def cell_verdicts(
         finally:
             db.close()
     except sqlite3.Error as exc:
-        from tui.router.runlog import RunLogError
+        from tui.router.log.runlog import RunLogError
 
         raise RunLogError(f"cannot read the verdicts in {path}: {exc}") from None
     counts: dict[tuple[str, str], dict[str, int]] = {}

@@ -44,8 +44,8 @@ from typing import Any
 
 import tomli_w
 
+from tui.router.classifier.rules import RuleError, compile_rule
 from tui.router.files import read_regular_file
-from tui.router.rules import RuleError, compile_rule
 from tui.router.types import (
     DEFAULT_JUDGE_INSTRUCTIONS,
     PROVIDER_KINDS,

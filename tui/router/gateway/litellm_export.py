@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tui.router.gateway import BASELINE_GROUP, VIRTUAL_MODEL, cell_group
+from tui.router.gateway.routing import BASELINE_GROUP, VIRTUAL_MODEL, cell_group
 from tui.router.types import Cell, RoutingTable, Timeouts, split_model_id
 
 CONFIG_NAME = "config.yaml"
@@ -291,7 +291,7 @@ classifier.npz from this folder once per worker.
 
 from pathlib import Path
 
-from tui.router.litellm_callback import RouteDeckCallback
+from tui.router.gateway.litellm_callback import RouteDeckCallback
 
 _HERE = Path(__file__).resolve().parent
 
@@ -330,7 +330,7 @@ def export_litellm(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
-    from tui.router.classify import load_or_train
+    from tui.router.classifier.classify import load_or_train
 
     model = load_or_train(table, on_progress=on_progress)
     model.save(out / MODEL_NAME)

@@ -2,7 +2,7 @@
 
 How a front end judges a finished run (the CLI and the TUI do this, through the Session)::
 
-    from tui.router.judge import judge_pair, why_not_judged
+    from tui.router.run.judge import judge_pair, why_not_judged
 
     why = why_not_judged(pair, table, env=env)       # None, or why it will not run
     judgement = await judge_pair(pair, table, env=env)
@@ -13,7 +13,7 @@ How a front end judges a finished run (the CLI and the TUI do this, through the 
 The judge model (``[judge] model`` in routes.toml, else the baseline model with the baseline's
 fallback) is asked twice, in parallel: once with the routed answer as A and the baseline's as
 B, once the other way round (position bias cancels out, as MT-Bench does). Each call runs as one
-side through :func:`~tui.router.execute.run_side_result`: the same providers, retries, fallback
+side through :func:`~tui.router.run.execute.run_side_result`: the same providers, retries, fallback
 on 5xx/timeouts, key redaction and prices as a run. The reply must hold a JSON object
 ``{"better": "A" | "B" | "tie", "reason": "..."}``; it is read leniently (a fenced block, text
 around it, the last such object wins), anything else is "unparsed".
@@ -372,7 +372,7 @@ async def judge_pair(
 ) -> Judgement:
     """Judge a finished run: both orders at once. Never raises for a failed call (it becomes
     ``error``); a judge that cannot run comes back with ``ran=False`` and the reason."""
-    from tui.router.execute import SidePlan, run_side_result
+    from tui.router.run.execute import SidePlan, run_side_result
 
     primary, fallback, why = judge_plan(
         table, model=model, env=env, force_simulated=force_simulated
@@ -539,7 +539,7 @@ def _read_rows(runlog: Any, sql: str) -> list[tuple]:
 
 
 def _log_error(path: Path, exc: Exception) -> Exception:
-    from tui.router.runlog import RunLogError
+    from tui.router.log.runlog import RunLogError
 
     return RunLogError(f"cannot read the judgements in {path}: {exc}")
 

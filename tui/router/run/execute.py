@@ -56,8 +56,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from tui.router.metrics import LiveMetrics, short_error
 from tui.router.providers.base import Message, ProviderClient, Request
+from tui.router.run.metrics import LiveMetrics, short_error
 from tui.router.sanitize import StreamCleaner, StreamRedactor, clean, configured_secrets, redact
 from tui.router.types import (
     AttemptEnded,
@@ -715,7 +715,7 @@ async def run_side(
     sleep: Sleep = asyncio.sleep,
 ) -> AsyncIterator[RunEvent]:
     """One side alone: its RunEvents as they happen. Fold them into a
-    :class:`~tui.router.metrics.LiveMetrics` to get figures and, at the end, the RunResult
+    :class:`~tui.router.run.metrics.LiveMetrics` to get figures and, at the end, the RunResult
     (or use :func:`run_side_result`). Closing or cancelling the iteration stops the side."""
     run = _MergedRun(
         {side: plan_of(cell_or_models, model_override)}, prompt, table, env=env,

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from tui.router.runlog import JudgeTotals, Totals
+from tui.router.log.runlog import JudgeTotals, Totals
 from tui.router.types import Classification, Decision, PairResult, RoutingTable
 
 # Prompts up to this long are decided in about a millisecond by the local classifier.
@@ -57,7 +57,7 @@ class Session:
     @property
     def llm_model(self) -> str | None:
         """The model the table's classifier calls (kind "llm" or "cascade"), else None."""
-        from tui.router.classify import LLM_KINDS
+        from tui.router.classifier.classify import LLM_KINDS
 
         settings = self.table.classifier
         return settings.llm_model if settings.kind in LLM_KINDS else None
@@ -80,7 +80,7 @@ class Session:
 
         With ``[classifier] kind = "llm"`` or ``"cascade"``, ``llm_model`` is resolved through
         the provider registry (this session's environment and simulation flag)."""
-        from tui.router.classify import build_classifier
+        from tui.router.classifier.classify import build_classifier
 
         with self._lock:
             if self._classifier is None or not _same_training(self._classifier_table, self.table):
@@ -103,7 +103,7 @@ class Session:
 
     def _llm_client(self, table: RoutingTable):
         """(client, None) for the table's llm_model, or (None, why it is not called)."""
-        from tui.router.classify import resolve_llm
+        from tui.router.classifier.classify import resolve_llm
 
         client, why = resolve_llm(table, env=self.env, force_simulated=self.force_simulated)
         self.llm_unavailable = why
@@ -111,7 +111,7 @@ class Session:
 
     def _assemble(self, table: RoutingTable, classifier):
         """``classifier``'s local model with ``table``'s rules and LLM layer (no training)."""
-        from tui.router.classify import assemble, local_classifier_of
+        from tui.router.classifier.classify import assemble, local_classifier_of
 
         local = local_classifier_of(classifier)
         if local is None:  # not a stack we know: use it as it is
@@ -134,7 +134,7 @@ class Session:
         """Classify and route. ``ask_llm=False`` decides with the local stack only (no paid
         call: labels as a person types). If the classifier cannot be built, fail open: the
         prompt goes to the uncertain route (by default the baseline) and the reason says why."""
-        from tui.router.classify import decide
+        from tui.router.classifier.classify import decide
 
         try:
             classifier = self.load_classifier() if ask_llm else self.load_local_classifier()
@@ -153,12 +153,12 @@ class Session:
         screen ~0.3 s)."""
         import importlib
 
-        from tui.router.pricing import preload
+        from tui.router.cost.pricing import preload
         from tui.router.providers.openai_compat import ssl_context
 
         # httpx imports its transport (httpcore, h11) and anyio's asyncio backend only when the
         # first connection opens.
-        for module in ("tui.router.execute", "tui.router.providers.registry", "httpcore", "h11",
+        for module in ("tui.router.run.execute", "tui.router.providers.registry", "httpcore", "h11",
                        "anyio", "anyio._backends._asyncio"):
             try:
                 importlib.import_module(module)
@@ -169,7 +169,7 @@ class Session:
 
     def start(self, decision: Decision, *, model: str | None = None, baseline: str | None = None):
         """Start the routed run and the baseline run in parallel; returns the engine's PairRun."""
-        from tui.router.execute import run_pair
+        from tui.router.run.execute import run_pair
 
         return run_pair(
             decision,
@@ -198,21 +198,21 @@ class Session:
 
     def judge_model(self, model: str | None = None) -> str:
         """The model that would judge (``model``, else [judge] model, else the baseline)."""
-        from tui.router.judge import judge_plan
+        from tui.router.run.judge import judge_plan
 
         return judge_plan(self.table, model=model, env=self.env,
                           force_simulated=self.force_simulated)[0]
 
     def why_not_judged(self, pair: PairResult, model: str | None = None) -> str | None:
         """None when the judge can judge ``pair``, else why not (no key, simulated answers)."""
-        from tui.router.judge import why_not_judged
+        from tui.router.run.judge import why_not_judged
 
         return why_not_judged(pair, self.table, model=model, env=self.env,
                               force_simulated=self.force_simulated)
 
     async def judge(self, pair: PairResult, model: str | None = None):
-        """The LLM judge's :class:`~tui.router.judge.Judgement` of a finished run."""
-        from tui.router.judge import judge_pair
+        """The LLM judge's :class:`~tui.router.run.judge.Judgement` of a finished run."""
+        from tui.router.run.judge import judge_pair
 
         return await judge_pair(pair, self.table, model=model, env=self.env,
                                 force_simulated=self.force_simulated)

@@ -19,7 +19,7 @@ exported model file with numpy alone. A table or classifier that cannot be loade
 that cannot be classified, never becomes an error: the request keeps the virtual model, whose
 deployment in the exported config is the uncertain route, and the headers say so.
 
-Nothing here imports LiteLLM (``tui.router.litellm_callback`` does) or Textual.
+Nothing here imports LiteLLM (``tui.router.gateway.litellm_callback`` does) or Textual.
 """
 
 from __future__ import annotations
@@ -230,7 +230,7 @@ class Gateway:
                           "uncertain route", self.degraded)
 
     def _load_table(self) -> RoutingTable:
-        from tui.router.table import load_table
+        from tui.router.table.table import load_table
 
         table = load_table(self.routes_path)
         if self.fingerprint and table.fingerprint != self.fingerprint:
@@ -244,7 +244,7 @@ class Gateway:
         """Rules, then the local model from the exported file (numpy only), behind an LRU. With
         no exported file, the trained-model cache (training if it must, which needs
         scikit-learn)."""
-        from tui.router.classify import (
+        from tui.router.classifier.classify import (
             CachingClassifier,
             LinearModel,
             LocalClassifier,
@@ -278,7 +278,7 @@ class Gateway:
             return self._failed_open(f"{type(exc).__name__}: {exc}")
 
     def _decide(self, data: Mapping[str, Any], table: RoutingTable) -> GatewayDecision:
-        from tui.router.classify import decide
+        from tui.router.classifier.classify import decide
 
         prompt = last_user_message(data)
         if not prompt.strip():

@@ -9,7 +9,7 @@ at once, and accuracy on a dev set is compared before and after.
 
     result = apply_correction("routes.toml", prompt, "code", dev_rows)   # all of it, saved
 
-Retraining fast (the <= 1 s budget): a full training run (:func:`tui.router.classify.train`)
+Retraining fast (the <= 1 s budget): a full training run (:func:`tui.router.classifier.classify.train`)
 featurizes every example, fits the logistic regression from scratch, then fits it again once per
 calibration fold; that takes seconds. A correction changes one example of ~2,200, so here the
 model is retrained INCREMENTALLY, aiming at the model a full training gives:
@@ -53,11 +53,11 @@ from typing import Any
 
 import numpy as np
 
-from tui.router import classify as cl
-from tui.router import features as feat
-from tui.router.evaluate import LabelledPrompt, read_labelled, score
+from tui.router.classifier import classify as cl
+from tui.router.classifier import features as feat
+from tui.router.classifier.evaluate import LabelledPrompt, read_labelled, score
 from tui.router.sanitize import clean
-from tui.router.table import MIN_EXAMPLES, load_table, save_table, table_problems
+from tui.router.table.table import MIN_EXAMPLES, load_table, save_table, table_problems
 from tui.router.types import Classification, RoutingTable
 
 __all__ = [
@@ -481,7 +481,7 @@ def _dev_rows(
 
 
 def _predict(classifier: Any, prompts: Sequence[str]) -> dict[str, Classification]:
-    from tui.router.projection import classify_prompts  # the batch path
+    from tui.router.cost.projection import classify_prompts  # the batch path
 
     return dict(zip(prompts, classify_prompts(prompts, classifier), strict=True))
 

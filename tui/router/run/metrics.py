@@ -17,7 +17,7 @@ the same whichever provider streamed it. Usage rules, per attempt:
 
 * a ``UsageReport`` is taken as it is (replacing any earlier one: Anthropic's is cumulative);
 * while an attempt streams, input is estimated from the prompt and output from the text so far,
-  marked estimated. The estimate is a floor (tui/router/token_floor.py): it only rises as text
+  marked estimated. The estimate is a floor (tui/router/run/token_floor.py): it only rises as text
   arrives and stays under the provider's count, so tokens and cost shown never drop when the
   report replaces it; an estimated report (a provider that gave none) is raised to the floor;
 * an attempt that ended without a report is charged that estimate when the provider had accepted
@@ -34,8 +34,8 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from tui.router.pricing import cost_usd
-from tui.router.token_floor import TokenFloor, token_floor
+from tui.router.cost.pricing import cost_usd
+from tui.router.run.token_floor import TokenFloor, token_floor
 from tui.router.types import (
     AttemptEnded,
     AttemptStarted,
@@ -55,7 +55,7 @@ from tui.router.types import (
 def estimate_tokens(chars: int) -> int:
     """The chars/4 estimate of a token count (always marked as an estimate where shown): a best
     guess for projections and answers without a usage report. Live figures use the floor of
-    tui/router/token_floor.py instead, which chars/4 overshoots on prose by up to 50%."""
+    tui/router/run/token_floor.py instead, which chars/4 overshoots on prose by up to 50%."""
     return (chars + 3) // 4
 
 

@@ -5,7 +5,7 @@ config.yaml that builds one :class:`RouteDeckCallback`; LiteLLM loads it from
 ``litellm_settings.callbacks``. Its hooks:
 
 - ``async_pre_call_hook``: a request for the virtual model is routed by
-  :class:`tui.router.gateway.Gateway` (same classifier and table as the TUI) and its ``model``
+  :class:`tui.router.gateway.routing.Gateway` (same classifier and table as the TUI) and its ``model``
   rewritten to the cell's group, whose fallback LiteLLM's router holds; any other request is
   returned untouched. It never raises: a broken table or classifier fails open to the uncertain
   route.
@@ -23,7 +23,7 @@ from typing import Any
 
 from litellm.integrations.custom_logger import CustomLogger
 
-from tui.router.gateway import INLINE_MAX_CHARS, VIRTUAL_MODEL, Gateway, decision_headers
+from tui.router.gateway.routing import INLINE_MAX_CHARS, VIRTUAL_MODEL, Gateway, decision_headers
 
 __all__ = ["RouteDeckCallback"]
 

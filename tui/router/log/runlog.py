@@ -121,7 +121,7 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE runs ADD COLUMN classifier_output_tokens INTEGER",
         "ALTER TABLE runs ADD COLUMN classifier_cost_usd REAL",
     ],
-    # 4: the LLM judge's verdict on a run (tui.router.judge), kept apart from a person's
+    # 4: the LLM judge's verdict on a run (tui.router.run.judge), kept apart from a person's
     # (verdicts) and from the runs' costs: what the judge cost is never part of the savings.
     # verdict is NULL when the judge failed (error says why); orders holds both calls as JSON.
     [
@@ -174,7 +174,7 @@ class SideRecord:
 
 @dataclass(frozen=True)
 class JudgeRecord:
-    """The LLM judge's verdict on a run, as logged (see tui.router.judge)."""
+    """The LLM judge's verdict on a run, as logged (see tui.router.run.judge)."""
 
     model: str
     verdict: str | None  # "routed", "tie", "baseline", "unparsed"; None when the judge failed

@@ -1,0 +1,1 @@
+"""Cost: what a call cost (prices), and what routing a workload would save (projection)."""

@@ -1,0 +1,1 @@
+"""The run log: every run stored in SQLite, for history, replay, totals and verdicts."""

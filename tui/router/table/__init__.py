@@ -1,0 +1,1 @@
+"""The routing table: routes.toml loaded, checked line by line, and saved without loss."""
