@@ -21,7 +21,7 @@ else from its price tier (see ``simulated.py``). ``ROUTEDECK_SIM_SPEED=20`` make
 model 20 times faster (for demos and end-to-end tests).
 
 Real clients share one ``httpx.AsyncClient`` per event loop (connection reuse across calls),
-created on first use inside that loop (``openai_compat.shared_http_client``, re-exported here);
+created on first use inside that loop (``http.shared_http_client``, re-exported here);
 ``await aclose_shared_http_client()`` closes the running loop's one at shutdown. Pass
 ``http_client=`` to use your own instead.
 """
@@ -38,11 +38,8 @@ import httpx
 
 from tui.router.providers.anthropic import AnthropicClient
 from tui.router.providers.base import ProviderClient, Request
-from tui.router.providers.openai_compat import (
-    OpenAICompatClient,
-    aclose_shared_http_client,
-    shared_http_client,
-)
+from tui.router.providers.http import aclose_shared_http_client, shared_http_client
+from tui.router.providers.openai_compat import OpenAICompatClient
 from tui.router.providers.simulated import SimulatedClient
 from tui.router.types import ProviderEvent, RoutingTable, StreamError, Timeouts
 

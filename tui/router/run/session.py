@@ -154,7 +154,7 @@ class Session:
         import importlib
 
         from tui.router.cost.pricing import preload
-        from tui.router.providers.openai_compat import ssl_context
+        from tui.router.providers.http import ssl_context
 
         # httpx imports its transport (httpcore, h11) and anyio's asyncio backend only when the
         # first connection opens.
