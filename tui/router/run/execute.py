@@ -50,6 +50,7 @@ hedge race ever streams ``TextDelta`` events.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -85,10 +86,19 @@ RETRY_BACKOFF_S = 0.5
 
 
 class _Resolved(Protocol):
-    client: ProviderClient
-    model_id: str
-    provider_model: str
-    simulated: bool
+    """What a resolver returns (the registry's frozen ResolvedModel, or a test's stand-in)."""
+
+    @property
+    def client(self) -> ProviderClient: ...
+
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def provider_model(self) -> str: ...
+
+    @property
+    def simulated(self) -> bool: ...
 
 
 # model id -> the client to call it with (the registry's resolve_client, bound to a table/env).
@@ -521,7 +531,7 @@ class _MergedRun:
             )
             task = asyncio.create_task(runner.run(), name=f"routedeck-{side}")
             # A done callback, not a finally: a task cancelled before its first step never runs.
-            task.add_done_callback(lambda t, side=side: self._side_done(side, t))
+            task.add_done_callback(functools.partial(self._side_done, side))
             self._tasks.append(task)
 
     def _side_done(self, side: Side, task: asyncio.Task[None]) -> None:

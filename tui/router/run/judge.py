@@ -396,7 +396,8 @@ async def judge_pair(
         )
         for order in ("A", "B")
     ))
-    orders = [_order_from(r, order) for r, order in zip(results, ("A", "B"), strict=True)]
+    both: tuple[Literal["A", "B"], ...] = ("A", "B")
+    orders = [_order_from(r, order) for r, order in zip(results, both, strict=True)]
     if any(r.simulated for r in results):  # never a simulated verdict, whatever happened
         return not_run(primary, f"judge {primary} not run: its answer was simulated")
     secrets = configured_secrets(env, table)
