@@ -10,6 +10,7 @@ bounds only catch hangs.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -844,6 +845,19 @@ async def test_run_side_result_and_plan_of():
 def test_pair_run_is_created_without_a_loop():
     run = PairRun(make_decision(Cell(CHEAP)), make_table(), RunOptions(resolver=Resolver(), env={}))
     assert run.result is None and not run.finished
+
+
+def test_run_options_are_one_frozen_object_shared_by_the_run():
+    options = RunOptions(resolver=Resolver(), env={}, max_tokens=7, timeouts=Timeouts(total=3.0))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.max_tokens = 8  # type: ignore[misc]
+    run = run_pair(make_decision(Cell(CHEAP)), make_table(), options)
+    assert run.options is options
+    assert run._context.max_tokens == 7 and run._context.timeouts.total == 3.0
+    default = run_pair(make_decision(Cell(CHEAP)), make_table(), RunOptions(env={}))
+    assert default._context.timeouts == make_table().timeouts  # the table's when not given
+    with pytest.raises(TypeError):
+        run_pair(make_decision(Cell(CHEAP)), make_table(), env={})  # type: ignore[call-arg]
 
 
 # --------------------------------------------------------------------------------------------
