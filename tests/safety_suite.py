@@ -36,7 +36,7 @@ import httpx
 import tomli_w
 from fakeserver import FakeServer, Reply, closed_port_url
 
-from tui.router.run.execute import run_side
+from tui.router.run.execute import RunOptions, run_side
 from tui.router.run.metrics import LiveMetrics
 from tui.router.table.table import default_routes_path
 from tui.router.types import (
@@ -175,8 +175,9 @@ async def _side(server: FakeServer, table: RoutingTable, plan: Cell) -> RunResul
     metrics = LiveMetrics("routed", "hello", table=table)
     async with httpx.AsyncClient() as http:
         async def go() -> None:
-            async for ev in run_side("routed", plan, "hello", table, env=KEY_ENV,
-                                     http_client=http):
+            async for ev in run_side(
+                "routed", plan, "hello", table, RunOptions(env=KEY_ENV, http_client=http)
+            ):
                 metrics.apply(ev)
 
         await asyncio.wait_for(go(), HANG_S)

@@ -10,6 +10,7 @@ bounds only catch hangs.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -19,7 +20,14 @@ import pytest
 from fakeserver import FakeServer, Reply, closed_port_url
 
 from tui.router.cost.pricing import cost_usd
-from tui.router.run.execute import PairRun, plan_of, run_pair, run_side, run_side_result
+from tui.router.run.execute import (
+    PairRun,
+    RunOptions,
+    plan_of,
+    run_pair,
+    run_side,
+    run_side_result,
+)
 from tui.router.run.metrics import LiveMetrics
 from tui.router.run.token_floor import token_floor
 from tui.router.types import (
@@ -175,14 +183,17 @@ def make_decision(cell: Cell, prompt: str = PROMPT) -> Decision:
     return Decision(prompt, c, "code", "default", "default", cell, False, "code/default")
 
 
-async def collect_side(plan, resolver, *, table=None, sleep=None, prompt=PROMPT, **kw):
+async def collect_side(
+    plan, resolver, *, table=None, sleep=None, prompt=PROMPT, model_override=None, **kw
+):
     table = table or make_table()
     events: list[RunEvent] = []
     metrics = LiveMetrics("routed", prompt, table=table)
+    options = RunOptions(resolver=resolver, sleep=sleep or Sleeps(), env={}, **kw)
 
     async def go():
         async for ev in run_side(
-            "routed", plan, prompt, table, resolver=resolver, sleep=sleep or Sleeps(), env={}, **kw
+            "routed", plan, prompt, table, options, model_override=model_override
         ):
             events.append(ev)
             metrics.apply(ev)
@@ -523,8 +534,7 @@ async def test_pair_runs_both_sides_in_parallel():
     run = run_pair(
         make_decision(Cell(CHEAP, BACKUP)),
         make_table(),
-        resolver=Resolver(r=routed, b=base),
-        env={},
+        RunOptions(resolver=Resolver(r=routed, b=base), env={}),
     )
     order = []
 
@@ -554,7 +564,9 @@ async def test_pair_metrics_are_updated_before_each_event_is_seen():
     routed = FakeClient(CHEAP, [ok("abcdefgh" * 4, inp=30, out=9)])
     base = FakeClient(FRONTIER, [ok()])
     run = run_pair(
-        make_decision(Cell(CHEAP)), make_table(), resolver=Resolver(r=routed, b=base), env={}
+        make_decision(Cell(CHEAP)),
+        make_table(),
+        RunOptions(resolver=Resolver(r=routed, b=base), env={}),
     )
     seen = []
     async with run:
@@ -575,10 +587,9 @@ async def test_model_override_and_baseline_argument():
     run = run_pair(
         make_decision(Cell(CHEAP, BACKUP)),
         make_table(),
+        RunOptions(resolver=Resolver(f=forced, o=other), env={}),
         model="openai/gpt-4o-mini",
         baseline=BACKUP,
-        resolver=Resolver(f=forced, o=other),
-        env={},
     )
     result = await asyncio.wait_for(run.wait(), BOUND)
     assert result.routed.model == "openai/gpt-4o-mini" and result.routed.text == "forced"
@@ -591,8 +602,7 @@ async def test_cancel_stops_both_sides_and_closes_connections():
     run = run_pair(
         make_decision(Cell(CHEAP, BACKUP)),
         make_table(),
-        resolver=Resolver(r=routed, b=base),
-        env={},
+        RunOptions(resolver=Resolver(r=routed, b=base), env={}),
     )
     finals = []
 
@@ -618,8 +628,7 @@ async def test_cancelling_the_consumer_cancels_the_sides():
     run = run_pair(
         make_decision(Cell(CHEAP, BACKUP)),
         make_table(),
-        resolver=Resolver(r=routed, b=base),
-        env={},
+        RunOptions(resolver=Resolver(r=routed, b=base), env={}),
     )
 
     async def consume():
@@ -641,7 +650,9 @@ async def test_leaving_the_context_cancels():
 
     async def go():
         async with run_pair(
-            make_decision(Cell(CHEAP)), make_table(), resolver=Resolver(r=routed, b=base), env={}
+            make_decision(Cell(CHEAP)),
+            make_table(),
+            RunOptions(resolver=Resolver(r=routed, b=base), env={}),
         ) as run:
             async for ev in run:
                 if isinstance(ev.event, TextDelta):
@@ -665,9 +676,7 @@ async def test_cancel_during_a_retry_wait():
     run = run_pair(
         make_decision(Cell(CHEAP)),
         make_table(),
-        resolver=Resolver(p=primary, b=base),
-        env={},
-        sleep=slow_sleep,
+        RunOptions(resolver=Resolver(p=primary, b=base), env={}, sleep=slow_sleep),
     )
 
     async def canceller():
@@ -719,8 +728,7 @@ async def test_error_messages_never_carry_keys():
         CHEAP,
         PROMPT,
         table,
-        resolver=Resolver(p=leaky),
-        env={"OPENAI_API_KEY": "sk-secret-value-1234"},
+        RunOptions(resolver=Resolver(p=leaky), env={"OPENAI_API_KEY": "sk-secret-value-1234"}),
     ):
         events.append(ev)
     text = repr(events)
@@ -820,7 +828,11 @@ async def test_run_side_result_and_plan_of():
     primary = FakeClient(CHEAP, [ok("done")])
     res = await asyncio.wait_for(
         run_side_result(
-            "routed", (CHEAP,), PROMPT, make_table(), resolver=Resolver(p=primary), env={}
+            "routed",
+            (CHEAP,),
+            PROMPT,
+            make_table(),
+            RunOptions(resolver=Resolver(p=primary), env={}),
         ),
         BOUND,
     )
@@ -831,8 +843,21 @@ async def test_run_side_result_and_plan_of():
 
 
 def test_pair_run_is_created_without_a_loop():
-    run = PairRun(make_decision(Cell(CHEAP)), make_table(), resolver=Resolver(), env={})
+    run = PairRun(make_decision(Cell(CHEAP)), make_table(), RunOptions(resolver=Resolver(), env={}))
     assert run.result is None and not run.finished
+
+
+def test_run_options_are_one_frozen_object_shared_by_the_run():
+    options = RunOptions(resolver=Resolver(), env={}, max_tokens=7, timeouts=Timeouts(total=3.0))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.max_tokens = 8  # type: ignore[misc]
+    run = run_pair(make_decision(Cell(CHEAP)), make_table(), options)
+    assert run.options is options
+    assert run._context.max_tokens == 7 and run._context.timeouts.total == 3.0
+    default = run_pair(make_decision(Cell(CHEAP)), make_table(), RunOptions(env={}))
+    assert default._context.timeouts == make_table().timeouts  # the table's when not given
+    with pytest.raises(TypeError):
+        run_pair(make_decision(Cell(CHEAP)), make_table(), env={})  # type: ignore[call-arg]
 
 
 # --------------------------------------------------------------------------------------------
@@ -882,9 +907,7 @@ async def loop_side(server, cell, *, table=None, sleep=None):
                 cell,
                 PROMPT,
                 table,
-                env=LOOP_ENV,
-                http_client=http,
-                sleep=sleep or Sleeps(),
+                RunOptions(env=LOOP_ENV, http_client=http, sleep=sleep or Sleeps()),
             ):
                 events.append(e)
                 metrics.apply(e)
@@ -1015,7 +1038,9 @@ async def test_loopback_pair_in_parallel_and_cancel_closes_connections(server):
     server.route("gpt-5.2", Reply.stall_headers(seconds=30))
     table = loop_table(server)
     async with httpx.AsyncClient() as http:
-        run = run_pair(make_decision(Cell(CHEAP, BACKUP)), table, env=LOOP_ENV, http_client=http)
+        run = run_pair(
+            make_decision(Cell(CHEAP, BACKUP)), table, RunOptions(env=LOOP_ENV, http_client=http)
+        )
 
         async def consume():
             async for e in run:
@@ -1038,7 +1063,9 @@ async def test_loopback_pair_result(server):
     )
     async with httpx.AsyncClient() as http:
         run = run_pair(
-            make_decision(Cell(CHEAP, BACKUP)), loop_table(server), env=LOOP_ENV, http_client=http
+            make_decision(Cell(CHEAP, BACKUP)),
+            loop_table(server),
+            RunOptions(env=LOOP_ENV, http_client=http),
         )
         result = await asyncio.wait_for(run.wait(), BOUND)
     assert result.routed.text == "routed answer" and result.baseline.text == "baseline answer"
@@ -1049,7 +1076,9 @@ async def test_loopback_pair_result(server):
 async def test_missing_key_runs_simulated(server):
     table = loop_table(server)
     res = await asyncio.wait_for(
-        run_side_result("routed", CHEAP, PROMPT, table, env={"ROUTEDECK_SIM_SPEED": "200"}),
+        run_side_result(
+            "routed", CHEAP, PROMPT, table, RunOptions(env={"ROUTEDECK_SIM_SPEED": "200"})
+        ),
         BOUND,
     )
     assert res.simulated and res.text and res.error is None
@@ -1060,7 +1089,9 @@ async def test_cancel_right_after_start_and_awaiting_cancel():
     routed = FakeClient(CHEAP, [[("started",), ("stall",)]])
     base = FakeClient(FRONTIER, [[("started",), ("stall",)]])
     run = run_pair(
-        make_decision(Cell(CHEAP)), make_table(), resolver=Resolver(r=routed, b=base), env={}
+        make_decision(Cell(CHEAP)),
+        make_table(),
+        RunOptions(resolver=Resolver(r=routed, b=base), env={}),
     )
     run.start()
     await asyncio.wait_for(run.cancel(), BOUND)  # before either side ran a single step
@@ -1073,7 +1104,9 @@ async def test_await_cancel_waits_until_connections_are_closed():
     routed = FakeClient(CHEAP, [[("started",), ("stall",)]])
     base = FakeClient(FRONTIER, [[("started",), ("stall",)]])
     run = run_pair(
-        make_decision(Cell(CHEAP)), make_table(), resolver=Resolver(r=routed, b=base), env={}
+        make_decision(Cell(CHEAP)),
+        make_table(),
+        RunOptions(resolver=Resolver(r=routed, b=base), env={}),
     )
     run.start()
     await asyncio.wait_for(asyncio.gather(routed.opened.wait(), base.opened.wait()), BOUND)

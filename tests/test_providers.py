@@ -19,13 +19,9 @@ from fakeserver import FakeServer, Reply, closed_port_url
 
 from tui.router.providers.anthropic import AnthropicClient
 from tui.router.providers.base import Message, Request
+from tui.router.providers.http import error_detail, parse_retry_after, redact
 from tui.router.providers.ollama import list_ollama_models
-from tui.router.providers.openai_compat import (
-    OpenAICompatClient,
-    error_detail,
-    parse_retry_after,
-    redact,
-)
+from tui.router.providers.openai_compat import OpenAICompatClient
 from tui.router.providers.registry import (
     aclose_shared_http_client,
     base_url_env_var,

@@ -41,7 +41,7 @@ def test_session_totals_add_up_recorded_runs():
 def test_prepare_runs_builds_what_a_first_run_needs():
     import sys
 
-    from tui.router.providers.openai_compat import ssl_context
+    from tui.router.providers.http import ssl_context
 
     ssl_context.cache_clear()
     Session.prepare_runs()

@@ -36,7 +36,7 @@ sys.path.insert(0, str(HERE.parents[1]))
 from fakeserver import FakeServer, Reply  # noqa: E402
 
 from tui.router.cost.pricing import cost_usd  # noqa: E402
-from tui.router.run.execute import run_side_result  # noqa: E402
+from tui.router.run.execute import RunOptions, run_side_result  # noqa: E402
 from tui.router.types import (  # noqa: E402
     Baseline,
     Cell,
@@ -95,8 +95,9 @@ async def run_all(table: RoutingTable, cell: Cell, env: dict[str, str], n: int,
 
         async def one() -> RunResult:
             async with sem:
-                return await run_side_result("routed", cell, PROMPT, table, env=env,
-                                             http_client=http)
+                return await run_side_result(
+                    "routed", cell, PROMPT, table, RunOptions(env=env, http_client=http)
+                )
 
         return list(await asyncio.gather(*(one() for _ in range(n))))
 

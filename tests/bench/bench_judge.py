@@ -35,7 +35,7 @@ sys.path.insert(0, str(HERE.parents[1]))  # tests/, for fakeserver
 from fakeserver import FakeServer, Reply  # noqa: E402
 
 from tui.router.providers.registry import aclose_shared_http_client, base_url_env_var  # noqa: E402
-from tui.router.run.execute import SidePlan, run_side_result  # noqa: E402
+from tui.router.run.execute import RunOptions, SidePlan, run_side_result  # noqa: E402
 from tui.router.run.judge import judge_pair, judge_prompt  # noqa: E402
 from tui.router.run.session import Session  # noqa: E402
 from tui.router.table.table import load_table  # noqa: E402
@@ -101,9 +101,9 @@ async def route_figures(server: FakeServer, n: int) -> None:
                               pair.baseline.text)
         plan = SidePlan(table.baseline.model)
         t3 = time.perf_counter()
-        await run_side_result("baseline", plan, prompt, table, env=session.env)
+        await run_side_result("baseline", plan, prompt, table, RunOptions(env=session.env))
         t4 = time.perf_counter()
-        await run_side_result("baseline", plan, prompt, table, env=session.env)
+        await run_side_result("baseline", plan, prompt, table, RunOptions(env=session.env))
         t5 = time.perf_counter()
         pair_ms.append((t1 - t0) * 1000)
         with_judge_ms.append((t2 - t0) * 1000)

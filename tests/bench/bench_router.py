@@ -45,7 +45,7 @@ from fakeserver import FakeServer, Reply  # noqa: E402
 
 from tui.router.classifier.classify import build_classifier, decide  # noqa: E402
 from tui.router.providers.registry import base_url_env_var, resolve_client  # noqa: E402
-from tui.router.run.execute import PairRun, run_side_result  # noqa: E402
+from tui.router.run.execute import PairRun, RunOptions, run_side_result  # noqa: E402
 from tui.router.table.table import load_table  # noqa: E402
 from tui.router.types import Cell, RoutingTable  # noqa: E402
 
@@ -138,7 +138,8 @@ async def overhead(table: RoutingTable, classifier, prompts: list[str]) -> dict[
             c0, t0 = time.thread_time(), time.perf_counter()
             decision = decide(prompt, table, classifier)
             t1, c1 = time.perf_counter(), time.thread_time()
-            await PairRun(decision, table, env=env, resolver=resolver, max_tokens=64).wait()
+            options = RunOptions(env=env, resolver=resolver, max_tokens=64)
+            await PairRun(decision, table, options).wait()
             if i < 5:
                 continue  # warm-up: connections opened, caches filled
             out["decide"].append((t1 - t0) * 1000)
@@ -163,14 +164,15 @@ async def pair_ratios(table: RoutingTable, decisions, env, http, label: str, n: 
     in_run, alone = [], []
     for i in range(n):
         d = decisions[i % len(decisions)]
-        run = PairRun(d, table, env=env, http_client=http)
+        run = PairRun(d, table, RunOptions(env=env, http_client=http))
         result = await run.wait()
         slower_side = max((result.routed, result.baseline), key=lambda r: r.total_ms or 0)
         in_run.append(result.wall_ms / slower_side.total_ms)
         if i < max(5, n // 4):
             plan = d.cell if slower_side.side == "routed" else table.baseline
-            solo = await run_side_result(slower_side.side, plan, d.prompt, table, env=env,
-                                         http_client=http)
+            solo = await run_side_result(
+                slower_side.side, plan, d.prompt, table, RunOptions(env=env, http_client=http)
+            )
             alone.append(result.wall_ms / solo.total_ms)
     print(f"  {label}: pair wall / slower side in the same run:  {summary(in_run)}")
     print(f"  {label}: pair wall / slower side run alone:        {summary(alone)}")

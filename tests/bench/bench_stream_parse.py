@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import httpx  # noqa: E402
 
 from tui.router.providers.base import Message, Request  # noqa: E402
-from tui.router.providers.openai_compat import OpenAICompatClient, loads_chunk  # noqa: E402
+from tui.router.providers.http import loads_chunk  # noqa: E402
+from tui.router.providers.openai_compat import OpenAICompatClient  # noqa: E402
 from tui.router.providers.sse import SSEParser  # noqa: E402
 from tui.router.types import TextDelta, Timeouts  # noqa: E402
 

@@ -34,11 +34,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from tui.router import settings
 from tui.router.sanitize import env_secrets, redact
 from tui.router.types import AttemptSummary, PairResult, RunResult
 
-ENV_VAR = "ROUTEDECK_LOG"
-FILE_NAME = "runs.sqlite3"
+ENV_VAR = settings.LOG
+FILE_NAME = settings.LOG_FILE_NAME
 BUSY_TIMEOUT_MS = 10_000
 _BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 # Result codes that mean the file itself is bad: not a database, or a damaged one.
@@ -142,13 +143,8 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def default_path() -> Path:
-    """``$ROUTEDECK_LOG`` if set, else ``runs.sqlite3`` in the user's data folder."""
-    env = os.environ.get(ENV_VAR)
-    if env:
-        return Path(env).expanduser()
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir("routedeck")) / FILE_NAME
+    """``$ROUTEDECK_LOG`` if set (not empty), else ``runs.sqlite3`` in the user's data folder."""
+    return settings.log_path()
 
 
 @dataclass(frozen=True)

@@ -16,30 +16,13 @@ is ignored. ``Finished.reason`` is Anthropic's ``stop_reason`` as sent (``end_tu
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import Sequence
 from typing import Any
 
+from tui.router.providers import http
 from tui.router.providers.base import Request
-from tui.router.providers.openai_compat import (
-    USER_AGENT,
-    CallFailed,
-    HttpClientSource,
-    KeyedClient,
-    SSEExchange,
-    clip,
-    error_detail,
-    estimate_tokens,
-    loads_chunk,
-)
-from tui.router.types import (
-    Finished,
-    ProviderEvent,
-    Started,
-    StreamError,
-    TextDelta,
-    Timeouts,
-    UsageReport,
-)
+from tui.router.providers.sse import SSEEvent
+from tui.router.types import TextDelta
 
 __all__ = ["ANTHROPIC_VERSION", "AnthropicClient"]
 
@@ -54,25 +37,25 @@ _USAGE_KEYS = (
 )
 
 
-class AnthropicClient(KeyedClient):
+class AnthropicClient(http.SSEClient):
     """Streams Anthropic Messages as ProviderEvents (see the module docstring)."""
+
+    end_marker = "message_stop"
 
     def __init__(
         self,
         base_url: str,
         api_key: str | None,
         *,
-        http_client: HttpClientSource = None,
+        http_client: http.HttpClientSource = None,
         provider_name: str = "anthropic",
         default_max_tokens: int = DEFAULT_MAX_TOKENS,
         anthropic_version: str = ANTHROPIC_VERSION,
     ) -> None:
+        super().__init__(api_key, http_client, provider_name)
         base = base_url.rstrip("/")
         # The SDK convention is a base without /v1; accept one with it too.
         self.base_url = base[:-3] if base.endswith("/v1") else base
-        self.provider_name = provider_name
-        self._api_key = api_key or None
-        self._http = http_client
         self.default_max_tokens = default_max_tokens
         self.anthropic_version = anthropic_version
 
@@ -80,16 +63,14 @@ class AnthropicClient(KeyedClient):
     def url(self) -> str:
         return f"{self.base_url}/v1/messages"
 
-    def _headers(self) -> dict[str, str]:
-        headers = {
-            "content-type": "application/json",
-            "accept": "text/event-stream",
-            "user-agent": USER_AGENT,
-            "anthropic-version": self.anthropic_version,
-        }
+    def _auth_headers(self) -> dict[str, str]:
+        headers = {"anthropic-version": self.anthropic_version}
         if self._api_key:
             headers["x-api-key"] = self._api_key
         return headers
+
+    def _label(self, request: Request) -> str:
+        return f"{self.provider_name}/{request.model}"
 
     def build_body(self, request: Request) -> dict[str, Any]:
         system = [m.content for m in request.messages if m.role == "system"]
@@ -109,107 +90,86 @@ class AnthropicClient(KeyedClient):
             body["temperature"] = request.temperature
         return body
 
-    async def stream(self, request: Request, timeouts: Timeouts) -> AsyncIterator[ProviderEvent]:
-        secrets = self._secrets()
-        name = self.provider_name
-        exchange = SSEExchange(self._http, name, timeouts)
-        usage: dict[str, int] = {}
-        out_chars = 0
-        stop_reason: str | None = None
-        stopped = False
+    def _parser(self, request: Request, exchange: http.SSEExchange) -> _EventParser:
+        return _EventParser(self.provider_name, exchange)
+
+
+class _EventParser:
+    """Reads one response's events (see :class:`~tui.router.providers.http.StreamParser`)."""
+
+    __slots__ = ("_name", "_exchange", "_usage", "done", "finish", "out_chars")
+
+    def __init__(self, name: str, exchange: http.SSEExchange) -> None:
+        self._name = name
+        self._exchange = exchange
+        self._usage: dict[str, int] = {}
+        self.done = False  # message_stop came
+        self.finish: str | None = None  # stop_reason
+        self.out_chars = 0
+
+    @property
+    def complete(self) -> bool:
+        return self.done
+
+    def usage(self) -> tuple[int, int, int] | None:
+        usage = self._usage
+        if not usage:
+            return None
+        cache_read = usage.get("cache_read_input_tokens", 0)
+        total_in = (
+            usage.get("input_tokens", 0) + cache_read + usage.get("cache_creation_input_tokens", 0)
+        )
+        return total_in, usage.get("output_tokens", 0), cache_read
+
+    def _text(self, text: str) -> Sequence[TextDelta]:
+        self._exchange.mark_first_token()
+        self.out_chars += len(text)
+        return (TextDelta(t=time.perf_counter(), text=text),)
+
+    def feed(self, event: SSEEvent) -> Sequence[TextDelta]:
+        name = self._name
+        if event.event == "ping" or not event.data:
+            return http.NO_TEXT
         try:
-            try:
-                await exchange.open(self.url, self._headers(), self.build_body(request))
-            except CallFailed as failure:
-                yield failure.to_event(secrets)
-                return
-            yield Started(t=time.perf_counter(), model=f"{name}/{request.model}", simulated=False)
-            try:
-                while True:
-                    event = await exchange.next_event()
-                    if event is None:
-                        break
-                    if event.event == "ping" or not event.data:
-                        continue
-                    try:
-                        data = loads_chunk(event.data)
-                    except ValueError:
-                        raise CallFailed(
-                            "protocol",
-                            f"malformed JSON in a {event.event or 'nameless'} event from {name}: "
-                            f"{clip(event.data, 120)}",
-                        ) from None
-                    if not isinstance(data, dict):
-                        raise CallFailed(
-                            "protocol", f"unexpected event from {name}: {clip(event.data, 120)}"
-                        )
-                    kind = event.event or str(data.get("type", ""))
-                    if kind == "content_block_delta":
-                        delta = data.get("delta") or {}
-                        if delta.get("type") == "text_delta" and delta.get("text"):
-                            exchange.mark_first_token()
-                            out_chars += len(delta["text"])
-                            yield TextDelta(t=time.perf_counter(), text=delta["text"])
-                        elif delta.get("type") == "thinking_delta":
-                            exchange.mark_first_token()  # tokens are flowing, just not text
-                    elif kind == "content_block_start":
-                        block = data.get("content_block") or {}
-                        if block.get("type") == "text" and block.get("text"):
-                            exchange.mark_first_token()
-                            out_chars += len(block["text"])
-                            yield TextDelta(t=time.perf_counter(), text=block["text"])
-                    elif kind == "message_start":
-                        _overwrite(usage, (data.get("message") or {}).get("usage"))
-                    elif kind == "message_delta":
-                        exchange.mark_first_token()
-                        _overwrite(usage, data.get("usage"))
-                        reason = (data.get("delta") or {}).get("stop_reason")
-                        if reason:
-                            stop_reason = str(reason)
-                    elif kind == "message_stop":
-                        stopped = True
-                        exchange.completed()
-                        break
-                    elif kind == "error":
-                        raise CallFailed(
-                            "stream",
-                            f"error event in the stream from {name}: {error_detail(event.data)}",
-                        )
-                    # content_block_stop, and event types this client does not know: nothing.
-            except CallFailed as failure:
-                yield failure.to_event(secrets)
-                return
-            if not stopped:
-                yield StreamError(
-                    t=time.perf_counter(),
-                    kind="stream",
-                    message=f"the stream from {name} ended before message_stop",
-                )
-                return
-            now = time.perf_counter()
-            if usage:
-                cache_read = usage.get("cache_read_input_tokens", 0)
-                total_in = (
-                    usage.get("input_tokens", 0)
-                    + cache_read
-                    + usage.get("cache_creation_input_tokens", 0)
-                )
-                yield UsageReport(
-                    t=now,
-                    input_tokens=total_in,
-                    output_tokens=usage.get("output_tokens", 0),
-                    cached_tokens=cache_read,
-                )
-            else:
-                yield UsageReport(
-                    t=now,
-                    input_tokens=estimate_tokens(sum(len(m.content) for m in request.messages)),
-                    output_tokens=estimate_tokens(out_chars),
-                    estimated=True,
-                )
-            yield Finished(t=time.perf_counter(), reason=stop_reason or "end")
-        finally:
-            await exchange.aclose()
+            data = http.loads_chunk(event.data)
+        except ValueError:
+            raise http.CallFailed(
+                "protocol",
+                f"malformed JSON in a {event.event or 'nameless'} event from {name}: "
+                f"{http.clip(event.data, 120)}",
+            ) from None
+        if not isinstance(data, dict):
+            raise http.CallFailed(
+                "protocol", f"unexpected event from {name}: {http.clip(event.data, 120)}"
+            )
+        kind = event.event or str(data.get("type", ""))
+        if kind == "content_block_delta":
+            delta = data.get("delta") or {}
+            if delta.get("type") == "text_delta" and delta.get("text"):
+                return self._text(delta["text"])
+            if delta.get("type") == "thinking_delta":
+                self._exchange.mark_first_token()  # tokens are flowing, just not text
+        elif kind == "content_block_start":
+            block = data.get("content_block") or {}
+            if block.get("type") == "text" and block.get("text"):
+                return self._text(block["text"])
+        elif kind == "message_start":
+            _overwrite(self._usage, (data.get("message") or {}).get("usage"))
+        elif kind == "message_delta":
+            self._exchange.mark_first_token()
+            _overwrite(self._usage, data.get("usage"))
+            reason = (data.get("delta") or {}).get("stop_reason")
+            if reason:
+                self.finish = str(reason)
+        elif kind == "message_stop":
+            self.done = True
+            self._exchange.completed()
+        elif kind == "error":
+            raise http.CallFailed(
+                "stream", f"error event in the stream from {name}: {http.error_detail(event.data)}"
+            )
+        # content_block_stop, and event types this client does not know: nothing.
+        return http.NO_TEXT
 
 
 def _overwrite(usage: dict[str, int], report: Any) -> None:

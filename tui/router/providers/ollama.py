@@ -6,7 +6,7 @@ import asyncio
 
 import httpx
 
-from tui.router.providers.openai_compat import ssl_context
+from tui.router.providers.http import ssl_context
 
 __all__ = ["list_ollama_models"]
 

@@ -21,7 +21,7 @@ else from its price tier (see ``simulated.py``). ``ROUTEDECK_SIM_SPEED=20`` make
 model 20 times faster (for demos and end-to-end tests).
 
 Real clients share one ``httpx.AsyncClient`` per event loop (connection reuse across calls),
-created on first use inside that loop (``openai_compat.shared_http_client``, re-exported here);
+created on first use inside that loop (``http.shared_http_client``, re-exported here);
 ``await aclose_shared_http_client()`` closes the running loop's one at shutdown. Pass
 ``http_client=`` to use your own instead.
 """
@@ -36,13 +36,11 @@ from dataclasses import dataclass
 
 import httpx
 
+from tui.router import settings
 from tui.router.providers.anthropic import AnthropicClient
 from tui.router.providers.base import ProviderClient, Request
-from tui.router.providers.openai_compat import (
-    OpenAICompatClient,
-    aclose_shared_http_client,
-    shared_http_client,
-)
+from tui.router.providers.http import aclose_shared_http_client, shared_http_client
+from tui.router.providers.openai_compat import OpenAICompatClient
 from tui.router.providers.simulated import SimulatedClient
 from tui.router.types import ProviderEvent, RoutingTable, StreamError, Timeouts
 
@@ -55,9 +53,8 @@ __all__ = [
     "simulation_forced",
 ]
 
-SIMULATE_ENV = "ROUTEDECK_SIMULATE"
-SIM_SPEED_ENV = "ROUTEDECK_SIM_SPEED"
-_TRUE = frozenset({"1", "true", "yes", "on"})
+SIMULATE_ENV = settings.SIMULATE
+SIM_SPEED_ENV = settings.SIM_SPEED
 
 
 @dataclass(frozen=True)
@@ -77,8 +74,7 @@ def base_url_env_var(provider_name: str) -> str:
 
 
 def simulation_forced(env: Mapping[str, str] | None = None) -> bool:
-    env = os.environ if env is None else env
-    return env.get(SIMULATE_ENV, "").strip().lower() in _TRUE
+    return settings.simulate(env)
 
 
 def resolve_client(
@@ -125,7 +121,7 @@ def resolve_client(
         client: ProviderClient = SimulatedClient(
             table.profiles.get(model_id),
             model_id,
-            speed=_sim_speed(env),
+            speed=settings.sim_speed(env),
             price_provider=provider.price_provider or provider_name,
         )
         return ResolvedModel(client, model_id, provider_model, True, why, provider_name)
@@ -146,14 +142,6 @@ def resolve_client(
             base_url, key or None, http_client=http_client, provider_name=provider_name
         )
     return ResolvedModel(client, model_id, provider_model, False, None, provider_name)
-
-
-def _sim_speed(env: Mapping[str, str]) -> float:
-    try:
-        speed = float(env.get(SIM_SPEED_ENV, "") or 1.0)
-    except ValueError:
-        return 1.0
-    return speed if speed > 0 else 1.0
 
 
 class _ConfigErrorClient:

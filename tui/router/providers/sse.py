@@ -21,6 +21,16 @@ Where it departs from the letter of the spec, on purpose: an event with an ``eve
 data is still dispatched (with ``data == ""``), and :meth:`SSEParser.close` dispatches a final
 event whose lines were complete but whose blank line never came. A half-received last line is
 always dropped: it may be a truncated JSON document.
+
+Why not httpx-sse (0.4.3, measured December 2026 on the OpenAI-shaped 100,000-token stream of
+``tests/bench/bench_stream_parse.py`` in 4 KiB pieces, CPU time, best of 5): its decoders (UTF-8
+decode, line splitting, field parsing) do ~355,000-420,000 events/s against this parser's
+~720,000; and on our own cases it differs where it matters: it drops a last event whose blank
+line never came (``event: ping``/``data: {}`` at the end, or ``data: x`` ending on CR), does not
+strip a byte order mark before a first ``data:`` line (the event is lost), and after an ``id:``
+dispatches an empty event for every extra blank line. Its import is ~0.9 ms cheaper, which does
+not matter next to httpx. Same results on the rest (our SSE_SAMPLE at every chunking,
+truncated last line, invalid or split UTF-8).
 """
 
 from __future__ import annotations

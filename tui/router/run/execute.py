@@ -15,6 +15,9 @@ wait until every connection is closed), cancelling the task that iterates, or le
 connections close, each side ends with ``AttemptEnded(outcome="cancelled", final=True)``, the
 iteration ends, and ``run.result`` describes what had happened until then (errors "cancelled").
 ``await run.wait()`` runs to the end without looking at events and returns the PairResult.
+How the models are called (environment, simulation, httpx client, resolver, timeouts,
+max_tokens, retry sleep) is one :class:`RunOptions`: ``run_pair(decision, table,
+RunOptions(env=env, force_simulated=True))``.
 The answer shown for a side is ``run.metrics[side].text`` (TextDeltas of an attempt that later
 failed are not part of it: they end up in ``discarded_text``).
 
@@ -50,11 +53,12 @@ hedge race ever streams ``TextDelta`` events.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tui.router.providers.base import Message, ProviderClient, Request
 from tui.router.run.metrics import LiveMetrics, short_error
@@ -76,7 +80,19 @@ from tui.router.types import (
     Timeouts,
 )
 
-__all__ = ["PairRun", "Resolver", "SidePlan", "plan_of", "run_pair", "run_side", "run_side_result"]
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = [
+    "PairRun",
+    "Resolver",
+    "RunOptions",
+    "SidePlan",
+    "plan_of",
+    "run_pair",
+    "run_side",
+    "run_side_result",
+]
 
 # How long a cancelled attempt may take to close its connection before we stop waiting for it.
 CLOSE_WAIT_S = 2.0
@@ -85,15 +101,73 @@ RETRY_BACKOFF_S = 0.5
 
 
 class _Resolved(Protocol):
-    client: ProviderClient
-    model_id: str
-    provider_model: str
-    simulated: bool
+    """What a resolver returns (the registry's frozen ResolvedModel, or a test's stand-in)."""
+
+    @property
+    def client(self) -> ProviderClient: ...
+
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def provider_model(self) -> str: ...
+
+    @property
+    def simulated(self) -> bool: ...
 
 
 # model id -> the client to call it with (the registry's resolve_client, bound to a table/env).
 Resolver = Callable[[str], _Resolved]
 Sleep = Callable[[float], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run calls its models; the same for every side of it (and every entry point:
+    :func:`run_pair`, :class:`PairRun`, :func:`run_side`, :func:`run_side_result`).
+
+    ``env`` (None: ``os.environ``, read when the run is made) is where keys are read;
+    ``force_simulated`` runs every model simulated; ``http_client`` replaces the event loop's
+    shared httpx client; ``resolver`` replaces the registry altogether (tests); ``timeouts``
+    replaces the table's; ``max_tokens`` caps every answer; ``sleep`` is how retry waits are
+    made (tests pass one that does not wait).
+    """
+
+    env: Mapping[str, str] | None = None
+    force_simulated: bool = False
+    http_client: httpx.AsyncClient | None = None
+    resolver: Resolver | None = None
+    timeouts: Timeouts | None = None
+    max_tokens: int | None = None
+    sleep: Sleep = asyncio.sleep
+
+
+DEFAULT_OPTIONS = RunOptions()
+
+
+@dataclass(frozen=True)
+class _SideContext:
+    """What every side of one run shares, resolved from its RunOptions and table."""
+
+    resolve: Resolver
+    timeouts: Timeouts
+    sleep: Sleep
+    max_tokens: int | None
+    secrets: tuple[str, ...]
+
+    @classmethod
+    def of(cls, options: RunOptions, table: RoutingTable) -> _SideContext:
+        env = os.environ if options.env is None else options.env
+        resolve = options.resolver or _registry_resolver(
+            table, env, options.force_simulated, options.http_client
+        )
+        return cls(
+            resolve=resolve,
+            timeouts=options.timeouts or table.timeouts,
+            sleep=options.sleep,
+            max_tokens=options.max_tokens,
+            secrets=configured_secrets(env, table),
+        )
 
 
 @dataclass(frozen=True)
@@ -137,7 +211,10 @@ def plan_of(
 
 
 def _registry_resolver(
-    table: RoutingTable, env: Mapping[str, str], force_simulated: bool, http_client: Any
+    table: RoutingTable,
+    env: Mapping[str, str],
+    force_simulated: bool,
+    http_client: httpx.AsyncClient | None,
 ) -> Resolver:
     from tui.router.providers.registry import resolve_client
 
@@ -186,23 +263,18 @@ class _SideRunner:
         side: Side,
         plan: SidePlan,
         prompt: str,
-        *,
-        resolve: Resolver,
+        context: _SideContext,
         emit: Callable[[RunEvent], None],
-        timeouts: Timeouts,
-        sleep: Sleep,
-        max_tokens: int | None,
-        secrets: tuple[str, ...],
     ) -> None:
         self.side: Side = side
         self.plan = plan
         self.prompt = prompt
-        self.resolve = resolve
         self.emit = emit
-        self.timeouts = timeouts
-        self.sleep = sleep
-        self.max_tokens = max_tokens
-        self.secrets = secrets
+        self.resolve = context.resolve
+        self.timeouts = context.timeouts
+        self.sleep = context.sleep
+        self.max_tokens = context.max_tokens
+        self.secrets = context.secrets
         self.attempts: list[_Attempt] = []
         self.inbox: asyncio.Queue[tuple[_Attempt, Any]] = asyncio.Queue()
         self.hedge_at: float | None = None
@@ -478,27 +550,16 @@ class _MergedRun:
         plans: dict[Side, SidePlan],
         prompt: str,
         table: RoutingTable,
-        *,
-        env: Mapping[str, str] | None,
-        force_simulated: bool,
-        http_client: Any,
-        resolver: Resolver | None,
-        timeouts: Timeouts | None,
-        max_tokens: int | None,
-        sleep: Sleep,
+        options: RunOptions = DEFAULT_OPTIONS,
     ) -> None:
-        env = os.environ if env is None else env
         self.plans = plans
         self.prompt = prompt
         self.table = table
+        self.options = options
         self.metrics: dict[Side, LiveMetrics] = {
             s: LiveMetrics(s, prompt, table=table) for s in plans
         }
-        self._resolve = resolver or _registry_resolver(table, env, force_simulated, http_client)
-        self._secrets = configured_secrets(env, table)
-        self._timeouts = timeouts or table.timeouts
-        self._max_tokens = max_tokens
-        self._sleep = sleep
+        self._context = _SideContext.of(options, table)
         self._queue: asyncio.Queue[RunEvent | _SideDone] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._iterated = False
@@ -514,14 +575,10 @@ class _MergedRun:
             return
         self._t0 = time.perf_counter()
         for side, plan in self.plans.items():
-            runner = _SideRunner(
-                side, plan, self.prompt, resolve=self._resolve, emit=self._queue.put_nowait,
-                timeouts=self._timeouts, sleep=self._sleep, max_tokens=self._max_tokens,
-                secrets=self._secrets,
-            )
+            runner = _SideRunner(side, plan, self.prompt, self._context, self._queue.put_nowait)
             task = asyncio.create_task(runner.run(), name=f"routedeck-{side}")
             # A done callback, not a finally: a task cancelled before its first step never runs.
-            task.add_done_callback(lambda t, side=side: self._side_done(side, t))
+            task.add_done_callback(functools.partial(self._side_done, side))
             self._tasks.append(task)
 
     def _side_done(self, side: Side, task: asyncio.Task[None]) -> None:
@@ -619,26 +676,16 @@ class PairRun(_MergedRun):
         self,
         decision: Decision,
         table: RoutingTable,
+        options: RunOptions = DEFAULT_OPTIONS,
         *,
         baseline: Cell | Baseline | SidePlan | str | tuple[str, ...] | None = None,
         model: str | None = None,
-        env: Mapping[str, str] | None = None,
-        force_simulated: bool = False,
-        http_client: Any = None,
-        resolver: Resolver | None = None,
-        timeouts: Timeouts | None = None,
-        max_tokens: int | None = None,
-        sleep: Sleep = asyncio.sleep,
     ) -> None:
         plans: dict[Side, SidePlan] = {
             "routed": plan_of(decision.cell, model),
             "baseline": plan_of(baseline if baseline is not None else table.baseline),
         }
-        super().__init__(
-            plans, decision.prompt, table, env=env, force_simulated=force_simulated,
-            http_client=http_client, resolver=resolver, timeouts=timeouts,
-            max_tokens=max_tokens, sleep=sleep,
-        )
+        super().__init__(plans, decision.prompt, table, options)
         self.decision = decision
         self.result: PairResult | None = None
 
@@ -674,29 +721,18 @@ def with_classification_cost(routed: RunResult, decision: Decision) -> RunResult
 def run_pair(
     decision: Decision,
     table: RoutingTable,
+    options: RunOptions = DEFAULT_OPTIONS,
     *,
     baseline: Cell | Baseline | SidePlan | str | tuple[str, ...] | None = None,
     model: str | None = None,
-    env: Mapping[str, str] | None = None,
-    force_simulated: bool = False,
-    http_client: Any = None,
-    resolver: Resolver | None = None,
-    timeouts: Timeouts | None = None,
-    max_tokens: int | None = None,
-    sleep: Sleep = asyncio.sleep,
 ) -> PairRun:
     """A :class:`PairRun` of ``decision``: the routed side (``decision.cell``, its primary
-    replaced by ``model`` if given) against the baseline (``table.baseline`` unless given).
+    replaced by ``model`` if given) against the baseline (``table.baseline`` unless given),
+    its models called as ``options`` says (:class:`RunOptions`).
 
     Iterating the returned object (``async for ev in run_pair(...)``) starts both sides.
-    ``env`` (default ``os.environ``) is where keys are read; ``force_simulated`` runs every model
-    simulated; ``resolver`` replaces the registry (tests); ``sleep`` is how retry waits are made.
     """
-    return PairRun(
-        decision, table, baseline=baseline, model=model, env=env,
-        force_simulated=force_simulated, http_client=http_client, resolver=resolver,
-        timeouts=timeouts, max_tokens=max_tokens, sleep=sleep,
-    )
+    return PairRun(decision, table, options, baseline=baseline, model=model)
 
 
 async def run_side(
@@ -704,24 +740,14 @@ async def run_side(
     cell_or_models: Cell | Baseline | SidePlan | str | tuple[str, ...],
     prompt: str,
     table: RoutingTable,
+    options: RunOptions = DEFAULT_OPTIONS,
     *,
-    env: Mapping[str, str] | None = None,
-    force_simulated: bool = False,
     model_override: str | None = None,
-    http_client: Any = None,
-    resolver: Resolver | None = None,
-    timeouts: Timeouts | None = None,
-    max_tokens: int | None = None,
-    sleep: Sleep = asyncio.sleep,
 ) -> AsyncIterator[RunEvent]:
     """One side alone: its RunEvents as they happen. Fold them into a
     :class:`~tui.router.run.metrics.LiveMetrics` to get figures and, at the end, the RunResult
     (or use :func:`run_side_result`). Closing or cancelling the iteration stops the side."""
-    run = _MergedRun(
-        {side: plan_of(cell_or_models, model_override)}, prompt, table, env=env,
-        force_simulated=force_simulated, http_client=http_client, resolver=resolver,
-        timeouts=timeouts, max_tokens=max_tokens, sleep=sleep,
-    )
+    run = _MergedRun({side: plan_of(cell_or_models, model_override)}, prompt, table, options)
     async with run:
         async for ev in run.events():
             yield ev
@@ -732,24 +758,13 @@ async def run_side_result(
     cell_or_models: Cell | Baseline | SidePlan | str | tuple[str, ...],
     prompt: str,
     table: RoutingTable,
-    **kwargs: Any,
+    options: RunOptions = DEFAULT_OPTIONS,
+    *,
+    model_override: str | None = None,
 ) -> RunResult:
     """Run one side to its end and return its RunResult."""
-    override = kwargs.pop("model_override", None)
-    run = _MergedRun({side: plan_of(cell_or_models, override)}, prompt, table, **_defaults(kwargs))
+    run = _MergedRun({side: plan_of(cell_or_models, model_override)}, prompt, table, options)
     async with run:
         async for _ in run.events():
             pass
     return run.metrics[side].result()
-
-
-def _defaults(kwargs: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "env": None, "force_simulated": False, "http_client": None, "resolver": None,
-        "timeouts": None, "max_tokens": None, "sleep": asyncio.sleep,
-    }
-    unknown = set(kwargs) - set(out)
-    if unknown:
-        raise TypeError(f"unexpected arguments: {sorted(unknown)}")
-    out.update(kwargs)
-    return out

@@ -372,7 +372,7 @@ async def judge_pair(
 ) -> Judgement:
     """Judge a finished run: both orders at once. Never raises for a failed call (it becomes
     ``error``); a judge that cannot run comes back with ``ran=False`` and the reason."""
-    from tui.router.run.execute import SidePlan, run_side_result
+    from tui.router.run.execute import RunOptions, SidePlan, run_side_result
 
     primary, fallback, why = judge_plan(
         table, model=model, env=env, force_simulated=force_simulated
@@ -388,15 +388,16 @@ async def judge_pair(
         "A": judge_prompt(instructions, pair.decision.prompt, routed, baseline),
         "B": judge_prompt(instructions, pair.decision.prompt, baseline, routed),
     }
+    options = RunOptions(
+        env=env, force_simulated=force_simulated, http_client=http_client, max_tokens=max_tokens
+    )
     started = time.perf_counter()
     results = await asyncio.gather(*(
-        run_side_result(
-            "baseline", plan, prompts[order], table, env=env, force_simulated=force_simulated,
-            http_client=http_client, max_tokens=max_tokens,
-        )
+        run_side_result("baseline", plan, prompts[order], table, options)
         for order in ("A", "B")
     ))
-    orders = [_order_from(r, order) for r, order in zip(results, ("A", "B"), strict=True)]
+    both: tuple[Literal["A", "B"], ...] = ("A", "B")
+    orders = [_order_from(r, order) for r, order in zip(results, both, strict=True)]
     if any(r.simulated for r in results):  # never a simulated verdict, whatever happened
         return not_run(primary, f"judge {primary} not run: its answer was simulated")
     secrets = configured_secrets(env, table)

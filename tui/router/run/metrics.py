@@ -33,6 +33,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Literal
 
 from tui.router.cost.pricing import cost_usd
 from tui.router.run.token_floor import TokenFloor, token_floor
@@ -483,7 +484,7 @@ class LiveMetrics:
         )
 
     @property
-    def status(self) -> str:
+    def status(self) -> Literal["ok", "failed", "cancelled"]:
         """How the side ended: "ok", "failed" or "cancelled" ("ok" while it runs)."""
         if self.cancelled:
             return "cancelled"

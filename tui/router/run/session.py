@@ -154,7 +154,7 @@ class Session:
         import importlib
 
         from tui.router.cost.pricing import preload
-        from tui.router.providers.openai_compat import ssl_context
+        from tui.router.providers.http import ssl_context
 
         # httpx imports its transport (httpcore, h11) and anyio's asyncio backend only when the
         # first connection opens.
@@ -169,15 +169,14 @@ class Session:
 
     def start(self, decision: Decision, *, model: str | None = None, baseline: str | None = None):
         """Start the routed run and the baseline run in parallel; returns the engine's PairRun."""
-        from tui.router.run.execute import run_pair
+        from tui.router.run.execute import RunOptions, run_pair
 
         return run_pair(
             decision,
             self.table,
+            RunOptions(env=self.env, force_simulated=self.force_simulated),
             model=model,
             baseline=baseline,
-            env=self.env,
-            force_simulated=self.force_simulated,
         )
 
     @property
