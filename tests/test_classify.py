@@ -18,6 +18,8 @@ import pytest
 
 from tui.router.classifier import classify as C
 from tui.router.classifier import features as F
+from tui.router.classifier import split as S
+from tui.router.classifier import words as W
 from tui.router.types import (
     Baseline,
     Cell,
@@ -539,7 +541,7 @@ def test_featurizer_bounds_work_on_huge_input():
 
 
 def test_split_separates_instruction_from_pasted_material():
-    s = F.split_prompt(F.clean(
+    s = S.split_prompt(F.clean(
         "Here is an email from my landlord:\n\n"
         "Dear tenant, the rent will increase by 5% from next month as discussed before.\n\n"
         "Write a polite reply asking for the increase to be delayed?"
@@ -549,13 +551,13 @@ def test_split_separates_instruction_from_pasted_material():
     assert [p.how for p in s.passages] == ["colon"]
     assert "rent will increase" in s.passages[0].text
 
-    s = F.split_prompt(F.clean("why does this fail?\n```python\ndef f(:\n    pass\n```"))
+    s = S.split_prompt(F.clean("why does this fail?\n```python\ndef f(:\n    pass\n```"))
     assert s.instruction == ["why does this fail?"]
     assert (s.passages[0].how, s.passages[0].kind, s.passages[0].label) == (
         "fence", "code", "python"
     )
 
-    s = F.split_prompt(F.clean("Text: Alice met Bob in Paris in 1999 and they founded Acme.\n\n"
+    s = S.split_prompt(F.clean("Text: Alice met Bob in Paris in 1999 and they founded Acme.\n\n"
                                "Question: who founded Acme?"))
     assert s.instruction == ["who founded Acme?"]
     assert s.passages[0].label == "text"
@@ -564,11 +566,11 @@ def test_split_separates_instruction_from_pasted_material():
 def test_a_paragraph_then_a_short_question_about_it_is_reading_comprehension():
     text = ("Lake Baikal in Siberia is the deepest lake on Earth, reaching 1,642 metres, and holds"
             " about a fifth of the world's unfrozen fresh water. It is home to the nerpa seal.")
-    s = F.split_prompt(F.clean(text + "\n\nHow deep is the lake?"))
+    s = S.split_prompt(F.clean(text + "\n\nHow deep is the lake?"))
     assert s.instruction == ["How deep is the lake?"]
     assert [(p.how, p.text) for p in s.passages] == [("para", text)]
     # Two paragraphs that both ask stay instruction.
-    s = F.split_prompt(F.clean("I'm hosting ten people on Saturday and my oven is broken, so what"
+    s = S.split_prompt(F.clean("I'm hosting ten people on Saturday and my oven is broken, so what"
                                " can I cook on two hobs? Nothing too fancy please.\n\nAny ideas?"))
     assert not s.passages
 
@@ -580,11 +582,11 @@ def test_a_short_ask_then_paragraphs_that_ask_nothing_makes_them_material():
                " or usual care for 18 months. Systolic pressure fell by 6.1 mmHg in the diet group"
                " and 1.2 mmHg with usual care; adherence was 71%.")
     for ask in ("tl;dr", "what's the sample size and the main result? no time to read it all"):
-        s = F.split_prompt(F.clean(ask + "\n\n" + article))
+        s = S.split_prompt(F.clean(ask + "\n\n" + article))
         assert s.instruction == [ask]
         assert [(p.how, p.text) for p in s.passages] == [("para", article)]
     # A paragraph that asks something stays instruction ("can you ..." after a short ask).
-    s = F.split_prompt(F.clean("Write a cover letter.\n\nCan you mention that I led a team of"
+    s = S.split_prompt(F.clean("Write a cover letter.\n\nCan you mention that I led a team of"
                                " five nurses for three years and that I speak Spanish? Keep it"
                                " under 300 words please."))
     assert not s.passages
@@ -592,7 +594,7 @@ def test_a_short_ask_then_paragraphs_that_ask_nothing_makes_them_material():
     setup = ("Let's roleplay. You are Bram, a grumpy innkeeper in a small fantasy village. I'm a"
              " traveler who walked in soaked from the storm with two silver coins. Stay in"
              " character no matter what.")
-    s = F.split_prompt(F.clean(setup + "\n\n*shakes off the rain* Evening. Got a room?"))
+    s = S.split_prompt(F.clean(setup + "\n\n*shakes off the rain* Evening. Got a room?"))
     assert s.instruction[0] == setup and not s.passages
 
 
@@ -601,7 +603,7 @@ def test_a_plain_line_above_pasted_code_is_the_ask():
     working', 'why', 'what does this do' with no question mark) is the ask, not code."""
     code = "func main() {\n    ch := make(chan int)\n    go func() { ch <- 1 }()\n}"
     for ask in ("why", "its not working", "what does this do", "help?"):
-        s = F.split_prompt(F.clean(ask + "\n" + code))
+        s = S.split_prompt(F.clean(ask + "\n" + code))
         assert s.instruction == [ask]
         assert [(p.how, p.kind) for p in s.passages] == [("structured", "code")]
 
@@ -610,19 +612,19 @@ def test_go_code_is_code_and_a_one_line_summarize_pastes_its_text():
     # Go indents with tabs: that is code, not a tab-separated table.
     go = "func (s *Server) get(w http.ResponseWriter, r *http.Request) {\n\tid := r.URL.Query()"
     go += ".Get(\"id\")\n\tif id == \"\" {\n\t\treturn\n\t}\n}"
-    s = F.split_prompt(F.clean("Can you review this Go handler?\n\n" + go))
+    s = S.split_prompt(F.clean("Can you review this Go handler?\n\n" + go))
     assert [p.kind for p in s.passages] == ["code"]
-    s = F.split_prompt(F.clean("Which city is oldest?\n\nname\tfounded\nRome\t753 BC\nParis\t250 BC"))
+    s = S.split_prompt(F.clean("Which city is oldest?\n\nname\tfounded\nRome\t753 BC\nParis\t250 BC"))
     assert [p.kind for p in s.passages] == ["table"]
     # "summarize: <text>" on one line: the text is material.
-    s = F.split_prompt(F.clean("summarize: The new firmware adds a vacation mode, fixes the bug"
+    s = S.split_prompt(F.clean("summarize: The new firmware adds a vacation mode, fixes the bug"
                                " where the display froze after a power cut, and improves Wi-Fi."))
     assert s.instruction == ["summarize:"]
     assert [p.how for p in s.passages] == ["inline"]
 
 
 def test_a_question_line_ends_labelled_material_in_the_same_paragraph():
-    s = F.split_prompt(F.clean("Reference: The vault opened in 2008 and keeps seeds at minus 18"
+    s = S.split_prompt(F.clean("Reference: The vault opened in 2008 and keeps seeds at minus 18"
                                " degrees.\nQuestion: How cold is it kept?"))
     assert s.instruction == ["How cold is it kept?"]
     assert [(p.how, p.label) for p in s.passages] == [("label", "reference")]
@@ -638,11 +640,11 @@ def test_a_letter_after_a_question_about_it_is_material_though_it_asks_things():
         "Hi team, can you all send me your slides by Friday? I need them for the review.",
         "Can you send me the invoice again? I need it for my taxes.\nThanks,\nPriya",
     ):
-        s = F.split_prompt(F.clean("Who wrote this email and what do they want?\n\n" + letter))
+        s = S.split_prompt(F.clean("Who wrote this email and what do they want?\n\n" + letter))
         assert s.instruction == ["Who wrote this email and what do they want?"]
         assert [p.text for p in s.passages] == [letter]
     # A closing ask stays the ask, thanks and all.
-    s = F.split_prompt(F.clean("Here is the email:\n\nThe meeting moves to 3pm on Monday in room"
+    s = S.split_prompt(F.clean("Here is the email:\n\nThe meeting moves to 3pm on Monday in room"
                                " 4B, and lunch is provided.\n\nCan you summarise it? Thanks so much"))
     assert s.instruction[-1] == "Can you summarise it? Thanks so much"
 
@@ -955,11 +957,11 @@ def test_a_table_with_two_task_types_trains_and_predicts(tmp_path):
 
 
 def test_accents_fold_to_their_base_letters_and_other_scripts_are_kept():
-    assert F._words("Poème función naïve Ünïcödé") == ["poeme", "funcion", "naive", "unicode"]
-    assert F._words("Привет, мир") == ["привет", "мир"]
+    assert W._words("Poème función naïve Ünïcödé") == ["poeme", "funcion", "naive", "unicode"]
+    assert W._words("Привет, мир") == ["привет", "мир"]
     # The translation table fills itself as text arrives: a second pass gives the same answer.
-    assert F._words("crème brûlée") == F._words("crème brûlée") == ["creme", "brulee"]
-    assert F._words("ﬁle ½ mp3 it’s O'Neil's x'y'z _a_b") == [
+    assert W._words("crème brûlée") == W._words("crème brûlée") == ["creme", "brulee"]
+    assert W._words("ﬁle ½ mp3 it’s O'Neil's x'y'z _a_b") == [
         "file", "1", "2", "mp0", "it's", "o'neil", "s", "x'y", "z", "a", "b"]
 
 
@@ -968,7 +970,7 @@ def _reference_words(text: str) -> list[str]:
     marks, then the word regex."""
     text = re.sub("[1-9]", "0", text.lower()).replace("’", "'")
     text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
-    return F._WORD.findall(text)
+    return W._WORD.findall(text)
 
 
 def test_words_are_what_the_word_regex_finds_in_the_folded_text(default_table):
@@ -978,25 +980,25 @@ def test_words_are_what_the_word_regex_finds_in_the_folded_text(default_table):
     texts += ["".join(rng.choice("ab'’ _-19é\u0301ﬁ½İΣσς.Я٣") for _ in range(40))
               for _ in range(3000)]
     for text in texts:
-        assert F._plain_words(text) == _reference_words(text), repr(text)
+        assert W._plain_words(text) == _reference_words(text), repr(text)
 
 
 def test_chinese_and_japanese_runs_become_character_pairs():
-    assert F._words("写一首关于春天的诗") == ["写一", "一首", "首关", "关于", "于春", "春天", "天的", "的诗"]
-    assert F._words("用Python写函数, ok") == ["用", "python", "写函", "函数", "ok"]
-    assert F._words("Javaの配列") == ["java", "の配", "配列"]
-    assert F._words("猫") == ["猫"]
-    assert F._words("ｶﾀｶﾅ text") == ["カタ", "タカ", "カナ", "text"]  # half-width folds first
+    assert W._words("写一首关于春天的诗") == ["写一", "一首", "首关", "关于", "于春", "春天", "天的", "的诗"]
+    assert W._words("用Python写函数, ok") == ["用", "python", "写函", "函数", "ok"]
+    assert W._words("Javaの配列") == ["java", "の配", "配列"]
+    assert W._words("猫") == ["猫"]
+    assert W._words("ｶﾀｶﾅ text") == ["カタ", "タカ", "カナ", "text"]  # half-width folds first
     # Korean has spaces: its words stay whole (as jamo, like every word, NFKD-decomposed).
-    assert F._words("한국어 문장") == F._plain_words("한국어 문장") and len(F._words("한국어 문장")) == 2
+    assert W._words("한국어 문장") == W._plain_words("한국어 문장") and len(W._words("한국어 문장")) == 2
 
 
 def test_instruction_cues_count_whole_words_and_questions():
     # "can", "you", "please", "summarize" and the question mark: 5 cues over 5 words.
-    assert F._instructiveness("can you please summarize this?") == 1.0
-    assert F._instructiveness("you're right") == 0.5  # "you're" counts by its head
-    assert F._instructiveness("2024-05-14 02:00:01 INFO etl.main starting run") == 0.0
-    assert F._instructiveness("cannot yourself") == 0.0  # parts of words are not cues
+    assert S._instructiveness("can you please summarize this?") == 1.0
+    assert S._instructiveness("you're right") == 0.5  # "you're" counts by its head
+    assert S._instructiveness("2024-05-14 02:00:01 INFO etl.main starting run") == 0.0
+    assert S._instructiveness("cannot yourself") == 0.0  # parts of words are not cues
 
 
 def test_final_fit_from_the_fold_models_reaches_the_cold_fits_optimum(synthetic_table):
@@ -1038,13 +1040,13 @@ def test_a_task_vocabulary_carries_over_to_words_the_examples_never_use(tmp_path
 
 def test_lexicon_normalises_entries_like_prompt_words_and_matches_phrases():
     lex = F.Lexicon.build({"creative": ["Poème", "fairy tale"], "code": ["node.js", "git"]})
-    words = F._words("Écris un poème, a fairy tale about node.js and Git")
+    words = W._words("Écris un poème, a fairy tale about node.js and Git")
     assert sorted(lex.hits(words)) == ["x:code", "x:code", "x:creative", "x:creative"]
     assert not F.Lexicon.build({})
     # Chinese and Japanese entries are runs of character pairs, whatever their length.
     cjk = F.Lexicon.build({"code": ["プログラム", "数据库"], "math": ["方程"]})
-    assert sorted(cjk.hits(F._words("このプログラムの数据库と方程"))) == ["x:code", "x:code", "x:math"]
-    assert cjk.hits(F._words("プログ")) == []
+    assert sorted(cjk.hits(W._words("このプログラムの数据库と方程"))) == ["x:code", "x:code", "x:math"]
+    assert cjk.hits(W._words("プログ")) == []
     assert F.tokens("a fairy tale", F.Lexicon()) == F.tokens("a fairy tale")
 
 
@@ -1065,9 +1067,9 @@ def test_a_code_line_is_what_the_reference_regex_finds(default_table):
     lines += ["".join(rng.choice("ab (){};:=-><|&!+ \t\u00a0") for _ in range(rng.randrange(30)))
               for _ in range(5000)]
     lines += ["  x", "if x:", "for i in y {  ", "print(x) ", "a -> b", "done;  ", "", "   "]
-    assert sum(map(F._code_line, lines)) > 1000  # the examples hold plenty of code
+    assert sum(map(S._code_line, lines)) > 1000  # the examples hold plenty of code
     for line in lines:
-        assert F._code_line(line) == bool(_CODE_LINE_REFERENCE.search(line)), repr(line)
+        assert S._code_line(line) == bool(_CODE_LINE_REFERENCE.search(line)), repr(line)
 
 
 def test_tokens_come_in_the_same_order_in_every_process():
@@ -1095,6 +1097,6 @@ def test_the_material_noun_prefilter_never_hides_a_match(default_table):
     pieces = [t[i : i + 300] for t in texts for i in range(0, len(t), 150)]
     pieces += ["Summarize THE ARTICLE below", "fix my e-mail", "the big Listing:", "our CV",
                "the ſtory", "this ＴＥＸＴ"]
-    assert sum(map(F._names_material, pieces)) > 100
+    assert sum(map(S._names_material, pieces)) > 100
     for piece in pieces:
-        assert F._names_material(piece) == bool(F._NAMES_MATERIAL.search(piece)), piece
+        assert S._names_material(piece) == bool(S._NAMES_MATERIAL.search(piece)), piece
