@@ -199,6 +199,7 @@ def _structured(para: str) -> str:
 
 # A line of nothing but words, spaces and sentence punctuation, 6 to 149 characters long.
 _PLAIN_WORDS = re.compile(r"[^\W\d_][\w ,.'’!?-]{5,148}\Z")
+# Symbols of code, markup and data: a line of prose holds at most one (the tokens count them).
 _SYMBOLISH = re.compile(r"[{}\[\]<>;=|\\`#$@~^*]")
 _SHORT_ASKS = frozenset("help thoughts explain why what how review fix ideas feedback".split())
 
@@ -238,7 +239,7 @@ def _asks_label(line: str) -> bool:
 
 
 # A piece of a prompt while it is split: (role "i" instruction / "m" material, text, how, label).
-Piece = tuple[str, str, str, str]
+_Piece = tuple[str, str, str, str]
 
 
 def split_prompt(prompt: str) -> Split:
@@ -338,7 +339,7 @@ class _AskedSoFar:
     """Whether the instruction pieces so far ask something, recomputed only when instruction
     pieces were added (pieces are only appended while the units are read)."""
 
-    def __init__(self, pieces: list[Piece]) -> None:
+    def __init__(self, pieces: list[_Piece]) -> None:
         self.pieces = pieces
         self.asked = False
         self.asked_at = -1
@@ -351,9 +352,9 @@ class _AskedSoFar:
         return self.asked
 
 
-def _unit_pieces(units: list[tuple[str, bool]]) -> list[Piece]:
+def _unit_pieces(units: list[tuple[str, bool]]) -> list[_Piece]:
     """The pieces of the units, in order, empty ones left out."""
-    pieces: list[Piece] = []
+    pieces: list[_Piece] = []
     asked_so_far = _AskedSoFar(pieces)
     pending = False  # a lead-in or a material label opened material
     n = len(units)
@@ -396,7 +397,7 @@ def _material_ends(para: str, is_last: bool, asks_label: bool, asked: bool) -> b
     )
 
 
-def _structured_pieces(lines: list[str], pieces: list[Piece]) -> None:
+def _structured_pieces(lines: list[str], pieces: list[_Piece]) -> None:
     """Code, data, a log or a table; prose lines that ask, before or after it, do not belong
     to it ("why does this fail" on the line above a traceback)."""
     head = 0
@@ -412,13 +413,13 @@ def _structured_pieces(lines: list[str], pieces: list[Piece]) -> None:
         pieces.append(("i", "\n".join(lines[tail:]), "", ""))
 
 
-def _flush(instr: list[str], pieces: list[Piece]) -> None:
+def _flush(instr: list[str], pieces: list[_Piece]) -> None:
     """The instruction lines gathered so far become a piece (an empty one too)."""
     pieces.append(("i", "\n".join(instr), "", ""))
     instr.clear()
 
 
-def _line_pieces(lines: list[str], is_last: bool, pieces: list[Piece]) -> bool:
+def _line_pieces(lines: list[str], is_last: bool, pieces: list[_Piece]) -> bool:
     """The pieces of a paragraph's lines; whether material it opened goes on in the next
     paragraphs (never after the last one)."""
     instr: list[str] = []
@@ -443,7 +444,7 @@ def _line_pieces(lines: list[str], is_last: bool, pieces: list[Piece]) -> bool:
 
 
 def _line_step(
-    lines: list[str], k: int, instr: list[str], pieces: list[Piece]
+    lines: list[str], k: int, instr: list[str], pieces: list[_Piece]
 ) -> tuple[int, bool] | None:
     """Line ``k`` read as a quotation, a label, a lead-in ending with a colon or an inline
     lead-in: (the next line to read, whether material opened that may go on past the
@@ -470,7 +471,7 @@ def _line_step(
     return None
 
 
-def _quote_lines(lines: list[str], k: int, instr: list[str], pieces: list[Piece]) -> int:
+def _quote_lines(lines: list[str], k: int, instr: list[str], pieces: list[_Piece]) -> int:
     """The "> " lines from line ``k`` on are a quotation; the next line to read."""
     j = k
     block = []
@@ -483,7 +484,7 @@ def _quote_lines(lines: list[str], k: int, instr: list[str], pieces: list[Piece]
 
 
 def _label_step(
-    lines: list[str], k: int, lab: tuple[str, str, str], instr: list[str], pieces: list[Piece]
+    lines: list[str], k: int, lab: tuple[str, str, str], instr: list[str], pieces: list[_Piece]
 ) -> tuple[int, bool] | None:
     """A "Label: ..." line (see :func:`_line_step`); None when the label says nothing."""
     label, last_word, rest = lab
@@ -516,7 +517,7 @@ def _label_step(
     return len(lines), True
 
 
-def _inline_material(line: str, instr: list[str], pieces: list[Piece]) -> bool:
+def _inline_material(line: str, instr: list[str], pieces: list[_Piece]) -> bool:
     """"Extract the dates from this: <long text>" on one line: the text after the colon is
     material. Whether the line was one."""
     head, sep, tail = line.partition(": ")
@@ -534,7 +535,7 @@ def _inline_material(line: str, instr: list[str], pieces: list[Piece]) -> bool:
     return True
 
 
-def _split_closing_asks(pieces: list[Piece]) -> None:
+def _split_closing_asks(pieces: list[_Piece]) -> None:
     """An imperative closing a line of material ("Notes: ... Write a poem about her.") is the
     ask."""
     for k, (role, t, how, label) in enumerate(pieces):
@@ -553,7 +554,7 @@ def _split_closing_asks(pieces: list[Piece]) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _long_text_material(pieces: list[Piece]) -> None:
+def _long_text_material(pieces: list[_Piece]) -> None:
     instr_idx = [k for k, p in enumerate(pieces) if p[0] == "i"]
     total = sum(len(pieces[k][1]) for k in instr_idx)
     if total > 600 and len(instr_idx) >= 2:
@@ -576,7 +577,7 @@ def _long_text_material(pieces: list[Piece]) -> None:
             ]
 
 
-def _quiet_paragraphs(pieces: list[Piece], instr_idx: list[int]) -> None:
+def _quiet_paragraphs(pieces: list[_Piece], instr_idx: list[int]) -> None:
     """Of several instruction pieces, the long ones that ask nothing become material: a middle
     one with few instruction cues, or the first when a short piece closes the prompt."""
     first, last = instr_idx[0], instr_idx[-1]
@@ -592,7 +593,7 @@ def _quiet_paragraphs(pieces: list[Piece], instr_idx: list[int]) -> None:
             pieces[k] = ("m", t, "para", "")
 
 
-def _material_after_short_ask(pieces: list[Piece]) -> None:
+def _material_after_short_ask(pieces: list[_Piece]) -> None:
     """A short ask, then paragraphs that ask nothing ("tl;dr", "what's the sample size? no
     time to read it all", then the article): those paragraphs are material."""
     instr_idx = [k for k, p in enumerate(pieces) if p[0] == "i"]
@@ -605,7 +606,7 @@ def _material_after_short_ask(pieces: list[Piece]) -> None:
                 pieces[k] = ("m", t, "para", "")
 
 
-def _assemble(pieces: list[Piece], out: Split) -> None:
+def _assemble(pieces: list[_Piece], out: Split) -> None:
     """The pieces into ``out``: instruction pieces in order, material as passages."""
     previous = ""
     for role, t, how, label in pieces:
