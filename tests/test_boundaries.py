@@ -41,5 +41,6 @@ def test_cli_classify_and_eval_paths_never_import_textual(tmp_path, monkeypatch)
             assert main(["eval", {str(labelled)!r}, "--json"]) == 0
         """
     )
-    assert "tui.router.classifier.classify" in mods
+    assert "tui.router.classifier.build" in mods
+    assert "tui.router.table.decide" in mods
     assert not any(m == "textual" or m.startswith("textual.") for m in mods)

@@ -16,8 +16,32 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from tui.router.classifier import classify as C
+from tui.router.classifier import cache as classifier_cache
 from tui.router.classifier import features as F
+from tui.router.classifier import split as S
+from tui.router.classifier import words as W
+from tui.router.classifier.build import build_classifier
+from tui.router.classifier.cache import CACHE_ENV, cache_dir, cache_path, load_or_train
+from tui.router.classifier.llm import LLMClassifier
+from tui.router.classifier.local import (
+    CachingClassifier,
+    Classifier,
+    LocalClassifier,
+    RuleClassifier,
+)
+from tui.router.classifier.model import MIN_SHARE, LinearModel
+from tui.router.classifier.training import (
+    DEFAULT_PARAMS,
+    Trained,
+    augment,
+    examples_by_label,
+    fit_temperature,
+    group_normalize,
+    model_key,
+    train,
+    vocabularies,
+)
+from tui.router.table.decide import decide, infer_priority
 from tui.router.types import (
     Baseline,
     Cell,
@@ -120,7 +144,7 @@ def make_table(
 @pytest.fixture(autouse=True)
 def _cache_dir(tmp_path, monkeypatch):
     """Every test gets its own model cache folder (never the user's)."""
-    monkeypatch.setenv(C.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
 
 
 @pytest.fixture(scope="module")
@@ -129,8 +153,8 @@ def synthetic_table() -> RoutingTable:
 
 
 @pytest.fixture(scope="module")
-def synthetic_trained(synthetic_table) -> C.Trained:
-    return C.train(C.examples_by_label(synthetic_table))
+def synthetic_trained(synthetic_table) -> Trained:
+    return train(examples_by_label(synthetic_table))
 
 
 @pytest.fixture(scope="module")
@@ -141,9 +165,9 @@ def default_table() -> RoutingTable:
 
 
 @pytest.fixture(scope="module")
-def default_classifier(default_table, tmp_path_factory) -> C.Classifier:
+def default_classifier(default_table, tmp_path_factory) -> Classifier:
     directory = tmp_path_factory.mktemp("default-cache")
-    return C.build_classifier(default_table, directory=directory)
+    return build_classifier(default_table, directory=directory)
 
 
 def has_real_examples(table: RoutingTable) -> bool:
@@ -156,7 +180,7 @@ def has_real_examples(table: RoutingTable) -> bool:
 
 
 def test_local_classifier_learns_the_synthetic_table(synthetic_trained):
-    local = C.LocalClassifier(synthetic_trained.model)
+    local = LocalClassifier(synthetic_trained.model)
     assert set(local.labels) == set(SYNTHETIC)
     cases = {
         "write a python script that parses a csv file": "code",
@@ -174,7 +198,7 @@ def test_local_classifier_learns_the_synthetic_table(synthetic_trained):
 
 
 def test_confidence_is_a_probability_and_top3_is_sorted(synthetic_trained):
-    local = C.LocalClassifier(synthetic_trained.model)
+    local = LocalClassifier(synthetic_trained.model)
     for prompt in ["write a poem", "what is 2+2", "hello there", "x", "why is the sky blue"]:
         c = local.classify(prompt)
         assert 0.0 <= c.confidence <= 1.0
@@ -192,7 +216,7 @@ def _sklearn_tfidf(trained, texts):
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     vectorizer = TfidfVectorizer(analyzer=lambda tokens: tokens, sublinear_tf=True, norm=None,
-                                 min_df=C.DEFAULT_PARAMS.min_df)
+                                 min_df=DEFAULT_PARAMS.min_df)
     vectorizer.fit([F.tokens(t) for t in trained.texts])
     names = list(vectorizer.get_feature_names_out())
     assert sorted(names) == sorted(trained.model.vocab)
@@ -205,7 +229,7 @@ def _sklearn_tfidf(trained, texts):
 def test_own_tfidf_equals_sklearn_tfidf_vectorizer(synthetic_trained):
     trained = synthetic_trained
     model = trained.model
-    expected = C.group_normalize(_sklearn_tfidf(trained, trained.texts), model.groups,
+    expected = group_normalize(_sklearn_tfidf(trained, trained.texts), model.groups,
                                  model.group_weights)
     assert trained.matrix.shape == expected.shape
     np.testing.assert_allclose(trained.matrix.toarray(), expected.toarray(), rtol=0, atol=1e-12)
@@ -223,7 +247,7 @@ def test_numpy_inference_equals_sklearn_predict_proba(synthetic_trained):
     texts += ["completely new words zebra quantum", "```\nprint(1)\n```", "Text: a b c\n\nsummarize"]
     # scikit-learn's own path: its vectorizer (with our analyzer), group normalisation, LR;
     # the logits scaled by the share of known words.
-    X = C.group_normalize(_sklearn_tfidf(trained, texts), model.groups, model.group_weights)
+    X = group_normalize(_sklearn_tfidf(trained, texts), model.groups, model.group_weights)
     known = np.array([model.columns(t)[2] for t in texts])[:, None]
     assert known.min() < 1.0 < known.max() + 1e-9  # the new words are not known
     z = known * trained.estimator.decision_function(X)
@@ -242,7 +266,7 @@ def test_numpy_inference_equals_sklearn_predict_proba(synthetic_trained):
 def test_a_prompt_without_known_words_gets_a_near_uniform_distribution(synthetic_trained):
     model = synthetic_trained.model
     for prompt in ("asdf qwer zxcv", "???", "zzqx"):
-        assert model.columns(prompt)[2] == C.MIN_SHARE
+        assert model.columns(prompt)[2] == MIN_SHARE
         probs = model.predict_proba(prompt)
         assert probs.max() < 1.5 / len(model.labels)
     # a prompt of known words keeps its confidence
@@ -261,12 +285,12 @@ def test_fit_temperature_recovers_a_known_temperature():
     p = np.exp(true_logits) / np.exp(true_logits).sum(axis=1, keepdims=True)
     y = np.array([rng.choice(4, p=row) for row in p])
     # A model three times too sure: the fitted temperature should be about 3.
-    t = C.fit_temperature(true_logits * 3.0, y)
+    t = fit_temperature(true_logits * 3.0, y)
     assert 2.6 < t < 3.4
 
 
 def _copies(texts: list[str], y: np.ndarray) -> dict[str, str]:
-    extra, extra_y, source = C.augment(texts, y, share=0.3, seed=0)
+    extra, extra_y, source = augment(texts, y, share=0.3, seed=0)
     assert list(extra_y) == [int(y[i]) for i in source]  # a copy keeps its example's label
     return {texts[i]: copy for i, copy in zip(source, extra, strict=True)}
 
@@ -274,7 +298,7 @@ def _copies(texts: list[str], y: np.ndarray) -> dict[str, str]:
 def test_adding_an_example_leaves_the_other_examples_augmented_copies_alone(default_table):
     """Which examples get a borrowed passage, which one and how, follows each example's own
     text: editing the table must not reshuffle every copy (and every borderline prompt)."""
-    examples = C.examples_by_label(default_table)
+    examples = examples_by_label(default_table)
     texts = [t for ex in examples.values() for t in ex]
     y = np.array([i for i, ex in enumerate(examples.values()) for _ in ex])
     before = _copies(texts, y)
@@ -292,7 +316,7 @@ def test_adding_an_example_leaves_the_other_examples_augmented_copies_alone(defa
     moved = sum(after[s] != before[s] for s in before)
     assert moved <= 0.05 * len(before)
     # Another seed draws other copies.
-    other = C.augment(texts, y, share=0.3, seed=1)[0]
+    other = augment(texts, y, share=0.3, seed=1)[0]
     assert set(other) != set(before.values())
 
 
@@ -308,7 +332,7 @@ def test_adding_a_task_type_with_examples_makes_it_predictable(tmp_path):
         "how do I caramelise onions properly",
     ]
     table = make_table({**SYNTHETIC, "cooking": cooking})
-    classifier = C.build_classifier(table, directory=tmp_path)
+    classifier = build_classifier(table, directory=tmp_path)
     assert "cooking" in classifier.inner.inner.labels
     result = classifier.classify("recipe for a chocolate cake with a runny middle")
     assert result.label == "cooking"
@@ -316,14 +340,14 @@ def test_adding_a_task_type_with_examples_makes_it_predictable(tmp_path):
 
 def test_task_without_examples_is_not_learnt_but_rules_still_reach_it(tmp_path):
     table = make_table({**SYNTHETIC, "legal": []}, rules={"legal": (r"(?i)\bcontract law\b",)})
-    classifier = C.build_classifier(table, directory=tmp_path)
+    classifier = build_classifier(table, directory=tmp_path)
     assert "legal" not in classifier.inner.inner.labels
     assert classifier.classify("question about contract law in Texas").label == "legal"
 
 
 def test_single_task_table_always_answers_that_task(tmp_path):
     table = make_table({"general": ["hello", "how are you"]})
-    result = C.build_classifier(table, directory=tmp_path).classify("anything at all")
+    result = build_classifier(table, directory=tmp_path).classify("anything at all")
     assert result.label == "general"
     assert result.confidence == pytest.approx(1.0)
 
@@ -331,7 +355,7 @@ def test_single_task_table_always_answers_that_task(tmp_path):
 def test_a_table_with_no_examples_cannot_be_trained(tmp_path):
     table = make_table({"a": [], "b": []})
     with pytest.raises(ValueError, match="no task type has examples"):
-        C.build_classifier(table, directory=tmp_path)
+        build_classifier(table, directory=tmp_path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -340,7 +364,7 @@ def test_a_table_with_no_examples_cannot_be_trained(tmp_path):
 
 
 def test_rules_are_applied_first_and_named(synthetic_table, synthetic_trained):
-    rc = C.RuleClassifier.from_table(synthetic_table, C.LocalClassifier(synthetic_trained.model))
+    rc = RuleClassifier.from_table(synthetic_table, LocalClassifier(synthetic_trained.model))
     c = rc.classify("write a poem about this:\n```\nprint('hello')\n```")
     assert c.label == "code"
     assert c.classifier == "rule"
@@ -352,7 +376,7 @@ def test_rules_are_applied_first_and_named(synthetic_table, synthetic_trained):
 
 
 def test_rule_without_friendly_name_shows_what_it_matched(synthetic_trained):
-    rc = C.RuleClassifier([("math", r"\\frac\{\d+\}")], C.LocalClassifier(synthetic_trained.model))
+    rc = RuleClassifier([("math", r"\\frac\{\d+\}")], LocalClassifier(synthetic_trained.model))
     c = rc.classify(r"simplify \frac{12}{18} please")
     assert c.label == "math"
     assert "\\frac{12}" in c.reason
@@ -360,7 +384,7 @@ def test_rule_without_friendly_name_shows_what_it_matched(synthetic_trained):
 
 def test_invalid_rule_names_the_task(synthetic_trained):
     with pytest.raises(ValueError, match=r"tasks\.code\.rules"):
-        C.RuleClassifier([("code", "(unclosed")], C.LocalClassifier(synthetic_trained.model))
+        RuleClassifier([("code", "(unclosed")], LocalClassifier(synthetic_trained.model))
 
 
 def test_default_table_rules_catch_tracebacks_and_fences(default_classifier):
@@ -395,9 +419,9 @@ def test_repeated_prompt_comes_from_the_lru_cache(synthetic_trained):
 
         def classify(self, prompt):
             calls.append(prompt)
-            return C.LocalClassifier(synthetic_trained.model).classify(prompt)
+            return LocalClassifier(synthetic_trained.model).classify(prompt)
 
-    cc = C.CachingClassifier(Counting(), maxsize=2)
+    cc = CachingClassifier(Counting(), maxsize=2)
     first = cc.classify("write a poem about rain")
     second = cc.classify("write a poem about rain")
     assert first.cached is False and second.cached is True
@@ -418,8 +442,8 @@ def test_repeated_prompt_comes_from_the_lru_cache(synthetic_trained):
 def test_disk_cache_hit_miss_and_corruption(tmp_path, monkeypatch):
     table = make_table(SYNTHETIC)
     messages: list[str] = []
-    first = C.load_or_train(table, directory=tmp_path, on_progress=messages.append)
-    path = C.cache_path(C.model_key(table), tmp_path)
+    first = load_or_train(table, directory=tmp_path, on_progress=messages.append)
+    path = cache_path(model_key(table), tmp_path)
     assert path.exists()
     assert any("trained" in m for m in messages)
     assert not list(tmp_path.glob("*.tmp"))  # written atomically, nothing left behind
@@ -428,9 +452,9 @@ def test_disk_cache_hit_miss_and_corruption(tmp_path, monkeypatch):
     def no_training(*a, **k):
         raise AssertionError("should have come from the cache")
 
-    monkeypatch.setattr(C, "train", no_training)
+    monkeypatch.setattr(classifier_cache, "train", no_training)
     messages.clear()
-    second = C.load_or_train(table, directory=tmp_path, on_progress=messages.append)
+    second = load_or_train(table, directory=tmp_path, on_progress=messages.append)
     assert any("loaded from cache" in m for m in messages)
     assert second.labels == first.labels
     assert second.temperature == first.temperature
@@ -438,46 +462,46 @@ def test_disk_cache_hit_miss_and_corruption(tmp_path, monkeypatch):
     prompt = "what is the derivative of x^2"
     np.testing.assert_allclose(second.predict_proba(prompt), first.predict_proba(prompt))
     monkeypatch.undo()
-    monkeypatch.setenv(C.CACHE_ENV, str(tmp_path))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
 
     # Miss: other examples, other key, other file.
     other = make_table({**SYNTHETIC, "factual": SYNTHETIC["factual"] + ["who painted the mona lisa"]})
-    assert C.model_key(other) != C.model_key(table)
-    C.load_or_train(other, directory=tmp_path)
-    assert C.cache_path(C.model_key(other), tmp_path).exists()
+    assert model_key(other) != model_key(table)
+    load_or_train(other, directory=tmp_path)
+    assert cache_path(model_key(other), tmp_path).exists()
 
     # Corruption: garbage is ignored, the model retrained and the file rewritten.
     path.write_bytes(b"not a zip file at all")
     messages.clear()
-    again = C.load_or_train(table, directory=tmp_path, on_progress=messages.append)
+    again = load_or_train(table, directory=tmp_path, on_progress=messages.append)
     assert any("cache ignored" in m for m in messages)
     assert any("trained" in m for m in messages)
     np.testing.assert_allclose(again.predict_proba(prompt), first.predict_proba(prompt))
-    assert C.LinearModel.load(path, C.model_key(table)).labels == first.labels
+    assert LinearModel.load(path, model_key(table)).labels == first.labels
 
     # A valid file under the wrong key is refused.
     with pytest.raises(ValueError):
-        C.LinearModel.load(path, C.model_key(other))
+        LinearModel.load(path, model_key(other))
 
     # A truncated file is refused too.
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError):
-        C.LinearModel.load(path, C.model_key(table))
+        LinearModel.load(path, model_key(table))
 
 
 def test_cache_dir_honours_the_environment(tmp_path, monkeypatch):
-    monkeypatch.setenv(C.CACHE_ENV, str(tmp_path / "here"))
-    assert C.cache_dir() == tmp_path / "here"
-    monkeypatch.delenv(C.CACHE_ENV)
-    assert "routedeck" in str(C.cache_dir())
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "here"))
+    assert cache_dir() == tmp_path / "here"
+    monkeypatch.delenv(CACHE_ENV)
+    assert "routedeck" in str(cache_dir())
 
 
 def test_unwritable_cache_dir_still_gives_a_classifier(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")  # a file where the folder should be
     messages: list[str] = []
-    model = C.load_or_train(make_table(SYNTHETIC), directory=blocker / "sub",
+    model = load_or_train(make_table(SYNTHETIC), directory=blocker / "sub",
                             on_progress=messages.append)
     assert model.labels
     assert any("not written" in m for m in messages)
@@ -489,19 +513,19 @@ def test_unwritable_cache_dir_still_gives_a_classifier(tmp_path):
 
 
 def test_empty_prompt_is_an_error(synthetic_table, synthetic_trained):
-    classifier = C.CachingClassifier(
-        C.RuleClassifier.from_table(synthetic_table, C.LocalClassifier(synthetic_trained.model))
+    classifier = CachingClassifier(
+        RuleClassifier.from_table(synthetic_table, LocalClassifier(synthetic_trained.model))
     )
     for prompt in ["", "   ", "\n\t "]:
         with pytest.raises(ValueError, match="empty prompt"):
             classifier.classify(prompt)
         with pytest.raises(ValueError, match="empty prompt"):
-            C.decide(prompt, synthetic_table, classifier)
+            decide(prompt, synthetic_table, classifier)
 
 
 def test_huge_prompt_and_binary_junk_give_a_result(synthetic_table, synthetic_trained):
-    classifier = C.RuleClassifier.from_table(
-        synthetic_table, C.LocalClassifier(synthetic_trained.model)
+    classifier = RuleClassifier.from_table(
+        synthetic_table, LocalClassifier(synthetic_trained.model)
     )
     rng = np.random.default_rng(0)
     junk = bytes(rng.integers(0, 256, 5000, dtype=np.uint8)).decode("latin-1")
@@ -522,7 +546,7 @@ def test_huge_prompt_and_binary_junk_give_a_result(synthetic_table, synthetic_tr
         assert c.confidence is None or 0.0 <= c.confidence <= 1.0
         assert "\x1b" not in c.reason and "\x00" not in c.reason
     assert classifier.classify(prompts[0]).label == "creative"
-    d = C.decide(junk, synthetic_table, C.CachingClassifier(classifier))
+    d = decide(junk, synthetic_table, CachingClassifier(classifier))
     assert d.cell.primary
 
 
@@ -539,7 +563,7 @@ def test_featurizer_bounds_work_on_huge_input():
 
 
 def test_split_separates_instruction_from_pasted_material():
-    s = F.split_prompt(F.clean(
+    s = S.split_prompt(F.clean(
         "Here is an email from my landlord:\n\n"
         "Dear tenant, the rent will increase by 5% from next month as discussed before.\n\n"
         "Write a polite reply asking for the increase to be delayed?"
@@ -549,13 +573,13 @@ def test_split_separates_instruction_from_pasted_material():
     assert [p.how for p in s.passages] == ["colon"]
     assert "rent will increase" in s.passages[0].text
 
-    s = F.split_prompt(F.clean("why does this fail?\n```python\ndef f(:\n    pass\n```"))
+    s = S.split_prompt(F.clean("why does this fail?\n```python\ndef f(:\n    pass\n```"))
     assert s.instruction == ["why does this fail?"]
     assert (s.passages[0].how, s.passages[0].kind, s.passages[0].label) == (
         "fence", "code", "python"
     )
 
-    s = F.split_prompt(F.clean("Text: Alice met Bob in Paris in 1999 and they founded Acme.\n\n"
+    s = S.split_prompt(F.clean("Text: Alice met Bob in Paris in 1999 and they founded Acme.\n\n"
                                "Question: who founded Acme?"))
     assert s.instruction == ["who founded Acme?"]
     assert s.passages[0].label == "text"
@@ -564,11 +588,11 @@ def test_split_separates_instruction_from_pasted_material():
 def test_a_paragraph_then_a_short_question_about_it_is_reading_comprehension():
     text = ("Lake Baikal in Siberia is the deepest lake on Earth, reaching 1,642 metres, and holds"
             " about a fifth of the world's unfrozen fresh water. It is home to the nerpa seal.")
-    s = F.split_prompt(F.clean(text + "\n\nHow deep is the lake?"))
+    s = S.split_prompt(F.clean(text + "\n\nHow deep is the lake?"))
     assert s.instruction == ["How deep is the lake?"]
     assert [(p.how, p.text) for p in s.passages] == [("para", text)]
     # Two paragraphs that both ask stay instruction.
-    s = F.split_prompt(F.clean("I'm hosting ten people on Saturday and my oven is broken, so what"
+    s = S.split_prompt(F.clean("I'm hosting ten people on Saturday and my oven is broken, so what"
                                " can I cook on two hobs? Nothing too fancy please.\n\nAny ideas?"))
     assert not s.passages
 
@@ -580,11 +604,11 @@ def test_a_short_ask_then_paragraphs_that_ask_nothing_makes_them_material():
                " or usual care for 18 months. Systolic pressure fell by 6.1 mmHg in the diet group"
                " and 1.2 mmHg with usual care; adherence was 71%.")
     for ask in ("tl;dr", "what's the sample size and the main result? no time to read it all"):
-        s = F.split_prompt(F.clean(ask + "\n\n" + article))
+        s = S.split_prompt(F.clean(ask + "\n\n" + article))
         assert s.instruction == [ask]
         assert [(p.how, p.text) for p in s.passages] == [("para", article)]
     # A paragraph that asks something stays instruction ("can you ..." after a short ask).
-    s = F.split_prompt(F.clean("Write a cover letter.\n\nCan you mention that I led a team of"
+    s = S.split_prompt(F.clean("Write a cover letter.\n\nCan you mention that I led a team of"
                                " five nurses for three years and that I speak Spanish? Keep it"
                                " under 300 words please."))
     assert not s.passages
@@ -592,7 +616,7 @@ def test_a_short_ask_then_paragraphs_that_ask_nothing_makes_them_material():
     setup = ("Let's roleplay. You are Bram, a grumpy innkeeper in a small fantasy village. I'm a"
              " traveler who walked in soaked from the storm with two silver coins. Stay in"
              " character no matter what.")
-    s = F.split_prompt(F.clean(setup + "\n\n*shakes off the rain* Evening. Got a room?"))
+    s = S.split_prompt(F.clean(setup + "\n\n*shakes off the rain* Evening. Got a room?"))
     assert s.instruction[0] == setup and not s.passages
 
 
@@ -601,7 +625,7 @@ def test_a_plain_line_above_pasted_code_is_the_ask():
     working', 'why', 'what does this do' with no question mark) is the ask, not code."""
     code = "func main() {\n    ch := make(chan int)\n    go func() { ch <- 1 }()\n}"
     for ask in ("why", "its not working", "what does this do", "help?"):
-        s = F.split_prompt(F.clean(ask + "\n" + code))
+        s = S.split_prompt(F.clean(ask + "\n" + code))
         assert s.instruction == [ask]
         assert [(p.how, p.kind) for p in s.passages] == [("structured", "code")]
 
@@ -610,19 +634,19 @@ def test_go_code_is_code_and_a_one_line_summarize_pastes_its_text():
     # Go indents with tabs: that is code, not a tab-separated table.
     go = "func (s *Server) get(w http.ResponseWriter, r *http.Request) {\n\tid := r.URL.Query()"
     go += ".Get(\"id\")\n\tif id == \"\" {\n\t\treturn\n\t}\n}"
-    s = F.split_prompt(F.clean("Can you review this Go handler?\n\n" + go))
+    s = S.split_prompt(F.clean("Can you review this Go handler?\n\n" + go))
     assert [p.kind for p in s.passages] == ["code"]
-    s = F.split_prompt(F.clean("Which city is oldest?\n\nname\tfounded\nRome\t753 BC\nParis\t250 BC"))
+    s = S.split_prompt(F.clean("Which city is oldest?\n\nname\tfounded\nRome\t753 BC\nParis\t250 BC"))
     assert [p.kind for p in s.passages] == ["table"]
     # "summarize: <text>" on one line: the text is material.
-    s = F.split_prompt(F.clean("summarize: The new firmware adds a vacation mode, fixes the bug"
+    s = S.split_prompt(F.clean("summarize: The new firmware adds a vacation mode, fixes the bug"
                                " where the display froze after a power cut, and improves Wi-Fi."))
     assert s.instruction == ["summarize:"]
     assert [p.how for p in s.passages] == ["inline"]
 
 
 def test_a_question_line_ends_labelled_material_in_the_same_paragraph():
-    s = F.split_prompt(F.clean("Reference: The vault opened in 2008 and keeps seeds at minus 18"
+    s = S.split_prompt(F.clean("Reference: The vault opened in 2008 and keeps seeds at minus 18"
                                " degrees.\nQuestion: How cold is it kept?"))
     assert s.instruction == ["How cold is it kept?"]
     assert [(p.how, p.label) for p in s.passages] == [("label", "reference")]
@@ -638,11 +662,11 @@ def test_a_letter_after_a_question_about_it_is_material_though_it_asks_things():
         "Hi team, can you all send me your slides by Friday? I need them for the review.",
         "Can you send me the invoice again? I need it for my taxes.\nThanks,\nPriya",
     ):
-        s = F.split_prompt(F.clean("Who wrote this email and what do they want?\n\n" + letter))
+        s = S.split_prompt(F.clean("Who wrote this email and what do they want?\n\n" + letter))
         assert s.instruction == ["Who wrote this email and what do they want?"]
         assert [p.text for p in s.passages] == [letter]
     # A closing ask stays the ask, thanks and all.
-    s = F.split_prompt(F.clean("Here is the email:\n\nThe meeting moves to 3pm on Monday in room"
+    s = S.split_prompt(F.clean("Here is the email:\n\nThe meeting moves to 3pm on Monday in room"
                                " 4B, and lunch is provided.\n\nCan you summarise it? Thanks so much"))
     assert s.instruction[-1] == "Can you summarise it? Thanks so much"
 
@@ -651,10 +675,10 @@ def test_inference_maps_a_prompt_to_the_columns_of_its_tokens(default_table):
     """LinearModel.counts goes from words to columns through caches, never building the token
     strings; it must count exactly the columns of the analyzer's tokens, on every prompt shape
     (short asks, pasted passages, fences, huge and non-Latin text), and again from the caches."""
-    trained = C.train(C.examples_by_label(default_table), calibrate=False,
-                      vocabulary=C.vocabularies(default_table))
+    trained = train(examples_by_label(default_table), calibrate=False,
+                      vocabulary=vocabularies(default_table))
     model = trained.model
-    pool = [e for v in C.examples_by_label(default_table).values() for e in v]
+    pool = [e for v in examples_by_label(default_table).values() for e in v]
     prompts = pool[::7] + [
         "summarize this:\n\n" + "\n\n".join(pool[:40]),
         "```python\n" + "\n".join(pool[40:80]) + "\n```\nwhy does this fail?",
@@ -690,22 +714,22 @@ def test_passage_tokens_are_prefixed_apart_from_instruction_tokens():
 
 def test_infer_priority(synthetic_table):
     t = synthetic_table
-    assert C.infer_priority("this is URGENT, fix it", t) == ("latency", "cue: urgent")
-    assert C.infer_priority("we go live tomorrow", t) == ("latency", "cue: live")
-    assert C.infer_priority("tl;dr of this please", t) == ("latency", "cue: tl;dr")
-    assert C.infer_priority("need it right   now please", t) == ("latency", "cue: right now")
+    assert infer_priority("this is URGENT, fix it", t) == ("latency", "cue: urgent")
+    assert infer_priority("we go live tomorrow", t) == ("latency", "cue: live")
+    assert infer_priority("tl;dr of this please", t) == ("latency", "cue: tl;dr")
+    assert infer_priority("need it right   now please", t) == ("latency", "cue: right now")
     # Whole words only: "deliver", "alive", "productionise" are not cues.
-    assert C.infer_priority("please deliver this parcel", t) == ("default", "default")
-    assert C.infer_priority("is it alive", t) == ("default", "default")
-    assert C.infer_priority("the productionised thing", t) == ("default", "default")
-    assert C.infer_priority("deploy to production carefully", t) == ("quality", "cue: production")
+    assert infer_priority("please deliver this parcel", t) == ("default", "default")
+    assert infer_priority("is it alive", t) == ("default", "default")
+    assert infer_priority("the productionised thing", t) == ("default", "default")
+    assert infer_priority("deploy to production carefully", t) == ("quality", "cue: production")
     # Priorities are tried in table order: latency before quality.
-    assert C.infer_priority("production is down, urgent", t)[0] == "latency"
+    assert infer_priority("production is down, urgent", t)[0] == "latency"
     # Given wins, and must exist.
-    assert C.infer_priority("urgent!", t, "quality") == ("quality", "given")
+    assert infer_priority("urgent!", t, "quality") == ("quality", "given")
     with pytest.raises(ValueError, match="unknown priority"):
-        C.infer_priority("x", t, "nope")
-    assert C.infer_priority("hello", t) == (t.default_priority, "default")
+        infer_priority("x", t, "nope")
+    assert infer_priority("hello", t) == (t.default_priority, "default")
 
 
 # --------------------------------------------------------------------------------------------
@@ -714,26 +738,26 @@ def test_infer_priority(synthetic_table):
 
 
 def _classifier(table, trained):
-    return C.CachingClassifier(
-        C.RuleClassifier.from_table(table, C.LocalClassifier(trained.model))
+    return CachingClassifier(
+        RuleClassifier.from_table(table, LocalClassifier(trained.model))
     )
 
 
 def test_decide_certain(synthetic_table, synthetic_trained):
     table = replace(synthetic_table, classifier=replace(synthetic_table.classifier, threshold=0.0))
-    d = C.decide("write a poem about rain, urgent", table, _classifier(table, synthetic_trained))
+    d = decide("write a poem about rain, urgent", table, _classifier(table, synthetic_trained))
     assert (d.task, d.priority, d.priority_reason) == ("creative", "latency", "cue: urgent")
     assert d.cell == table.cell("creative", "latency")
     assert d.uncertain is False
     assert "creative" in d.reason and "latency" in d.reason
-    d = C.decide("```\nx\n```", table, _classifier(table, synthetic_trained), priority="quality")
+    d = decide("```\nx\n```", table, _classifier(table, synthetic_trained), priority="quality")
     assert (d.task, d.priority, d.priority_reason) == ("code", "quality", "given")
     assert "rule code" in d.reason
 
 
 def test_decide_uncertain_goes_to_baseline(synthetic_table, synthetic_trained):
     table = replace(synthetic_table, classifier=replace(synthetic_table.classifier, threshold=0.99))
-    d = C.decide("hmm", table, _classifier(table, synthetic_trained))
+    d = decide("hmm", table, _classifier(table, synthetic_trained))
     assert d.uncertain is True
     assert d.cell == Cell(primary="sim/frontier", fallback="sim/frontier-fb")
     conf = d.classification.confidence
@@ -747,7 +771,7 @@ def test_decide_uncertain_goes_to_a_task(synthetic_table, synthetic_trained):
         synthetic_table,
         classifier=replace(synthetic_table.classifier, threshold=0.99, uncertain_route="factual"),
     )
-    d = C.decide("hmm, asap", table, _classifier(table, synthetic_trained))
+    d = decide("hmm, asap", table, _classifier(table, synthetic_trained))
     assert d.uncertain is True
     assert (d.task, d.priority) == ("factual", "latency")
     assert d.cell == table.cell("factual", "latency")
@@ -756,7 +780,7 @@ def test_decide_uncertain_goes_to_a_task(synthetic_table, synthetic_trained):
 
 def test_decide_with_rule_is_certain_even_at_high_threshold(synthetic_table, synthetic_trained):
     table = replace(synthetic_table, classifier=replace(synthetic_table.classifier, threshold=0.99))
-    d = C.decide("```\nprint(1)\n```", table, _classifier(table, synthetic_trained))
+    d = decide("```\nprint(1)\n```", table, _classifier(table, synthetic_trained))
     assert (d.uncertain, d.task) == (False, "code")
 
 
@@ -780,8 +804,8 @@ class FakeClient:
 
 def _llm(table, trained, events):
     client = FakeClient(events)
-    local = C.LocalClassifier(trained.model)
-    llm = C.LLMClassifier(client, "sim/tiny", list(table.tasks), local,
+    local = LocalClassifier(trained.model)
+    llm = LLMClassifier(client, "sim/tiny", list(table.tasks), local,
                           descriptions={n: t.description for n, t in table.tasks.items()})
     return llm, client
 
@@ -816,7 +840,7 @@ def test_llm_classifier_without_logprobs_has_no_confidence(synthetic_table, synt
     assert "no confidence" in c.reason
     # decide: no confidence from the LLM counts as certain, and says so.
     table = replace(synthetic_table, classifier=replace(synthetic_table.classifier, threshold=0.9))
-    d = C.decide("write a poem", table, llm)
+    d = decide("write a poem", table, llm)
     assert d.uncertain is False and d.task == "creative"
     assert "llm gave no confidence, taken as certain" in d.reason
 
@@ -834,7 +858,7 @@ def test_llm_classifier_fails_open_to_local(synthetic_table, synthetic_trained):
         assert c.reason.startswith("llm failed (") and why in c.reason
         assert c.label == "math"
         assert c.confidence is not None
-    llm = C.LLMClassifier(None, "sim/tiny", ["math"], C.LocalClassifier(synthetic_trained.model))
+    llm = LLMClassifier(None, "sim/tiny", ["math"], LocalClassifier(synthetic_trained.model))
     assert "no provider client" in llm.classify("solve 2x = 10").reason
 
 
@@ -847,9 +871,9 @@ async def test_llm_classifier_inside_an_event_loop(synthetic_table, synthetic_tr
 def test_build_classifier_llm_kind(tmp_path, synthetic_trained):
     table = make_table(SYNTHETIC, kind="llm")
     client = FakeClient([TextDelta(0.1, "code")])
-    classifier = C.build_classifier(table, directory=tmp_path, llm_client=client)
+    classifier = build_classifier(table, directory=tmp_path, llm_client=client)
     assert classifier.classify("hello world program").label == "code"
-    assert C.build_classifier(table, directory=tmp_path).classify("hi").classifier == "fallback"
+    assert build_classifier(table, directory=tmp_path).classify("hi").classifier == "fallback"
 
 
 # --------------------------------------------------------------------------------------------
@@ -896,11 +920,12 @@ def test_default_table_fits_its_own_examples(default_table, default_classifier):
 # --------------------------------------------------------------------------------------------
 
 
-def test_importing_classify_loads_neither_textual_nor_sklearn():
+def test_importing_the_classifier_loads_neither_textual_nor_sklearn():
     code = textwrap.dedent(
         """
         import json, sys
-        import tui.router.classifier.classify, tui.router.classifier.features
+        import tui.router.classifier.build, tui.router.classifier.features
+        import tui.router.table.decide
         print(json.dumps(sorted(sys.modules)))
         """
     )
@@ -918,13 +943,14 @@ def test_warm_cache_classification_does_not_import_sklearn(tmp_path):
         f"""
         import json, sys
         {table_code}
-        from tui.router.classifier.classify import build_classifier, decide
+        from tui.router.classifier.build import build_classifier
+        from tui.router.table.decide import decide
         c = build_classifier(t)
         d = decide("write a limerick about a cat", t, c)
         print(json.dumps({{"warm": "sklearn" in sys.modules, "task": d.task}}))
         """
     )
-    env = {**__import__("os").environ, C.CACHE_ENV: str(tmp_path)}
+    env = {**__import__("os").environ, CACHE_ENV: str(tmp_path)}
     run = lambda: json.loads(subprocess.run(  # noqa: E731
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300,
         env=env,
@@ -938,7 +964,7 @@ def test_warm_cache_classification_does_not_import_sklearn(tmp_path):
 
 def test_a_table_with_two_task_types_trains_and_predicts(tmp_path):
     """Task types are data: a table of just two must work like one of six."""
-    from tui.router.classifier.classify import train
+    from tui.router.classifier.training import train
 
     examples = {
         "code": [f"fix the python error in function number {i} of my script" for i in range(12)]
@@ -955,11 +981,11 @@ def test_a_table_with_two_task_types_trains_and_predicts(tmp_path):
 
 
 def test_accents_fold_to_their_base_letters_and_other_scripts_are_kept():
-    assert F._words("Poème función naïve Ünïcödé") == ["poeme", "funcion", "naive", "unicode"]
-    assert F._words("Привет, мир") == ["привет", "мир"]
+    assert W._words("Poème función naïve Ünïcödé") == ["poeme", "funcion", "naive", "unicode"]
+    assert W._words("Привет, мир") == ["привет", "мир"]
     # The translation table fills itself as text arrives: a second pass gives the same answer.
-    assert F._words("crème brûlée") == F._words("crème brûlée") == ["creme", "brulee"]
-    assert F._words("ﬁle ½ mp3 it’s O'Neil's x'y'z _a_b") == [
+    assert W._words("crème brûlée") == W._words("crème brûlée") == ["creme", "brulee"]
+    assert W._words("ﬁle ½ mp3 it’s O'Neil's x'y'z _a_b") == [
         "file", "1", "2", "mp0", "it's", "o'neil", "s", "x'y", "z", "a", "b"]
 
 
@@ -968,43 +994,43 @@ def _reference_words(text: str) -> list[str]:
     marks, then the word regex."""
     text = re.sub("[1-9]", "0", text.lower()).replace("’", "'")
     text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
-    return F._WORD.findall(text)
+    return W._WORD.findall(text)
 
 
 def test_words_are_what_the_word_regex_finds_in_the_folded_text(default_table):
     rng = random.Random(5)
-    texts = [t for ex in C.examples_by_label(default_table).values() for t in ex]
+    texts = [t for ex in examples_by_label(default_table).values() for t in ex]
     texts += ["".join(chr(rng.randrange(0x30000)) for _ in range(200)) for _ in range(200)]
     texts += ["".join(rng.choice("ab'’ _-19é\u0301ﬁ½İΣσς.Я٣") for _ in range(40))
               for _ in range(3000)]
     for text in texts:
-        assert F._plain_words(text) == _reference_words(text), repr(text)
+        assert W._plain_words(text) == _reference_words(text), repr(text)
 
 
 def test_chinese_and_japanese_runs_become_character_pairs():
-    assert F._words("写一首关于春天的诗") == ["写一", "一首", "首关", "关于", "于春", "春天", "天的", "的诗"]
-    assert F._words("用Python写函数, ok") == ["用", "python", "写函", "函数", "ok"]
-    assert F._words("Javaの配列") == ["java", "の配", "配列"]
-    assert F._words("猫") == ["猫"]
-    assert F._words("ｶﾀｶﾅ text") == ["カタ", "タカ", "カナ", "text"]  # half-width folds first
+    assert W._words("写一首关于春天的诗") == ["写一", "一首", "首关", "关于", "于春", "春天", "天的", "的诗"]
+    assert W._words("用Python写函数, ok") == ["用", "python", "写函", "函数", "ok"]
+    assert W._words("Javaの配列") == ["java", "の配", "配列"]
+    assert W._words("猫") == ["猫"]
+    assert W._words("ｶﾀｶﾅ text") == ["カタ", "タカ", "カナ", "text"]  # half-width folds first
     # Korean has spaces: its words stay whole (as jamo, like every word, NFKD-decomposed).
-    assert F._words("한국어 문장") == F._plain_words("한국어 문장") and len(F._words("한국어 문장")) == 2
+    assert W._words("한국어 문장") == W._plain_words("한국어 문장") and len(W._words("한국어 문장")) == 2
 
 
 def test_instruction_cues_count_whole_words_and_questions():
     # "can", "you", "please", "summarize" and the question mark: 5 cues over 5 words.
-    assert F._instructiveness("can you please summarize this?") == 1.0
-    assert F._instructiveness("you're right") == 0.5  # "you're" counts by its head
-    assert F._instructiveness("2024-05-14 02:00:01 INFO etl.main starting run") == 0.0
-    assert F._instructiveness("cannot yourself") == 0.0  # parts of words are not cues
+    assert S._instructiveness("can you please summarize this?") == 1.0
+    assert S._instructiveness("you're right") == 0.5  # "you're" counts by its head
+    assert S._instructiveness("2024-05-14 02:00:01 INFO etl.main starting run") == 0.0
+    assert S._instructiveness("cannot yourself") == 0.0  # parts of words are not cues
 
 
 def test_final_fit_from_the_fold_models_reaches_the_cold_fits_optimum(synthetic_table):
     """The final fit starts from the calibration folds' models; it must land where a cold fit
     does (same loss, same predictions), only sooner."""
-    examples = C.examples_by_label(synthetic_table)
-    warm = C.train(examples)  # calibrate=True: warm-started final fit
-    cold = C.train(examples, calibrate=False)  # no folds: a cold final fit
+    examples = examples_by_label(synthetic_table)
+    warm = train(examples)  # calibrate=True: warm-started final fit
+    cold = train(examples, calibrate=False)  # no folds: a cold final fit
     texts = [t for ex in examples.values() for t in ex]
     warm_p = np.array([warm.model.predict_proba(t, calibrated=False) for t in texts])
     cold_p = np.array([cold.model.predict_proba(t, calibrated=False) for t in texts])
@@ -1020,9 +1046,9 @@ def test_a_task_vocabulary_carries_over_to_words_the_examples_never_use(tmp_path
     tasks = dict(base.tasks)
     tasks["code"] = replace(tasks["code"], vocabulary=vocab)
     with_vocab = replace(base, tasks=tasks)
-    assert C.model_key(with_vocab) != C.model_key(base)  # the cache knows the difference
-    plain = C.LocalClassifier.from_table(base, directory=tmp_path)
-    lexical = C.LocalClassifier.from_table(with_vocab, directory=tmp_path)
+    assert model_key(with_vocab) != model_key(base)  # the cache knows the difference
+    plain = LocalClassifier.from_table(base, directory=tmp_path)
+    lexical = LocalClassifier.from_table(with_vocab, directory=tmp_path)
     prompt = "zorblax question"
     p_plain = dict(zip(plain.labels, plain.model.predict_proba(prompt), strict=True))
     p_lex = dict(zip(lexical.labels, lexical.model.predict_proba(prompt), strict=True))
@@ -1031,20 +1057,20 @@ def test_a_task_vocabulary_carries_over_to_words_the_examples_never_use(tmp_path
     assert "code vocabulary" in lexical.model.evidence(
         *lexical.model.vectorize(prompt), lexical.labels.index("code"))
     # The vocabulary is part of the cached model: a warm load featurizes the same way.
-    reloaded = C.LocalClassifier.from_table(with_vocab, directory=tmp_path)
+    reloaded = LocalClassifier.from_table(with_vocab, directory=tmp_path)
     assert reloaded.model.vocabulary == {"code": vocab}
     np.testing.assert_allclose(reloaded.model.predict_proba(prompt), lexical.model.predict_proba(prompt))
 
 
 def test_lexicon_normalises_entries_like_prompt_words_and_matches_phrases():
     lex = F.Lexicon.build({"creative": ["Poème", "fairy tale"], "code": ["node.js", "git"]})
-    words = F._words("Écris un poème, a fairy tale about node.js and Git")
+    words = W._words("Écris un poème, a fairy tale about node.js and Git")
     assert sorted(lex.hits(words)) == ["x:code", "x:code", "x:creative", "x:creative"]
     assert not F.Lexicon.build({})
     # Chinese and Japanese entries are runs of character pairs, whatever their length.
     cjk = F.Lexicon.build({"code": ["プログラム", "数据库"], "math": ["方程"]})
-    assert sorted(cjk.hits(F._words("このプログラムの数据库と方程"))) == ["x:code", "x:code", "x:math"]
-    assert cjk.hits(F._words("プログ")) == []
+    assert sorted(cjk.hits(W._words("このプログラムの数据库と方程"))) == ["x:code", "x:code", "x:math"]
+    assert cjk.hits(W._words("プログ")) == []
     assert F.tokens("a fairy tale", F.Lexicon()) == F.tokens("a fairy tale")
 
 
@@ -1060,14 +1086,14 @@ _CODE_LINE_REFERENCE = re.compile(
 
 def test_a_code_line_is_what_the_reference_regex_finds(default_table):
     rng = random.Random(3)
-    texts = [t for ex in C.examples_by_label(default_table).values() for t in ex]
+    texts = [t for ex in examples_by_label(default_table).values() for t in ex]
     lines = [ln for t in texts for ln in t.split("\n")]
     lines += ["".join(rng.choice("ab (){};:=-><|&!+ \t\u00a0") for _ in range(rng.randrange(30)))
               for _ in range(5000)]
     lines += ["  x", "if x:", "for i in y {  ", "print(x) ", "a -> b", "done;  ", "", "   "]
-    assert sum(map(F._code_line, lines)) > 1000  # the examples hold plenty of code
+    assert sum(map(S._code_line, lines)) > 1000  # the examples hold plenty of code
     for line in lines:
-        assert F._code_line(line) == bool(_CODE_LINE_REFERENCE.search(line)), repr(line)
+        assert S._code_line(line) == bool(_CODE_LINE_REFERENCE.search(line)), repr(line)
 
 
 def test_tokens_come_in_the_same_order_in_every_process():
@@ -1091,10 +1117,10 @@ def test_tokens_come_in_the_same_order_in_every_process():
 
 
 def test_the_material_noun_prefilter_never_hides_a_match(default_table):
-    texts = [t for ex in C.examples_by_label(default_table).values() for t in ex]
+    texts = [t for ex in examples_by_label(default_table).values() for t in ex]
     pieces = [t[i : i + 300] for t in texts for i in range(0, len(t), 150)]
     pieces += ["Summarize THE ARTICLE below", "fix my e-mail", "the big Listing:", "our CV",
                "the ſtory", "this ＴＥＸＴ"]
-    assert sum(map(F._names_material, pieces)) > 100
+    assert sum(map(S._names_material, pieces)) > 100
     for piece in pieces:
-        assert F._names_material(piece) == bool(F._NAMES_MATERIAL.search(piece)), piece
+        assert S._names_material(piece) == bool(S._NAMES_MATERIAL.search(piece)), piece

@@ -13,7 +13,8 @@ import pytest
 import tomli_w
 from small_examples import EXAMPLES as SMALL_EXAMPLES
 
-from tui.router.classifier import classify as cl
+from tui.router.classifier.build import build_classifier
+from tui.router.classifier.cache import load_or_train
 from tui.router.classifier.corrections import (
     CorrectionError,
     add_correction,
@@ -22,6 +23,8 @@ from tui.router.classifier.corrections import (
     retrain,
     retrain_and_compare,
 )
+from tui.router.classifier.local import LocalClassifier
+from tui.router.classifier.training import DEFAULT_PARAMS, examples_by_label, train
 from tui.router.table import table as table_mod
 from tui.router.table.table import ConflictError, load_table, table_from_dict
 
@@ -123,7 +126,7 @@ def test_correction_makes_the_prompt_classify_as_the_new_task_and_saves_atomical
     routes: Path, models: Path
 ) -> None:
     before_bytes = routes.read_bytes()
-    old = cl.build_classifier(load_table(routes), directory=models)
+    old = build_classifier(load_table(routes), directory=models)
     assert old.classify(PROMPT).label != TARGET
 
     result = apply_correction(routes, PROMPT, TARGET, DEV, directory=models)
@@ -148,7 +151,7 @@ def test_correction_makes_the_prompt_classify_as_the_new_task_and_saves_atomical
 
     # The retrained model is in the classifier cache: the next build loads it, no training.
     said: list[str] = []
-    again = cl.build_classifier(reloaded, directory=models, on_progress=said.append)
+    again = build_classifier(reloaded, directory=models, on_progress=said.append)
     assert any("from cache" in s for s in said), said
     assert again.classify(PROMPT).label == TARGET
 
@@ -205,12 +208,12 @@ def test_incremental_retraining_gives_the_model_a_full_training_gives(models: Pa
     new_table = add_correction(new_table, "a ballad about a sailor and the moon", "creative")
     classifier, info = retrain(old_table, new_table, directory=models, save=False)
     assert info["method"] == "incremental"
-    inc = cl.LocalClassifier
+    inc = LocalClassifier
     inc_model = classifier.inner.inner.model
     assert isinstance(classifier.inner.inner, inc)
     # The reference: a full training of the same examples, solved as tightly.
-    tight = replace(cl.DEFAULT_PARAMS, tol=cl.DEFAULT_PARAMS.tol / 100)
-    full = cl.train(cl.examples_by_label(new_table), tight, calibrate=False).model
+    tight = replace(DEFAULT_PARAMS, tol=DEFAULT_PARAMS.tol / 100)
+    full = train(examples_by_label(new_table), tight, calibrate=False).model
     assert set(inc_model.vocab) == set(full.vocab)
     assert inc_model.meta["n_augmented"] == full.meta.get("n_augmented", 0) > 0
     assert np.allclose(inc_model.idf[[inc_model.vocab[t] for t in full.vocab]], full.idf)
@@ -221,7 +224,7 @@ def test_incremental_retraining_gives_the_model_a_full_training_gives(models: Pa
         assert int(np.argmax(a)) == int(np.argmax(b)), prompt
         assert np.abs(a - b).max() < 0.02, prompt
     # The calibration temperature is kept from the model it started from.
-    old_model = cl.load_or_train(old_table, directory=models)
+    old_model = load_or_train(old_table, directory=models)
     assert inc_model.temperature == old_model.temperature
 
 

@@ -16,7 +16,6 @@ import pytest
 import yaml
 
 from tui.cli import main
-from tui.router.classifier.classify import decide
 from tui.router.gateway.litellm_export import (
     CALLBACK_MODULE,
     CONFIG_NAME,
@@ -38,6 +37,7 @@ from tui.router.gateway.routing import (
     last_user_message,
     requested_priority,
 )
+from tui.router.table.decide import decide
 from tui.router.table.table import load_table
 
 # Importing LiteLLM would otherwise fetch its price map from the internet: tests stay on the machine.
@@ -227,7 +227,7 @@ def gateway(exported, table) -> Gateway:
 
 
 def test_the_virtual_model_is_routed_to_the_cell_classify_names(gateway, table):
-    from tui.router.classifier.classify import build_classifier
+    from tui.router.classifier.build import build_classifier
 
     classifier = build_classifier(table)
     for prompt in ("write a python function that merges two sorted lists",

@@ -22,9 +22,10 @@ import httpx
 import pytest
 from fakeserver import FakeServer, Reply
 
-from tui.router.classifier.classify import build_classifier, decide
+from tui.router.classifier.build import build_classifier
 from tui.router.gateway.litellm_export import export_litellm
 from tui.router.gateway.routing import VIRTUAL_MODEL
+from tui.router.table.decide import decide
 from tui.router.table.table import default_routes_path, load_table
 from tui.router.types import split_model_id
 

@@ -367,7 +367,7 @@ def test_threshold_sweep_share_uncertain_is_monotonic_and_accuracy_counts_confid
 
 
 def test_batch_classification_matches_the_classifier(tmp_path: Path) -> None:
-    from tui.router.classifier.classify import build_classifier
+    from tui.router.classifier.build import build_classifier
 
     table = mini_table()
     classifier = build_classifier(table, directory=tmp_path / "models")
@@ -396,7 +396,8 @@ def test_batch_classification_matches_the_classifier(tmp_path: Path) -> None:
 def test_batch_path_steps_aside_when_the_classifier_computes_differently(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tui.router.classifier.classify import LocalClassifier, build_classifier
+    from tui.router.classifier.build import build_classifier
+    from tui.router.classifier.local import LocalClassifier
 
     classifier = build_classifier(mini_table(), directory=tmp_path / "models")
     original = LocalClassifier.classify
@@ -410,7 +411,7 @@ def test_batch_path_steps_aside_when_the_classifier_computes_differently(
 
 
 def test_project_with_the_real_classifier_and_demo_workload_shape(tmp_path: Path) -> None:
-    from tui.router.classifier.classify import build_classifier
+    from tui.router.classifier.build import build_classifier
 
     table = mini_table()
     classifier = build_classifier(table, directory=tmp_path / "models")

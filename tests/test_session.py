@@ -7,12 +7,12 @@ from tui.router.table.table import load_table
 
 
 def test_a_classifier_that_cannot_be_built_fails_open_to_the_uncertain_route(monkeypatch):
-    import tui.router.classifier.classify as classify
+    import tui.router.classifier.build as build
 
     def broken(*args, **kwargs):
         raise RuntimeError("model cache unreadable")
 
-    monkeypatch.setattr(classify, "build_classifier", broken)
+    monkeypatch.setattr(build, "build_classifier", broken)
     session = Session(table=load_table(None), env={})
     decision = session.decide("write a haiku about rain")
     assert decision.uncertain is True

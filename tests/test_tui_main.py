@@ -692,7 +692,7 @@ async def test_a_provider_that_cannot_be_reached_falls_back_and_says_why(
 
 # The snapshots use a small table of their own, so that tuning the packaged routes (its examples,
 # its cells) does not change them; it trains in well under a second. Three task types, not two:
-# the local classifier fails to train on exactly two today (classify._train expects a 2-D
+# the local classifier fails to train on exactly two today (training._train expects a 2-D
 # decision_function, which scikit-learn gives only for three classes or more).
 SNAPSHOT_ROUTES = """
 [baseline]

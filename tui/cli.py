@@ -121,7 +121,7 @@ def _progress_note(message: str) -> None:
 
 def _build_classifier(table, args: argparse.Namespace | None = None):
     """The table's classifier; an LLM one resolved from the environment like any model."""
-    from tui.router.classifier.classify import build_classifier, resolve_llm
+    from tui.router.classifier.build import build_classifier, resolve_llm
 
     client, why = resolve_llm(
         table, env=os.environ, force_simulated=bool(getattr(args, "simulate", False))
@@ -202,7 +202,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         raise UserError(
             f'unknown priority "{args.priority}" (known: {", ".join(table.priority_names)})'
         )
-    from tui.router.classifier.classify import decide
+    from tui.router.table.decide import decide
 
     classifier = _build_classifier(table, args)
     decision = decide(prompt, table, classifier, priority=args.priority)

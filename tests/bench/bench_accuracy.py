@@ -29,8 +29,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tui.router.classifier import classify as C  # noqa: E402
 from tui.router.classifier.evaluate import LabelledPrompt, score  # noqa: E402
+from tui.router.classifier.local import LocalClassifier, RuleClassifier  # noqa: E402
+from tui.router.classifier.training import (  # noqa: E402
+    DEFAULT_PARAMS,
+    examples_by_label,
+    train,
+    vocabularies,
+)
 from tui.router.table.table import load_table  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -88,8 +94,8 @@ def main() -> None:
     given = next((sys.argv[i + 1] for i, a in enumerate(sys.argv[:-1]) if a == "--real"), None)
     seeds = int(args[0]) if args and args[0].isdigit() else 5
     table = load_table(ROOT / "tui/data/routes.toml")
-    examples = C.examples_by_label(table)
-    vocabulary = C.vocabularies(table)
+    examples = examples_by_label(table)
+    vocabulary = vocabularies(table)
     labels = list(examples)
     folder = R.find_corpus(given)
     real = R.load_dev(folder, labels) if folder else []
@@ -102,9 +108,9 @@ def main() -> None:
     f1: dict[str, list[float]] = {name: [] for name in sets}
     for seed in range(seeds):
         started = time.perf_counter()
-        trained = C.train(examples, replace(C.DEFAULT_PARAMS, seed=seed), vocabulary=vocabulary)
+        trained = train(examples, replace(DEFAULT_PARAMS, seed=seed), vocabulary=vocabulary)
         seconds = time.perf_counter() - started
-        clf = C.RuleClassifier.from_table(table, C.LocalClassifier(trained.model))
+        clf = RuleClassifier.from_table(table, LocalClassifier(trained.model))
         results = [clf.classify(r.prompt) for r in real]
         real_runs.append(([c.label for c in results], [c.confidence for c in results]))
         cells = []
@@ -122,7 +128,7 @@ def main() -> None:
             right[name].append(round(report.accuracy * report.n))
             f1[name].append(report.macro_f1)
             cells.append(f"{name} {right[name][-1]}/{len(rows)}")
-        shipped = " (shipped)" if seed == C.DEFAULT_PARAMS.seed else ""
+        shipped = " (shipped)" if seed == DEFAULT_PARAMS.seed else ""
         print(f"seed {seed}{shipped}: trained in {seconds:.2f} s, "
               f"{trained.model.meta.get('newton_steps')} Newton steps")
     if real:
@@ -130,13 +136,13 @@ def main() -> None:
               "1-2 + char_wb 2-5 + logistic regression on the same examples)")
         plain = R.plain_baseline(examples)([r.prompt for r in real])
         print_real(real, real_runs, plain, labels)
-        print_threshold_curve(real, *real_runs[min(C.DEFAULT_PARAMS.seed, seeds - 1)])
+        print_threshold_curve(real, *real_runs[min(DEFAULT_PARAMS.seed, seeds - 1)])
     print(f"WRITTEN SETS (secondary; mean over seeds 0-{seeds - 1}):")
     for name, rows in sets.items():
         line = (f"  {name:>5}: {statistics.mean(right[name]):6.1f}/{len(rows)} right, "
                 f"macro-F1 {statistics.mean(f1[name]):.3f}")
-        if C.DEFAULT_PARAMS.seed < seeds:
-            s = C.DEFAULT_PARAMS.seed
+        if DEFAULT_PARAMS.seed < seeds:
+            s = DEFAULT_PARAMS.seed
             line += f"   (shipped seed {s}: {right[name][s]}, macro-F1 {f1[name][s]:.3f})"
         print(line)
     total = sum(len(rows) for name, rows in sets.items() if name != "dev")

@@ -34,7 +34,13 @@ import yardstick  # noqa: E402
 
 PASSES = 3  # latency passes per row
 
-from tui.router.classifier import classify as C  # noqa: E402
+from tui.router.classifier.cache import CACHE_ENV  # noqa: E402
+from tui.router.classifier.local import (  # noqa: E402
+    CachingClassifier,
+    LocalClassifier,
+    RuleClassifier,
+)
+from tui.router.classifier.training import examples_by_label, train, vocabularies  # noqa: E402
 from tui.router.table.table import load_table  # noqa: E402
 
 
@@ -99,7 +105,7 @@ def timed(fn, prompts: list[str]) -> list[float]:
 def main() -> None:
     print(yardstick.describe())
     table = load_table()
-    examples = C.examples_by_label(table)
+    examples = examples_by_label(table)
     n_examples = sum(len(v) for v in examples.values())
     print(f"routes.toml: {len(examples)} task types, {n_examples} examples")
 
@@ -113,12 +119,12 @@ def main() -> None:
     frac = 1100 / max(n_examples, 1)
     subset = {k: v[: max(2, round(len(v) * frac))] for k, v in examples.items()}
     for name, ex in (("~1,100 examples", subset), (f"all {n_examples} examples", examples)):
-        vocabulary = C.vocabularies(table)
-        C.train(ex, vocabulary=vocabulary)  # warm-up (first-call costs inside numpy/scipy)
+        vocabulary = vocabularies(table)
+        train(ex, vocabulary=vocabulary)  # warm-up (first-call costs inside numpy/scipy)
         runs = []
         for _ in range(3):  # the median of three: single runs here vary by 20-30%
             t0, c0 = time.perf_counter(), time.process_time()
-            trained = C.train(ex, vocabulary=vocabulary)
+            trained = train(ex, vocabulary=vocabulary)
             runs.append((time.perf_counter() - t0, time.process_time() - c0, trained))
         runs.sort(key=lambda r: r[0])
         wall, cpu, trained = runs[1]
@@ -133,8 +139,8 @@ def main() -> None:
           f"{meta['cv_macro_f1']:.3f} (on half the data per fold), final fit "
           f"{meta.get('newton_steps', '?')} Newton steps")
 
-    local = C.LocalClassifier(model)
-    ruled = C.RuleClassifier.from_table(table, local)
+    local = LocalClassifier(model)
+    ruled = RuleClassifier.from_table(table, local)
 
     # -- latency ---------------------------------------------------------------------------
     rng = random.Random(7)
@@ -175,14 +181,14 @@ def main() -> None:
         ruled.classify(p)
     rate = len(prompts) / (time.perf_counter() - t0)
     print(f"throughput: {rate:,.0f} prompts/s (~200 chars, one thread)")
-    cached = C.CachingClassifier(ruled)
+    cached = CachingClassifier(ruled)
     cached.classify(prompts[0])
     ms = timed(cached.classify, [prompts[0]] * 2000)
     print(f"LRU cache hit: {summary(ms)}")
 
     # -- cold process with a warm cache ---------------------------------------------------------
     with tempfile.TemporaryDirectory() as cache:
-        env = {**os.environ, C.CACHE_ENV: cache}
+        env = {**os.environ, CACHE_ENV: cache}
         exe = Path(sys.executable).parent / "routedeck"
         cli = [str(exe)] if exe.exists() else [sys.executable, "-m", "tui.cli"]
         prompt = "write a limerick about a cat who learns to code"
@@ -190,7 +196,8 @@ def main() -> None:
         bare = (
             "import sys, time; t=time.perf_counter()\n"
             "from tui.router.table.table import load_table\n"
-            "from tui.router.classifier.classify import build_classifier, decide\n"
+            "from tui.router.classifier.build import build_classifier\n"
+            "from tui.router.table.decide import decide\n"
             "t0=load_table(); c=build_classifier(t0); d=decide(sys.argv[1], t0, c)\n"
             "print('sklearn' in sys.modules, d.task)\n"
         )

@@ -82,7 +82,8 @@ async def in_process(folder: Path, table, items: list[str]) -> None:
 def through_proxy(folder: Path, env: dict[str, str], server, items: list[str], n: int) -> None:
     import httpx
 
-    from tui.router.classifier.classify import build_classifier, decide
+    from tui.router.classifier.build import build_classifier
+    from tui.router.table.decide import decide
     from tui.router.table.table import load_table
 
     port = _free_port()

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from tui.router.classifier import corrections  # noqa: E402
-from tui.router.classifier.classify import build_classifier  # noqa: E402
+from tui.router.classifier.build import build_classifier  # noqa: E402
 from tui.router.classifier.evaluate import read_labelled  # noqa: E402
 from tui.router.cost import projection  # noqa: E402
 from tui.router.table.table import load_table  # noqa: E402

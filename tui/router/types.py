@@ -195,7 +195,7 @@ class RoutingTable:
 
 
 # --------------------------------------------------------------------------------------------
-# Classification and the routing decision (tui.router.classifier.classify, tui.router.router)
+# Classification and the routing decision (tui.router.classifier, tui.router.table.decide)
 # --------------------------------------------------------------------------------------------
 
 

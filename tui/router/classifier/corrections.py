@@ -9,13 +9,13 @@ at once, and accuracy on a dev set is compared before and after.
 
     result = apply_correction("routes.toml", prompt, "code", dev_rows)   # all of it, saved
 
-Retraining fast (the <= 1 s budget): a full training run (:func:`tui.router.classifier.classify.train`)
+Retraining fast (the <= 1 s budget): a full training run (:func:`tui.router.classifier.training.train`)
 featurizes every example, fits the logistic regression from scratch, then fits it again once per
 calibration fold; that takes seconds. A correction changes one example of ~2,200, so here the
 model is retrained INCREMENTALLY, aiming at the model a full training gives:
 
 * the training texts stay featurized (token counts per text, :class:`_TrainState`), so only the
-  new example and the augmented copies that changed (``classify.augment``, same seed: each
+  new example and the augmented copies that changed (``training.augment``, same seed: each
   copy is drawn from its own example's text, so that is the new example's copy and the ~1/n
   that borrow a new passage) are featurized; tf-idf weights are recomputed with numpy;
 * the same logistic regression (same loss, C, features, group weights: the same optimum) is
@@ -53,9 +53,22 @@ from typing import Any
 
 import numpy as np
 
-from tui.router.classifier import classify as cl
 from tui.router.classifier import features as feat
+from tui.router.classifier.build import build_classifier
+from tui.router.classifier.cache import _prune, cache_path, load_or_train
 from tui.router.classifier.evaluate import LabelledPrompt, read_labelled, score
+from tui.router.classifier.local import CachingClassifier, LocalClassifier, RuleClassifier
+from tui.router.classifier.model import LinearModel
+from tui.router.classifier.training import (
+    DEFAULT_PARAMS,
+    TrainParams,
+    augment,
+    examples_by_label,
+    group_normalize,
+    model_key,
+    tfidf,
+    vocabularies,
+)
 from tui.router.sanitize import clean
 from tui.router.table.table import MIN_EXAMPLES, load_table, save_table, table_problems
 from tui.router.types import Classification, RoutingTable
@@ -154,36 +167,36 @@ def _moved_from(old: RoutingTable, new: RoutingTable, text: str) -> tuple[str, .
 
 
 def _labels_of(table: RoutingTable) -> tuple[str, ...]:
-    return tuple(label for label, texts in cl.examples_by_label(table).items() if texts)
+    return tuple(label for label, texts in examples_by_label(table).items() if texts)
 
 
 # The TrainParams fields the incremental path knows how to honour. A field added to TrainParams
 # later (a new training knob) turns the incremental path off: a full training is run instead, so
-# a correction never silently trains a different model than classify.train would.
+# a correction never silently trains a different model than training.train would.
 _KNOWN_PARAMS = frozenset(
     {"C", "group_weights", "min_df", "augment_share", "cv_folds", "max_iter", "tol", "seed"}
 )
-# The warm-started fit is solved tighter than classify.train's tolerance: a cold fit stops
+# The warm-started fit is solved tighter than training.train's tolerance: a cold fit stops
 # anywhere inside its tolerance, but a warm start is already inside it and would stop before the
 # new example counts at all. First 10 times tighter; when a new example is still not learnt,
 # 100 times (the fit continues from where it stopped).
 _WARM_TOL_FACTORS = (0.1, 0.01)
 
 
-def _incremental_ok(params: cl.TrainParams) -> bool:
+def _incremental_ok(params: TrainParams) -> bool:
     return {f.name for f in fields(params)} <= _KNOWN_PARAMS
 
 
 class _TrainState:
     """The featurized training texts and the model fitted on them (one table's examples).
 
-    Mirrors ``classify.train`` without the calibration fits: the same examples, the same
-    augmented copies (``classify.augment``, same seed), the same tokens (``features.analyze``),
-    tf-idf by the same ``classify.tfidf``, the same
+    Mirrors ``training.train`` without the calibration fits: the same examples, the same
+    augmented copies (``training.augment``, same seed), the same tokens (``features.analyze``),
+    tf-idf by the same ``training.tfidf``, the same
     per-group normalisation and the same logistic regression objective.
     """
 
-    def __init__(self, key: str, params: cl.TrainParams,
+    def __init__(self, key: str, params: TrainParams,
                  vocabulary: dict[str, tuple[str, ...]]):
         self.key = key
         self.params = params
@@ -191,7 +204,7 @@ class _TrainState:
         self.lexicon = feat.Lexicon.build(vocabulary)
         # text -> (its tokens, its split or None for augmented copies)
         self.texts: dict[str, tuple[list[str], Any]] = {}
-        self.model: cl.LinearModel | None = None
+        self.model: LinearModel | None = None
 
     def example(self, text: str) -> tuple[list[str], Any]:
         found = self.texts.get(text)
@@ -208,13 +221,13 @@ class _TrainState:
     def training_set(self, table: RoutingTable) -> tuple[tuple[str, ...], list, np.ndarray, int]:
         """(labels, featurized rows, labels of the rows, how many are augmented copies)."""
         params = self.params
-        examples = cl.examples_by_label(table)
+        examples = examples_by_label(table)
         labels = tuple(label for label, texts in examples.items() if texts)
         texts = [t for label in labels for t in examples[label]]
         y = np.array([i for i, label in enumerate(labels) for _ in examples[label]],
                      dtype=np.intp)
         real = [self.example(t) for t in texts]
-        extra_texts, extra_y, _ = cl.augment(
+        extra_texts, extra_y, _ = augment(
             texts, y, params.augment_share, params.seed, splits=[r[1] for r in real]
         )
         rows = real + [self.copy_of(t) for t in extra_texts]
@@ -228,11 +241,11 @@ _LOCK = threading.Lock()
 _STATE: _TrainState | None = None
 
 
-def _local_model(classifier: Any) -> cl.LinearModel | None:
+def _local_model(classifier: Any) -> LinearModel | None:
     """The LinearModel inside a classifier stack (cache → rules → local / llm → local)."""
     c = classifier
     for _ in range(4):
-        if isinstance(c, cl.LocalClassifier):
+        if isinstance(c, LocalClassifier):
             return c.model
         c = getattr(c, "inner", None) or getattr(c, "fallback", None)
     return None
@@ -242,18 +255,18 @@ def _state_for(
     table: RoutingTable,
     classifier: Any = None,
     directory: Path | None = None,
-    params: cl.TrainParams = cl.DEFAULT_PARAMS,
+    params: TrainParams = DEFAULT_PARAMS,
 ) -> _TrainState:
     """The training state of ``table`` (kept from the last retrain, else built: featurizes every
     example once, and loads or trains the table's model). Call with _LOCK held."""
     global _STATE
-    key = cl.model_key(table, params)
+    key = model_key(table, params)
     if _STATE is not None and _STATE.key == key and _STATE.model is not None:
         return _STATE
-    state = _TrainState(key, params, cl.vocabularies(table))
+    state = _TrainState(key, params, vocabularies(table))
     model = _local_model(classifier) if classifier is not None else None
     if model is None or model.key != key:
-        model = cl.load_or_train(table, directory=directory, params=params)
+        model = load_or_train(table, directory=directory, params=params)
     state.training_set(table)  # featurize now: the next retrain only featurizes what is new
     state.model = model
     _STATE = state
@@ -278,17 +291,17 @@ def _fit_incremental(state: _TrainState, table: RoutingTable) -> _TrainState:
     from threadpoolctl import threadpool_limits
 
     params = state.params
-    new = _TrainState(cl.model_key(table, params), params, state.vocabulary)
+    new = _TrainState(model_key(table, params), params, state.vocabulary)
     new.texts = state.texts  # shared cache
     known = set(state.texts)
     labels, rows, y, n_augmented = new.training_set(table)
-    texts = [t for ts in cl.examples_by_label(table).values() for t in ts]
+    texts = [t for ts in examples_by_label(table).values() for t in ts]
     added = np.array([i for i, t in enumerate(texts) if t not in known], dtype=np.intp)
 
-    counts, tokens, idf = cl.tfidf([r[0] for r in rows], params.min_df)
+    counts, tokens, idf = tfidf([r[0] for r in rows], params.min_df)
     groups = np.fromiter(map(feat.group_of, tokens), dtype=np.intp, count=len(tokens))
     weights = np.asarray(params.group_weights, dtype=np.float64)
-    X = cl.group_normalize(counts, groups, weights).astype(np.float32)  # as classify.train fits
+    X = group_normalize(counts, groups, weights).astype(np.float32)  # as training.train fits
 
     # Warm start from the current model's coefficients (zero for tokens it did not have).
     old = state.model
@@ -298,7 +311,7 @@ def _fit_incremental(state: _TrainState, table: RoutingTable) -> _TrainState:
     coef0 = np.zeros((len(tokens), len(labels)))
     have = old_rows >= 0
     coef0[have] = old.coef[old_rows[have]]
-    # classify.train's objective (multinomial loss, L2, same C): the same optimum, reached from
+    # training.train's objective (multinomial loss, L2, same C): the same optimum, reached from
     # the current model in a few Newton steps.
     lr = LogisticRegression(C=params.C, solver="newton-cg", max_iter=params.max_iter,
                             tol=params.tol * _WARM_TOL_FACTORS[0], warm_start=True)
@@ -315,7 +328,7 @@ def _fit_incremental(state: _TrainState, table: RoutingTable) -> _TrainState:
             if len(added) == 0 or (lr.predict(X[added]) == y[added]).all():
                 break
 
-    model = cl.LinearModel(
+    model = LinearModel(
         labels=labels,
         vocab={t: j for j, t in enumerate(tokens)},
         idf=idf,
@@ -356,11 +369,11 @@ def retrain(
     otherwise a full training. ``save`` writes the model to the classifier's disk cache (so
     ``build_classifier(new_table)`` loads it).
     """
-    params = cl.DEFAULT_PARAMS
-    new_key = cl.model_key(new_table, params)
+    params = DEFAULT_PARAMS
+    new_key = model_key(new_table, params)
     started = time.perf_counter()
     info: dict[str, Any] = {}
-    if old_classifier is not None and cl.model_key(old_table, params) == new_key:
+    if old_classifier is not None and model_key(old_table, params) == new_key:
         info.update(method="unchanged", retrain_ms=(time.perf_counter() - started) * 1000.0)
         return old_classifier, info
     labels = _labels_of(new_table)
@@ -369,7 +382,7 @@ def retrain(
         if _STATE is not None and _STATE.key == new_key and _STATE.model is not None:
             model, info["method"] = _STATE.model, "unchanged"
         elif (_labels_of(old_table) == labels and len(labels) > 2 and _incremental_ok(params)
-              and cl.vocabularies(old_table) == cl.vocabularies(new_table)):
+              and vocabularies(old_table) == vocabularies(new_table)):
             state = _state_for(old_table, old_classifier, directory, params)
             prepared_ms = (time.perf_counter() - started) * 1000.0
             fit_started = time.perf_counter()
@@ -379,20 +392,20 @@ def retrain(
                         fit_ms=(time.perf_counter() - fit_started) * 1000.0,
                         n_iter=model.meta.get("n_iter"))
         else:
-            model = cl.load_or_train(new_table, directory=directory, params=params)
+            model = load_or_train(new_table, directory=directory, params=params)
             info["method"] = "full"
             _STATE = None
     if save and info["method"] == "incremental":
         try:
-            path = cl.cache_path(new_key, directory)
+            path = cache_path(new_key, directory)
             model.save(path)
-            cl._prune(path.parent, path)
+            _prune(path.parent, path)
             info["cached"] = str(path)
         except OSError as exc:
             info["cache_error"] = exc.strerror or str(exc)
     info["retrain_ms"] = (time.perf_counter() - started) * 1000.0
-    classifier = cl.CachingClassifier(
-        cl.RuleClassifier.from_table(new_table, cl.LocalClassifier(model))
+    classifier = CachingClassifier(
+        RuleClassifier.from_table(new_table, LocalClassifier(model))
     )
     return classifier, info
 
@@ -519,7 +532,7 @@ def retrain_and_compare(
         task, prompt = found[0]
     text = _clean_prompt(prompt)
     if old_classifier is None:
-        old_classifier = cl.build_classifier(old_table, directory=directory)
+        old_classifier = build_classifier(old_table, directory=directory)
     classifier, info = retrain(old_table, new_table, old_classifier=old_classifier,
                                directory=directory, save=save_model)
     labels = new_table.task_names

@@ -29,7 +29,7 @@ Speed: a prompt's classification is the only per-prompt work that is slow (featu
 Python). :func:`classify_workload` classifies each distinct prompt once; with the standard
 classifier stack (cache → rules → local model) it skips the per-prompt explanation work and scores
 prompts in batches with numpy, giving the same labels and confidences as ``classifier.classify``.
-:func:`reproject` never classifies: it calls :func:`tui.router.classifier.classify.decide` once per distinct
+:func:`reproject` never classifies: it calls :func:`tui.router.table.decide.decide` once per distinct
 (label, priority, above/below threshold) group with the stored classification, looks each model's
 price up once, and sums with numpy.
 
@@ -50,10 +50,10 @@ from typing import Any
 
 import numpy as np
 
-from tui.router.classifier.classify import decide, infer_priority
 from tui.router.cost.pricing import cost_usd
 from tui.router.files import read_regular_file
 from tui.router.run.metrics import estimate_tokens as _estimate_tokens
+from tui.router.table.decide import decide, infer_priority
 from tui.router.types import Classification, RoutingTable
 
 __all__ = [
@@ -270,7 +270,7 @@ def estimate_tokens(text: str) -> int:
 def _unwrap(classifier: Any) -> tuple[Any, Any] | None:
     """(rules or None, local) when ``classifier`` is the standard local stack
     (``CachingClassifier`` → ``RuleClassifier`` → ``LocalClassifier``), else None."""
-    from tui.router.classifier.classify import CachingClassifier, LocalClassifier, RuleClassifier
+    from tui.router.classifier.local import CachingClassifier, LocalClassifier, RuleClassifier
 
     c = classifier
     if isinstance(c, CachingClassifier):

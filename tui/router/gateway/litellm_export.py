@@ -330,7 +330,7 @@ def export_litellm(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
-    from tui.router.classifier.classify import load_or_train
+    from tui.router.classifier.cache import load_or_train
 
     model = load_or_train(table, on_progress=on_progress)
     model.save(out / MODEL_NAME)

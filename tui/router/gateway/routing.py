@@ -244,13 +244,13 @@ class Gateway:
         """Rules, then the local model from the exported file (numpy only), behind an LRU. With
         no exported file, the trained-model cache (training if it must, which needs
         scikit-learn)."""
-        from tui.router.classifier.classify import (
+        from tui.router.classifier.local import (
             CachingClassifier,
-            LinearModel,
             LocalClassifier,
             RuleClassifier,
-            model_key,
         )
+        from tui.router.classifier.model import LinearModel
+        from tui.router.classifier.training import model_key
 
         if self.model_path is not None:
             model = LinearModel.load(self.model_path, model_key(table))
@@ -278,7 +278,7 @@ class Gateway:
             return self._failed_open(f"{type(exc).__name__}: {exc}")
 
     def _decide(self, data: Mapping[str, Any], table: RoutingTable) -> GatewayDecision:
-        from tui.router.classifier.classify import decide
+        from tui.router.table.decide import decide
 
         prompt = last_user_message(data)
         if not prompt.strip():

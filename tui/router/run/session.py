@@ -57,7 +57,7 @@ class Session:
     @property
     def llm_model(self) -> str | None:
         """The model the table's classifier calls (kind "llm" or "cascade"), else None."""
-        from tui.router.classifier.classify import LLM_KINDS
+        from tui.router.classifier.llm import LLM_KINDS
 
         settings = self.table.classifier
         return settings.llm_model if settings.kind in LLM_KINDS else None
@@ -80,7 +80,7 @@ class Session:
 
         With ``[classifier] kind = "llm"`` or ``"cascade"``, ``llm_model`` is resolved through
         the provider registry (this session's environment and simulation flag)."""
-        from tui.router.classifier.classify import build_classifier
+        from tui.router.classifier.build import build_classifier
 
         with self._lock:
             if self._classifier is None or not _same_training(self._classifier_table, self.table):
@@ -103,7 +103,7 @@ class Session:
 
     def _llm_client(self, table: RoutingTable):
         """(client, None) for the table's llm_model, or (None, why it is not called)."""
-        from tui.router.classifier.classify import resolve_llm
+        from tui.router.classifier.build import resolve_llm
 
         client, why = resolve_llm(table, env=self.env, force_simulated=self.force_simulated)
         self.llm_unavailable = why
@@ -111,7 +111,7 @@ class Session:
 
     def _assemble(self, table: RoutingTable, classifier):
         """``classifier``'s local model with ``table``'s rules and LLM layer (no training)."""
-        from tui.router.classifier.classify import assemble, local_classifier_of
+        from tui.router.classifier.build import assemble, local_classifier_of
 
         local = local_classifier_of(classifier)
         if local is None:  # not a stack we know: use it as it is
@@ -134,7 +134,7 @@ class Session:
         """Classify and route. ``ask_llm=False`` decides with the local stack only (no paid
         call: labels as a person types). If the classifier cannot be built, fail open: the
         prompt goes to the uncertain route (by default the baseline) and the reason says why."""
-        from tui.router.classifier.classify import decide
+        from tui.router.table.decide import decide
 
         try:
             classifier = self.load_classifier() if ask_llm else self.load_local_classifier()
