@@ -20,13 +20,14 @@ Used by bench_accuracy.py; nothing here asserts.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tui.router import settings
+
 ROOT = Path(__file__).resolve().parents[2]
-ENV_VAR = "ROUTEDECK_REAL_PROMPTS"
+ENV_VAR = settings.REAL_PROMPTS
 CANDIDATES = (ROOT / "staging/real/labelled", ROOT.parent / "shared/real-prompts")
 
 
@@ -40,7 +41,7 @@ class Row:
 
 def find_corpus(given: str | None = None) -> Path | None:
     """The corpus folder: ``given``, else the environment variable, else the first candidate."""
-    for path in (given, os.environ.get(ENV_VAR), *CANDIDATES):
+    for path in (given, settings.real_prompts_dir(), *CANDIDATES):
         if path and (Path(path) / "split.json").is_file():
             return Path(path)
     return None

@@ -9,10 +9,10 @@ scikit-learn; :func:`load_or_train` loads it, or trains and writes it.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
+from tui.router import settings
 from tui.router.classifier.model import LinearModel
 from tui.router.classifier.training import (
     DEFAULT_PARAMS,
@@ -27,17 +27,13 @@ from tui.router.types import RoutingTable
 ProgressFn = Callable[[str], None]
 
 
-CACHE_ENV = "ROUTEDECK_CACHE_DIR"
+CACHE_ENV = settings.CACHE_DIR
 _CACHE_KEEP = 6  # cached models kept; older ones are removed
 
 
 def cache_dir() -> Path:
-    override = os.environ.get(CACHE_ENV)
-    if override:
-        return Path(override)
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("routedeck", appauthor=False))
+    """Where trained models are cached (``settings.cache_dir``: ``$ROUTEDECK_CACHE_DIR``)."""
+    return settings.cache_dir()
 
 
 def cache_path(key: str, directory: Path | None = None) -> Path:
