@@ -25,7 +25,8 @@ from fakeserver import FakeServer, Reply
 from tui.router.classifier.classify import build_classifier, decide
 from tui.router.gateway.litellm_export import export_litellm
 from tui.router.gateway.routing import VIRTUAL_MODEL
-from tui.router.table.table import default_routes_path, load_table
+from tui.router.table.load import load_table
+from tui.router.table.paths import default_routes_path
 from tui.router.types import split_model_id
 
 pytestmark = pytest.mark.skipif(

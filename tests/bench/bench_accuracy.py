@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from tui.router.classifier import classify as C  # noqa: E402
 from tui.router.classifier.evaluate import LabelledPrompt, score  # noqa: E402
-from tui.router.table.table import load_table  # noqa: E402
+from tui.router.table.load import load_table  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import real_prompts as R  # noqa: E402

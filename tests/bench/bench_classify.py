@@ -35,7 +35,7 @@ import yardstick  # noqa: E402
 PASSES = 3  # latency passes per row
 
 from tui.router.classifier import classify as C  # noqa: E402
-from tui.router.table.table import load_table  # noqa: E402
+from tui.router.table.load import load_table  # noqa: E402
 
 
 def pct(values: list[float], q: float) -> float:
@@ -189,7 +189,7 @@ def main() -> None:
         subprocess.run([*cli, "classify", prompt], env=env, capture_output=True, check=True)
         bare = (
             "import sys, time; t=time.perf_counter()\n"
-            "from tui.router.table.table import load_table\n"
+            "from tui.router.table.load import load_table\n"
             "from tui.router.classifier.classify import build_classifier, decide\n"
             "t0=load_table(); c=build_classifier(t0); d=decide(sys.argv[1], t0, c)\n"
             "print('sklearn' in sys.modules, d.task)\n"

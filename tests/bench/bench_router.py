@@ -46,7 +46,7 @@ from fakeserver import FakeServer, Reply  # noqa: E402
 from tui.router.classifier.classify import build_classifier, decide  # noqa: E402
 from tui.router.providers.registry import base_url_env_var, resolve_client  # noqa: E402
 from tui.router.run.execute import PairRun, run_side_result  # noqa: E402
-from tui.router.table.table import load_table  # noqa: E402
+from tui.router.table.load import load_table  # noqa: E402
 from tui.router.types import Cell, RoutingTable  # noqa: E402
 
 DEV = HERE.parents[1] / "data" / "dev.jsonl"
