@@ -366,7 +366,7 @@ def test_only_the_callback_module_imports_litellm():
                 names = [node.module]
             if any(n == "litellm" or n.startswith("litellm.") for n in names):
                 importers.add(path.relative_to(root).as_posix())
-    assert importers == {"router/litellm_callback.py"}
+    assert importers == {"router/gateway/litellm_callback.py"}
 
 
 # --------------------------------------------------------------------------------------------
