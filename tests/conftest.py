@@ -62,7 +62,7 @@ def _hermetic_environment(
 @pytest.fixture
 def routes_file(tmp_path: Path) -> Path:
     """A copy of the packaged routes.toml in the test's temporary folder."""
-    from tui.router.table.table import default_routes_path
+    from tui.router.table.paths import default_routes_path
 
     target = tmp_path / "routes.toml"
     shutil.copyfile(default_routes_path(), target)
@@ -76,7 +76,7 @@ def make_app(routes_file: Path, tmp_path: Path) -> Iterator[Callable[..., RouteD
     from tui.app.app import RouteDeckApp
     from tui.router.log.runlog import RunLog
     from tui.router.run.session import Session
-    from tui.router.table.table import load_table
+    from tui.router.table.load import load_table
 
     logs: list[RunLog] = []
 

@@ -38,7 +38,7 @@ from fakeserver import FakeServer, Reply, closed_port_url
 
 from tui.router.run.execute import RunOptions, run_side
 from tui.router.run.metrics import LiveMetrics
-from tui.router.table.table import default_routes_path
+from tui.router.table.paths import default_routes_path
 from tui.router.types import (
     Baseline,
     Cell,
@@ -341,7 +341,8 @@ def bad_input_matrix(folder: Path, names: list[str] | None = None
 _SAVER = textwrap.dedent(
     """
     import sys
-    from tui.router.table.table import load_table, save_table
+    from tui.router.table.load import load_table
+    from tui.router.table.save import save_table
     from tui.router.types import Cell
     path = sys.argv[1]
     table = load_table(path)
@@ -389,7 +390,9 @@ class SaveKills:
 def kill_saves(folder: Path, trials: int, seed: int = 0) -> SaveKills:
     """Kill -9 a process that saves in a loop, ``trials`` times; after each kill routes.toml
     must load (complete, valid). At the end one more save must clean every temp file."""
-    from tui.router.table.table import TableError, load_table, save_table
+    from tui.router.table.check import TableError
+    from tui.router.table.load import load_table
+    from tui.router.table.save import save_table
 
     folder.mkdir(parents=True, exist_ok=True)
     path = small_routes(folder)
@@ -426,7 +429,8 @@ def kill_saves(folder: Path, trials: int, seed: int = 0) -> SaveKills:
 _RACER = textwrap.dedent(
     """
     import sys
-    from tui.router.table.table import ConflictError, load_table, save_table
+    from tui.router.table.load import load_table
+    from tui.router.table.save import ConflictError, save_table
     from tui.router.types import Cell
     path, task = sys.argv[1], sys.argv[2]
     for line in sys.stdin:
@@ -456,7 +460,7 @@ class ConcurrentSaves:
 def concurrent_saves(folder: Path, trials: int) -> ConcurrentSaves:
     """Two processes load the same routes.toml, each edits a different cell, both save at the
     same instant. One must win and the other get a conflict: no edit may vanish."""
-    from tui.router.table.table import load_table
+    from tui.router.table.load import load_table
 
     folder.mkdir(parents=True, exist_ok=True)
     path = small_routes(folder)

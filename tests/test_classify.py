@@ -159,7 +159,7 @@ def synthetic_trained(synthetic_table) -> Trained:
 
 @pytest.fixture(scope="module")
 def default_table() -> RoutingTable:
-    from tui.router.table.table import load_table
+    from tui.router.table.load import load_table
 
     return load_table()
 
@@ -938,7 +938,7 @@ def test_importing_the_classifier_loads_neither_textual_nor_sklearn():
 
 
 def test_warm_cache_classification_does_not_import_sklearn(tmp_path):
-    table_code = "from tui.router.table.table import load_table; t = load_table()"
+    table_code = "from tui.router.table.load import load_table; t = load_table()"
     code = textwrap.dedent(
         f"""
         import json, sys

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from fakeserver import FakeServer, Reply
 
-from tui.router.table.table import default_routes_path
+from tui.router.table.paths import default_routes_path
 
 REPO = Path(__file__).resolve().parent.parent
 

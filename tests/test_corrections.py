@@ -25,8 +25,9 @@ from tui.router.classifier.corrections import (
 )
 from tui.router.classifier.local import LocalClassifier
 from tui.router.classifier.training import DEFAULT_PARAMS, examples_by_label, train
-from tui.router.table import table as table_mod
-from tui.router.table.table import ConflictError, load_table, table_from_dict
+from tui.router.table import save as save_mod
+from tui.router.table.load import load_table, table_from_dict
+from tui.router.table.save import ConflictError
 
 EXAMPLES = SMALL_EXAMPLES
 DEV = [
@@ -164,7 +165,7 @@ def test_a_failed_write_leaves_the_file_as_it_was(
     def broken_replace(src: str, dst: str) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(table_mod.os, "replace", broken_replace)
+    monkeypatch.setattr(save_mod.os, "replace", broken_replace)
     with pytest.raises(OSError):
         apply_correction(routes, PROMPT, TARGET, directory=models)
     monkeypatch.undo()

@@ -27,7 +27,8 @@ from tui.router.run.judge import (
     why_not_judged,
 )
 from tui.router.run.session import Session
-from tui.router.table.table import TableError, load_table, table_from_dict
+from tui.router.table.check import TableError
+from tui.router.table.load import load_table, table_from_dict
 from tui.router.types import Cell, Classification, Decision, PairResult, RunResult, Timeouts
 
 KEY = "sk-judge-test-0123456789abcdef"
@@ -374,7 +375,7 @@ def test_a_log_from_before_the_judge_is_migrated_and_keeps_its_runs(tmp_path):
 def _doc_with(judge: object) -> dict:
     import tomllib
 
-    from tui.router.table.table import default_routes_path
+    from tui.router.table.paths import default_routes_path
 
     doc = tomllib.loads(default_routes_path().read_text(encoding="utf-8"))
     doc["judge"] = judge

@@ -13,7 +13,8 @@ from fakeserver import FakeServer, Reply
 from test_cli import run_cli
 
 from tui.router.log.runlog import RunLog
-from tui.router.table.table import default_routes_path, load_table
+from tui.router.table.load import load_table
+from tui.router.table.paths import default_routes_path
 
 KEY = "sk-test-JUDGE-abcdefghijklmnop"
 BASELINE_MODEL = "gpt-5.2"

@@ -38,7 +38,7 @@ from tui.router.gateway.routing import (
     requested_priority,
 )
 from tui.router.table.decide import decide
-from tui.router.table.table import load_table
+from tui.router.table.load import load_table
 
 # Importing LiteLLM would otherwise fetch its price map from the internet: tests stay on the machine.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")

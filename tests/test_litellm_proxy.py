@@ -26,7 +26,8 @@ from tui.router.classifier.build import build_classifier
 from tui.router.gateway.litellm_export import export_litellm
 from tui.router.gateway.routing import VIRTUAL_MODEL
 from tui.router.table.decide import decide
-from tui.router.table.table import default_routes_path, load_table
+from tui.router.table.load import load_table
+from tui.router.table.paths import default_routes_path
 from tui.router.types import split_model_id
 
 pytestmark = pytest.mark.skipif(

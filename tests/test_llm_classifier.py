@@ -21,7 +21,8 @@ from tui_helpers import main_screen, set_prompt, settle, type_text, until
 from tui.cli import main
 from tui.router.log.runlog import RunLog
 from tui.router.run.session import Session
-from tui.router.table.table import default_routes_path, load_table
+from tui.router.table.load import load_table
+from tui.router.table.paths import default_routes_path
 
 LLM = "gpt-4.1-nano"  # the packaged [classifier] llm_model, "openai/gpt-4.1-nano"
 KEY = "sk-test-classifier-0123456789"
@@ -328,7 +329,8 @@ def test_a_failed_classification_is_not_cached_an_answer_is(server, tmp_path):
 
 
 def test_table_kind_cascade_and_the_classifier_deadline_round_trip(tmp_path):
-    from tui.router.table.table import TableError, save_table
+    from tui.router.table.check import TableError
+    from tui.router.table.save import save_table
 
     routes = routes_with(tmp_path, "cascade", deadline=1.5)
     table = load_table(routes)

@@ -1,4 +1,4 @@
-"""tui.router.cost.projection: workload files, cost projection, what-if replay, threshold sweep,
+"""tui.router.cost: workload files, cost projection, what-if replay, threshold sweep,
 verdicts per cell. Costs are checked by hand against the price library's per-token prices."""
 
 from __future__ import annotations
@@ -12,23 +12,19 @@ from pathlib import Path
 import pytest
 from small_examples import EXAMPLES as SMALL_EXAMPLES
 
-from tui.router.cost import projection as pj
+from tui.router.cost.classified import WorkloadOptions, classify_prompts, classify_workload
 from tui.router.cost.pricing import cost_usd, price_per_mtok
-from tui.router.cost.projection import (
+from tui.router.cost.projection import project, reproject
+from tui.router.cost.sweep import VerdictStats, cell_verdicts, threshold_sweep
+from tui.router.cost.workload import (
     DEFAULT_OUTPUT_TOKENS,
     UNKNOWN_TASK_OUTPUT_TOKENS,
     WorkloadError,
     WorkloadItem,
-    cell_verdicts,
-    classify_prompts,
-    classify_workload,
     estimate_tokens,
-    project,
     read_workload,
-    reproject,
-    threshold_sweep,
 )
-from tui.router.table.table import table_from_dict
+from tui.router.table.load import table_from_dict
 from tui.router.types import (
     Cell,
     Classification,
@@ -257,7 +253,9 @@ def test_output_tokens_come_from_the_item_then_the_run_log_then_the_defaults() -
     prompts = {"a" * 8: ("code", 0.9), "b" * 8: ("math", 0.9), "c" * 8: ("poetry", 0.9)}
     fake = FakeClassifier(prompts)
     items = [WorkloadItem(p) for p in prompts] + [WorkloadItem("a" * 8, output_tokens=5)]
-    classified = classify_workload(items, table, fake, output_tokens_by_task={"code": 123.4})
+    classified = classify_workload(
+        items, table, fake, options=WorkloadOptions(output_tokens_by_task={"code": 123.4})
+    )
     assert [(c.output_tokens, c.output_source) for c in classified] == [
         (123, "runlog"),
         (DEFAULT_OUTPUT_TOKENS["math"], "default"),
@@ -265,7 +263,9 @@ def test_output_tokens_come_from_the_item_then_the_run_log_then_the_defaults() -
         (5, "item"),
     ]
     assert fake.calls == 3  # the repeated prompt was classified once
-    flat = classify_workload(items, table, fake, default_output_tokens=77)
+    flat = classify_workload(
+        items, table, fake, options=WorkloadOptions(default_output_tokens=77)
+    )
     assert [c.output_tokens for c in flat] == [77, 77, 77, 5]
     again = classified.with_output_tokens(None, 10)
     assert [c.output_tokens for c in again] == [10, 10, 10, 5]
@@ -458,16 +458,16 @@ def test_cell_verdicts_counts_per_cell(tmp_path: Path) -> None:
         log.set_verdict(unsure, "tie", when=when)  # sent to the baseline: no cell judged
 
         stats = cell_verdicts(log, table)
-        assert stats[("code", "default")] == pj.VerdictStats(n=4, wins=2, ties=1, losses=1)
+        assert stats[("code", "default")] == VerdictStats(n=4, wins=2, ties=1, losses=1)
         assert stats[("code", "default")].win_or_tie_rate == pytest.approx(3 / 4)
-        assert stats[("math", "quality")] == pj.VerdictStats(n=1, wins=0, ties=1, losses=0)
+        assert stats[("math", "quality")] == VerdictStats(n=1, wins=0, ties=1, losses=0)
         assert stats[("creative", "default")].n == 0
         assert stats[("creative", "default")].win_or_tie_rate is None
         assert stats[("factual", "default")].n == 0
         assert set(table.routes) <= set(stats)
 
         current = cell_verdicts(log.path, table, current_models_only=True)
-        assert current[("code", "default")] == pj.VerdictStats(n=3, wins=1, ties=1, losses=1)
+        assert current[("code", "default")] == VerdictStats(n=3, wins=1, ties=1, losses=1)
 
     # Read back after the log is closed (read-only), and with no file at all.
     assert cell_verdicts(tmp_path / "runs.sqlite3", table)[("code", "default")].n == 4

@@ -20,11 +20,11 @@ from fakeserver import FakeServer, Reply
 
 from tui.router.log.runlog import RunLog
 from tui.router.sanitize import StreamRedactor, configured_secrets, redact
-from tui.router.table.table import (
+from tui.router.table.check import TableError
+from tui.router.table.load import load_table
+from tui.router.table.save import (
     ConflictError,
-    TableError,
     dumps_table,
-    load_table,
     merge_edits,
     save_table,
     save_table_result,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tui.router.run.session import Session
-from tui.router.table.table import load_table
+from tui.router.table.load import load_table
 
 
 def test_a_classifier_that_cannot_be_built_fails_open_to_the_uncertain_route(monkeypatch):

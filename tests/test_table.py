@@ -1,4 +1,4 @@
-"""tui.router.table.table: loading routes.toml with errors a person can act on, and saving it safely."""
+"""tui.router.table: loading routes.toml with errors a person can act on, and saving it safely."""
 
 from __future__ import annotations
 
@@ -13,21 +13,12 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-from tui.router.table import table as table_mod
-from tui.router.table.table import (
-    CACHE_MIN_BYTES,
-    MIN_EXAMPLES,
-    ConflictError,
-    Problem,
-    TableError,
-    default_routes_path,
-    dumps_table,
-    load_table,
-    resolve_routes_path,
-    save_table,
-    table_from_dict,
-    table_problems,
-)
+from tui.router.table import paths as paths_mod
+from tui.router.table.cache import CACHE_MIN_BYTES
+from tui.router.table.check import Problem, TableError
+from tui.router.table.load import MIN_EXAMPLES, load_table, table_from_dict
+from tui.router.table.paths import default_routes_path, resolve_routes_path
+from tui.router.table.save import ConflictError, dumps_table, save_table, table_problems
 from tui.router.types import Cell, ClassifierSettings
 
 FAKE_OPENAI_KEY = "sk-proj-4f9Qx2LmT7vB8nR1wZ3kY6aH0cJ5dE"
@@ -739,7 +730,7 @@ def test_table_from_the_packaged_default_is_saved_in_the_current_folder(
     shipped = package / "routes.toml"
     shipped.write_text(_default_text(), encoding="utf-8")
     shipped_bytes = shipped.read_bytes()
-    monkeypatch.setattr(table_mod, "default_routes_path", lambda: shipped)
+    monkeypatch.setattr(paths_mod, "default_routes_path", lambda: shipped)
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)

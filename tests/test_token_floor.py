@@ -20,7 +20,8 @@ from tui.router.providers.simulated import sim_tokenize, simulated_answer
 from tui.router.run.metrics import estimate_tokens
 from tui.router.run.session import Session
 from tui.router.run.token_floor import TokenFloor, token_floor
-from tui.router.table.table import default_routes_path, load_table
+from tui.router.table.load import load_table
+from tui.router.table.paths import default_routes_path
 
 # (text, cl100k count, o200k count), measured with bpe-openai 0.1.4.
 MEASURED = [

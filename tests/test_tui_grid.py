@@ -31,7 +31,8 @@ from tui.app.widgets.model_list import (
     price_label,
 )
 from tui.router.run.session import Session
-from tui.router.table.table import default_routes_path, load_table
+from tui.router.table.load import load_table
+from tui.router.table.paths import default_routes_path
 from tui.router.types import Cell
 
 SIZE = (140, 45)
@@ -532,7 +533,7 @@ async def test_merge_of_a_cell_also_changed_on_disk_lists_it_and_does_not_save(
 
 
 def test_merge_edits_applies_edited_cells_and_names_conflicts(routes_file):
-    from tui.router.table.table import merge_edits
+    from tui.router.table.save import merge_edits
 
     base = load_table(routes_file)
     (t1, p1), (t2, p2), (t3, p3) = list(base.routes)[:3]

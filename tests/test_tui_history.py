@@ -10,7 +10,7 @@ from tui.app.app import RouteDeckApp
 from tui.app.screens.history import COLUMNS, HistoryScreen, first_line
 from tui.app.screens.main import MainScreen
 from tui.router.run.session import Session
-from tui.router.table.table import load_table
+from tui.router.table.load import load_table
 from tui.router.types import (
     AttemptSummary,
     Cell,

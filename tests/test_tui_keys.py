@@ -14,7 +14,8 @@ from tui.app.screens.verdict import VerdictScreen
 from tui.app.widgets.prompt_editor import PromptEditor
 from tui.router.log.runlog import RunLog
 from tui.router.run.session import Session
-from tui.router.table.table import default_routes_path, load_table
+from tui.router.table.load import load_table
+from tui.router.table.paths import default_routes_path
 
 
 @pytest.fixture

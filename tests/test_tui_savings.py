@@ -31,9 +31,12 @@ from tui.app.widgets.charts import (
     verdict_text,
     x_axis_text,
 )
+from tui.router.cost.classified import WorkloadOptions
 from tui.router.cost.pricing import format_usd
-from tui.router.cost.projection import VerdictStats, project, read_workload
-from tui.router.table.table import load_table
+from tui.router.cost.projection import project
+from tui.router.cost.sweep import VerdictStats
+from tui.router.cost.workload import read_workload
+from tui.router.table.load import load_table
 from tui.router.types import Cell, PairResult, RunResult
 
 SIZE = (140, 45)
@@ -112,8 +115,9 @@ def expected_projection(app: RouteDeckApp, path: Path, table=None, **kw):
         read_workload(path),
         table or session.table,
         session.load_classifier(),
-        output_tokens_by_task=session.runlog.avg_output_tokens_by_task(),
-        **kw,
+        options=WorkloadOptions(
+            output_tokens_by_task=session.runlog.avg_output_tokens_by_task(), **kw
+        ),
     )
 
 

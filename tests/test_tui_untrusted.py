@@ -41,7 +41,7 @@ from tui.app.widgets.decision_bar import DecisionBar
 from tui.app.widgets.prompt_editor import PromptEditor
 from tui.router.run.session import Session
 from tui.router.sanitize import clean
-from tui.router.table.table import default_routes_path
+from tui.router.table.paths import default_routes_path
 from tui.router.types import Cell
 
 SIZE = (140, 45)

@@ -336,7 +336,7 @@ def rows(path: Path) -> int:
 
 
 async def test_log_and_routes_reach_the_browser_session(serve, tmp_path: Path) -> None:
-    from tui.router.table.table import default_routes_path
+    from tui.router.table.paths import default_routes_path
 
     env_log = tmp_path / "routedeck-env-runs.sqlite3"  # ROUTEDECK_LOG, set by the conftest
     shutil.copyfile(default_routes_path(), tmp_path / "my routes.toml")

@@ -22,7 +22,7 @@ from tui.app.widgets.prompt_editor import PromptEditor
 from tui.app.widgets.run_pane import RunPane
 from tui.router.log.runlog import RunLog
 from tui.router.run.session import Session
-from tui.router.table.table import load_table
+from tui.router.table.load import load_table
 
 GUARD_S = 60.0  # a deadline that only a hung test reaches; nothing is asserted on time
 OPENAI_KEY = "sk-test-routedeck-0123456789"  # the key conftest's ``openai_on_server`` sets

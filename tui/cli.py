@@ -96,7 +96,8 @@ def _read_prompt(arg: str) -> str:
 
 
 def _load_table(path: str | None):
-    from tui.router.table.table import TableError, load_table
+    from tui.router.table.check import TableError
+    from tui.router.table.load import load_table
 
     try:
         table = load_table(path)
@@ -640,7 +641,9 @@ def _progress(label: str, total: int):
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from tui.router.cost.projection import WorkloadError, project, read_workload
+    from tui.router.cost.classified import WorkloadOptions
+    from tui.router.cost.projection import project
+    from tui.router.cost.workload import WorkloadError, read_workload
 
     if getattr(args, "judge", None) is not None and not args.execute:
         raise UserError("--judge needs --execute: the judge compares answers, so the prompts must run")
@@ -668,9 +671,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         def on_progress(done: int, total: int) -> None:
             progress.update(bar, completed=done, total=total)
 
-        projection = project(
-            items, table, classifier, output_tokens_by_task=averages, on_progress=on_progress
-        )
+        options = WorkloadOptions(output_tokens_by_task=averages, on_progress=on_progress)
+        projection = project(items, table, classifier, options=options)
     from tui.router.classifier.cost import summarize
 
     classification = summarize(

@@ -37,7 +37,7 @@ from tui.router.classifier.training import (  # noqa: E402
     train,
     vocabularies,
 )
-from tui.router.table.table import load_table  # noqa: E402
+from tui.router.table.load import load_table  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import real_prompts as R  # noqa: E402

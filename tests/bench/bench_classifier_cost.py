@@ -22,10 +22,11 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from tui.router.classifier.cost import ANSWER_TOKENS, summarize  # noqa: E402
+from tui.router.cost.classified import classify_workload  # noqa: E402
 from tui.router.cost.pricing import cost_usd, format_usd  # noqa: E402
-from tui.router.cost.projection import classify_workload, read_workload  # noqa: E402
+from tui.router.cost.workload import read_workload  # noqa: E402
 from tui.router.run.session import Session  # noqa: E402
-from tui.router.table.table import load_table  # noqa: E402
+from tui.router.table.load import load_table  # noqa: E402
 
 DEMO = ROOT / "tui" / "data" / "demo_workload.jsonl"
 REASONING_TOKENS = (0, 100, 300, 1000)

@@ -41,7 +41,7 @@ from tui.router.classifier.local import (  # noqa: E402
     RuleClassifier,
 )
 from tui.router.classifier.training import examples_by_label, train, vocabularies  # noqa: E402
-from tui.router.table.table import load_table  # noqa: E402
+from tui.router.table.load import load_table  # noqa: E402
 
 
 def pct(values: list[float], q: float) -> float:
@@ -195,7 +195,7 @@ def main() -> None:
         subprocess.run([*cli, "classify", prompt], env=env, capture_output=True, check=True)
         bare = (
             "import sys, time; t=time.perf_counter()\n"
-            "from tui.router.table.table import load_table\n"
+            "from tui.router.table.load import load_table\n"
             "from tui.router.classifier.build import build_classifier\n"
             "from tui.router.table.decide import decide\n"
             "t0=load_table(); c=build_classifier(t0); d=decide(sys.argv[1], t0, c)\n"

@@ -38,7 +38,7 @@ from tui.router.providers.registry import aclose_shared_http_client, base_url_en
 from tui.router.run.execute import RunOptions, SidePlan, run_side_result  # noqa: E402
 from tui.router.run.judge import judge_pair, judge_prompt  # noqa: E402
 from tui.router.run.session import Session  # noqa: E402
-from tui.router.table.table import load_table  # noqa: E402
+from tui.router.table.load import load_table  # noqa: E402
 
 KEY = "sk-bench-judge-0123456789"
 PROMPT = "write a python function that reverses a linked list"

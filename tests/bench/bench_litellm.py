@@ -51,7 +51,8 @@ def prompts(n: int) -> list[str]:
 
 def export(folder: Path, env: dict[str, str]):
     from tui.router.gateway.litellm_export import export_litellm
-    from tui.router.table.table import default_routes_path, load_table
+    from tui.router.table.load import load_table
+    from tui.router.table.paths import default_routes_path
 
     table = load_table(default_routes_path())
     export_litellm(table, folder, env)
@@ -84,7 +85,7 @@ def through_proxy(folder: Path, env: dict[str, str], server, items: list[str], n
 
     from tui.router.classifier.build import build_classifier
     from tui.router.table.decide import decide
-    from tui.router.table.table import load_table
+    from tui.router.table.load import load_table
 
     port = _free_port()
     log = open(folder / "proxy.log", "wb")
@@ -143,7 +144,8 @@ def main() -> None:
     from fakeserver import FakeServer
 
     from tui.router.providers.registry import base_url_env_var
-    from tui.router.table.table import default_routes_path, load_table
+    from tui.router.table.load import load_table
+    from tui.router.table.paths import default_routes_path
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-litellm-"))
     os.environ.setdefault("ROUTEDECK_CACHE_DIR", str(tmp / "cache"))

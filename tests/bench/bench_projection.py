@@ -25,8 +25,11 @@ sys.path.insert(0, str(ROOT))
 from tui.router.classifier import corrections  # noqa: E402
 from tui.router.classifier.build import build_classifier  # noqa: E402
 from tui.router.classifier.evaluate import read_labelled  # noqa: E402
-from tui.router.cost import projection  # noqa: E402
-from tui.router.table.table import load_table  # noqa: E402
+from tui.router.cost.classified import classify_prompts  # noqa: E402
+from tui.router.cost.projection import project, reproject  # noqa: E402
+from tui.router.cost.sweep import threshold_sweep  # noqa: E402
+from tui.router.cost.workload import WorkloadItem, read_workload  # noqa: E402
+from tui.router.table.load import load_table  # noqa: E402
 from tui.router.types import Cell  # noqa: E402
 
 DEMO = ROOT / "tui" / "data" / "demo_workload.jsonl"
@@ -46,13 +49,13 @@ class Clock:
         return f"{self.wall:7.3f} s wall  {self.cpu:7.3f} s cpu"
 
 
-def workloads(n: int) -> tuple[list[projection.WorkloadItem], list[projection.WorkloadItem]]:
+def workloads(n: int) -> tuple[list[WorkloadItem], list[WorkloadItem]]:
     """(the demo workload repeated to n, n distinct prompts made from it)."""
     if DEMO.exists():
-        base = projection.read_workload(DEMO)
+        base = read_workload(DEMO)
     else:  # synthesize when the demo workload is not there
         topics = ["python", "tax law", "the moon", "a haiku", "invoices", "integrals"]
-        base = [projection.WorkloadItem(f"tell me something about {t} please") for t in topics]
+        base = [WorkloadItem(f"tell me something about {t} please") for t in topics]
     repeated = [base[i % len(base)] for i in range(n)]
     distinct = [
         replace(base[i % len(base)], prompt=f"{base[i % len(base)].prompt} (case {i})")
@@ -76,10 +79,10 @@ def main() -> None:
     repeated, distinct = workloads(args.n)
 
     with Clock() as t:
-        p = projection.project(repeated, table, classifier)
+        p = project(repeated, table, classifier)
     print(f"project {args.n:,} prompts (demo repeated)  {t}")
     with Clock() as t:
-        p = projection.project(distinct, table, classifier)
+        p = project(distinct, table, classifier)
     print(f"project {args.n:,} DISTINCT prompts        {t}   target <= 5 s")
     print(f"    n={p.n} routed=${p.routed_usd:.2f} baseline=${p.baseline_usd:.2f} "
           f"savings={p.savings_pct:.1f}% uncertain={p.n_uncertain} unpriced={p.unpriced} "
@@ -92,16 +95,16 @@ def main() -> None:
         model = "openai/gpt-5-mini" if i % 2 else "anthropic/claude-haiku-4-5"
         edited = table.with_cell("code", table.default_priority, Cell(primary=model))
         with Clock() as t:
-            projection.reproject(classified, edited)
+            reproject(classified, edited)
         times.append(t.wall)
     print(f"reproject after a cell edit (median of 20) {statistics.median(times) * 1000:8.2f} ms")
     with Clock() as t:
-        points = projection.threshold_sweep(classified, table)
+        points = threshold_sweep(classified, table)
     print(f"threshold sweep, {len(points)} thresholds           {t}")
 
     rows = read_labelled(DEV, table.task_names) if DEV.exists() else []
     wrong = [
-        (r, c) for r, c in zip(rows, projection.classify_prompts([r.prompt for r in rows],
+        (r, c) for r, c in zip(rows, classify_prompts([r.prompt for r in rows],
                                                                   classifier), strict=True)
         if c.label != r.label and c.classifier == "local"
     ]

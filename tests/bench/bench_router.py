@@ -47,7 +47,7 @@ from tui.router.classifier.build import build_classifier  # noqa: E402
 from tui.router.providers.registry import base_url_env_var, resolve_client  # noqa: E402
 from tui.router.run.execute import PairRun, RunOptions, run_side_result  # noqa: E402
 from tui.router.table.decide import decide  # noqa: E402
-from tui.router.table.table import load_table  # noqa: E402
+from tui.router.table.load import load_table  # noqa: E402
 from tui.router.types import Cell, RoutingTable  # noqa: E402
 
 DEV = HERE.parents[1] / "data" / "dev.jsonl"

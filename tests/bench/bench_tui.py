@@ -240,7 +240,8 @@ def make_bench_app(folder: Path, env: dict[str, str]):
     from tui.app.app import RouteDeckApp
     from tui.router.log.runlog import RunLog
     from tui.router.run.session import Session
-    from tui.router.table.table import default_routes_path, load_table
+    from tui.router.table.load import load_table
+    from tui.router.table.paths import default_routes_path
 
     class TimedApp(RouteDeckApp):
         """Records when the compositor produced each frame (headless: drawn, not written)."""

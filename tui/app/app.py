@@ -13,13 +13,10 @@ from textual.binding import Binding
 
 from tui.router.run.session import Session
 from tui.router.sanitize import clean
-from tui.router.table.table import (
-    ConflictError,
-    TableError,
-    default_routes_path,
-    load_table,
-    save_table,
-)
+from tui.router.table.check import TableError
+from tui.router.table.load import load_table
+from tui.router.table.paths import default_routes_path
+from tui.router.table.save import ConflictError, save_table
 from tui.router.types import RoutingTable
 
 
@@ -263,7 +260,7 @@ class RouteDeckApp(App):
         """Apply the cells edited here onto the file as it is on disk now, then save (when
         some of those cells changed on disk too, stop before saving and list them)."""
         from tui.app.screens.confirm import Choice, ChoiceScreen
-        from tui.router.table.table import merge_edits
+        from tui.router.table.save import merge_edits
 
         try:
             theirs = load_table(routes_file_on_disk(self.session.table))

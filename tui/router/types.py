@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 # --------------------------------------------------------------------------------------------
-# The routing table (loaded from routes.toml by tui.router.table.table)
+# The routing table (loaded from routes.toml by tui.router.table.load)
 # --------------------------------------------------------------------------------------------
 
 ProviderKind = Literal["openai-compatible", "anthropic", "simulated"]

@@ -58,7 +58,7 @@ def _table_problem(table: RoutingTable, task: str, priority: str, cell: Cell) ->
     """What the engine's own validation says about this cell (e.g. a model id shaped like a key).
     Problems elsewhere in the table are not this editor's business."""
     try:
-        from tui.router.table.table import table_problems
+        from tui.router.table.save import table_problems
 
         problems = table_problems(table.with_cell(task, priority, cell))
     except Exception:  # the validator is optional here; the save validates again

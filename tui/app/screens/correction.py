@@ -362,7 +362,8 @@ class CorrectionScreen(ModalScreen["CorrectionResult | None"]):
     @work(thread=True, exclusive=True, group="correction-apply", exit_on_error=False)
     def _correct(self, task: str, saved: RoutingTable) -> None:
         from tui.router.classifier.corrections import CorrectionError, apply_correction
-        from tui.router.table.table import ConflictError, TableError
+        from tui.router.table.check import TableError
+        from tui.router.table.save import ConflictError
 
         self._ready.wait(timeout=120)
         try:

@@ -294,7 +294,7 @@ class GridScreen(Screen):
         runlog = self.session.runlog
         if runlog is not None and getattr(runlog, "path", None) is not None:
             try:
-                from tui.router.cost.projection import cell_verdicts
+                from tui.router.cost.sweep import cell_verdicts
 
                 verdicts = cell_verdicts(runlog, table, current_models_only=True)
             except Exception:

@@ -44,7 +44,10 @@ from tui.router.cost.pricing import format_usd
 from tui.router.sanitize import clean
 
 if TYPE_CHECKING:
-    from tui.router.cost.projection import Classified, Projection, SweepPoint, WorkloadItem
+    from tui.router.cost.classified import Classified
+    from tui.router.cost.projection import Projection
+    from tui.router.cost.sweep import SweepPoint
+    from tui.router.cost.workload import WorkloadItem
     from tui.router.types import RoutingTable
 
 Source = Literal["workload", "runlog"]
@@ -366,7 +369,7 @@ class SavingsScreen(Screen):
 
     def _read_items(self, source: Source) -> list[WorkloadItem]:
         """The workload's items (blocking: file or database reads)."""
-        from tui.router.cost.projection import read_workload, workload_from_runs
+        from tui.router.cost.workload import read_workload, workload_from_runs
 
         if source == "runlog":
             runlog = self.session.runlog
@@ -398,12 +401,10 @@ class SavingsScreen(Screen):
     @work(thread=True, exclusive=True, group="savings-classify", exit_on_error=False)
     def _classify(self, source: Source, table: RoutingTable, threshold: float) -> None:
         worker = get_current_worker()
-        from tui.router.cost.projection import (
-            WorkloadError,
-            classify_workload,
-            reproject,
-            threshold_sweep,
-        )
+        from tui.router.cost.classified import WorkloadOptions, classify_workload
+        from tui.router.cost.projection import reproject
+        from tui.router.cost.sweep import threshold_sweep
+        from tui.router.cost.workload import WorkloadError
 
         def progress(done: int, total: int) -> None:
             if worker.is_cancelled:
@@ -417,9 +418,8 @@ class SavingsScreen(Screen):
             # The local label: opening this screen never pays an LLM classifier per prompt
             # (`routedeck bench` projects what the LLM or the cascade would cost).
             classifier = self.session.load_local_classifier()
-            classified = classify_workload(
-                items, table, classifier, output_tokens_by_task=by_task, on_progress=progress
-            )
+            options = WorkloadOptions(output_tokens_by_task=by_task, on_progress=progress)
+            classified = classify_workload(items, table, classifier, options=options)
             projection = reproject(classified, table, threshold=threshold)
             sweep = threshold_sweep(classified, table)
             confident = confident_accuracy(projection, sweep)
@@ -540,7 +540,8 @@ class SavingsScreen(Screen):
         threshold: float,
         sweep: list[SweepPoint] | None,
     ) -> None:
-        from tui.router.cost.projection import reproject, threshold_sweep
+        from tui.router.cost.projection import reproject
+        from tui.router.cost.sweep import threshold_sweep
 
         worker = get_current_worker()
         try:

@@ -70,7 +70,8 @@ from tui.router.classifier.training import (
     vocabularies,
 )
 from tui.router.sanitize import clean
-from tui.router.table.table import MIN_EXAMPLES, load_table, save_table, table_problems
+from tui.router.table.load import MIN_EXAMPLES, load_table
+from tui.router.table.save import save_table, table_problems
 from tui.router.types import Classification, RoutingTable
 
 __all__ = [
@@ -494,7 +495,7 @@ def _dev_rows(
 
 
 def _predict(classifier: Any, prompts: Sequence[str]) -> dict[str, Classification]:
-    from tui.router.cost.projection import classify_prompts  # the batch path
+    from tui.router.cost.classified import classify_prompts  # the batch path
 
     return dict(zip(prompts, classify_prompts(prompts, classifier), strict=True))
 

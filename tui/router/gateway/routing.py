@@ -230,7 +230,7 @@ class Gateway:
                           "uncertain route", self.degraded)
 
     def _load_table(self) -> RoutingTable:
-        from tui.router.table.table import load_table
+        from tui.router.table.load import load_table
 
         table = load_table(self.routes_path)
         if self.fingerprint and table.fingerprint != self.fingerprint:
