@@ -213,7 +213,7 @@ class Classified(Sequence[ClassifiedItem]):
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, index):  # type: ignore[override]
+    def __getitem__(self, index):
         return self.items[index]
 
     def __iter__(self):

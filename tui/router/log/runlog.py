@@ -285,7 +285,7 @@ class RunLog:
             self._ident = None
         if _looks_truncated(self.path):
             err = sqlite3.DatabaseError("the file is shorter than its header says (cut short)")
-            err.sqlite_errorcode = sqlite3.SQLITE_CORRUPT  # type: ignore[attr-defined]
+            err.sqlite_errorcode = sqlite3.SQLITE_CORRUPT
             raise err
         try:
             db = sqlite3.connect(

@@ -95,7 +95,7 @@ def model_tier(model_id: str, price_provider: str | None = None) -> Tier:
     if not model:
         provider, model = "", model_id
     if model in TIERS:
-        return model  # type: ignore[return-value]
+        return model
     return tier_for_price(output_price_per_mtok(model, price_provider or provider or None))
 
 
