@@ -19,7 +19,7 @@ from textual.widgets import Button, Static
 from tui_helpers import new_app
 
 from tui.app.app import RouteDeckApp
-from tui.app.screens.correction import CorrectionScreen, find_dev_set, session_table_after
+from tui.app.screens.correction import CorrectionScreen
 from tui.app.screens.savings import SavingsScreen, confident_accuracy, demo_workload_path
 from tui.app.screens.verdict import VerdictScreen
 from tui.app.widgets.charts import (
@@ -31,6 +31,7 @@ from tui.app.widgets.charts import (
     verdict_text,
     x_axis_text,
 )
+from tui.router.classifier.corrections import find_dev_set, session_table_after
 from tui.router.cost.pricing import format_usd
 from tui.router.cost.projection import VerdictStats, project, read_workload
 from tui.router.table.table import load_table

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -37,43 +36,10 @@ if TYPE_CHECKING:
     from tui.router.classifier.corrections import CorrectionReport, CorrectionResult, DevScore
     from tui.router.classifier.evaluate import LabelledPrompt
 
-DEV_SET = Path("tests") / "data" / "dev.jsonl"
 PROMPT_PREVIEW_LINES = 4
 PROMPT_PREVIEW_CHARS = 400
 MAX_TASK_KEYS = 9
 DESCRIPTION_CHARS = 96  # an option's label is cut to this many characters (one line)
-
-
-def find_dev_set(routes_path: str | os.PathLike[str] | None) -> Path | None:
-    """``tests/data/dev.jsonl`` of the repository the routes file lives in: looked for in the
-    file's folder and up to three folders above it, stopping at a repository root (a folder with
-    ``.git`` or ``pyproject.toml``). None when there is none."""
-    if routes_path is None:
-        return None
-    folder = Path(os.path.abspath(routes_path)).parent
-    for d in (folder, *list(folder.parents)[:3]):
-        candidate = d / DEV_SET
-        if candidate.is_file():
-            return candidate
-        if (d / ".git").exists() or (d / "pyproject.toml").is_file():
-            break
-    return None
-
-
-def session_table_after(current: RoutingTable, saved_before: RoutingTable,
-                        saved_after: RoutingTable) -> RoutingTable:
-    """The session's table once the correction is saved: the corrected task types (and the saved
-    file's path, fingerprint and document, so the next save does not see a conflict), with the
-    session's unsaved edits to everything else kept."""
-    if current.tasks == saved_before.tasks:
-        tasks = saved_after.tasks
-    else:  # unsaved edits to the task types too (unusual): keep them, plus the new example
-        tasks = {**current.tasks, **{
-            name: t for name, t in saved_after.tasks.items()
-            if saved_before.tasks.get(name) != t
-        }}
-    return replace(current, tasks=tasks, raw=saved_after.raw, path=saved_after.path,
-                   fingerprint=saved_after.fingerprint)
 
 
 def _pct(x: float) -> str:
@@ -286,7 +252,7 @@ class CorrectionScreen(ModalScreen["CorrectionResult | None"]):
         """Load the classifier, featurize the training set, read the dev set (in the background)."""
         status = "ready: pick the right task type (1–9 or enter)"
         try:
-            from tui.router.classifier.corrections import prepare
+            from tui.router.classifier.corrections import find_dev_set, prepare
             from tui.router.classifier.evaluate import EvalInputError, read_labelled
 
             saved = self.app.saved_table
@@ -306,7 +272,7 @@ class CorrectionScreen(ModalScreen["CorrectionResult | None"]):
                 except EvalInputError as exc:
                     self.dev_problem = str(exc).splitlines()[0]
             classifier = self.session.load_local_classifier()
-            prepare(saved, classifier)
+            prepare(saved, classifier, trainer=self.session.corrections)
         except Exception as exc:  # the correction itself will say what is wrong
             status = f"not prepared ({type(exc).__name__}: {exc}); a correction may be slower"
         finally:
@@ -368,7 +334,7 @@ class CorrectionScreen(ModalScreen["CorrectionResult | None"]):
         try:
             classifier = self.session.load_local_classifier()
             result = apply_correction(saved, self.prompt, task, self.dev_rows, save=True,
-                                      classifier=classifier)
+                                      classifier=classifier, trainer=self.session.corrections)
         except ConflictError as exc:
             message = f"{exc} (nothing was written; reload routes.toml, then correct again)"
         except (CorrectionError, TableError) as exc:
@@ -385,6 +351,8 @@ class CorrectionScreen(ModalScreen["CorrectionResult | None"]):
         self.app.call_from_thread(self._failed, message)
 
     def _corrected(self, saved_before: RoutingTable, result: CorrectionResult) -> None:
+        from tui.router.classifier.corrections import session_table_after
+
         app = self.app
         session = app.session
         if result.saved:
