@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import work
 from textual.app import App
 from textual.binding import Binding
+from textual.message import Message
 
+from tui.app.messages import ClassifierFailed, ClassifierReady, SaveStateChanged, TableChanged
 from tui.router.run.session import Session
 from tui.router.sanitize import clean
 from tui.router.table.table import (
@@ -21,6 +25,9 @@ from tui.router.table.table import (
     save_table,
 )
 from tui.router.types import RoutingTable
+
+if TYPE_CHECKING:
+    from tui.app.screens.main import MainScreen
 
 
 class RouteDeckApp(App):
@@ -130,7 +137,8 @@ class RouteDeckApp(App):
 
         settle_gc()
 
-    def _main(self):
+    def _main(self) -> MainScreen | None:
+        """The main screen, wherever it is on the stack (the command palette acts on it)."""
         from tui.app.screens.main import MainScreen
 
         for screen in self.screen_stack:
@@ -138,13 +146,17 @@ class RouteDeckApp(App):
                 return screen
         return None
 
+    def tell_screens(self, make: Callable[[], Message]) -> None:
+        """Post a message (a new one from ``make`` for each) to every screen on the stack: each
+        handles what concerns it (tui/app/messages.py)."""
+        for screen in self.screen_stack:
+            screen.post_message(make())
+
     def _classifier_loaded(self) -> None:
-        if main := self._main():
-            main.classifier_loaded()
+        self.tell_screens(ClassifierReady)
 
     def _classifier_failed(self, message: str) -> None:
-        if main := self._main():
-            main.classifier_failed(message)
+        self.tell_screens(lambda: ClassifierFailed(message))
 
     # -- the routing table ----------------------------------------------------------------
 
@@ -155,12 +167,7 @@ class RouteDeckApp(App):
     def apply_table(self, table: RoutingTable) -> None:
         """Edits apply to the next run at once, saved or not."""
         self.session.set_table(table)
-        if main := self._main():
-            main.refresh_sub_title()
-            main.reclassify()
-        from tui.app.screens.savings import refresh_savings_screens
-
-        refresh_savings_screens(self)
+        self.tell_screens(TableChanged)
 
     @property
     def has_changes_to_save(self) -> bool:
@@ -209,13 +216,7 @@ class RouteDeckApp(App):
         )
 
     def _refresh_dirty_views(self) -> None:
-        if main := self._main():
-            main.refresh_sub_title()
-        from tui.app.screens.grid import GridScreen
-
-        for screen in self.screen_stack:
-            if isinstance(screen, GridScreen):
-                screen.refresh_dirty()
+        self.tell_screens(SaveStateChanged)
 
     def action_save_routes(self) -> None:
         self.save_with_conflict_check()

@@ -24,13 +24,13 @@ from tui.cli.common import (
     _simulation_note,
 )
 from tui.cli.shapes import decision_json, judge_json, pair_json
+from tui.router.units import dollars, ms, percent
 
 
 def classifier_note(c) -> str:
     """Which classifier decided, how long it took and what it cost, in words."""
-    from tui.router.cost.pricing import format_usd
 
-    text = f"{c.classifier}, {c.elapsed_ms:,.2f} ms"
+    text = f"{c.classifier}, {ms(c.elapsed_ms, digits=2)}"
     call = c.llm
     if call is None:
         return text
@@ -39,8 +39,8 @@ def classifier_note(c) -> str:
     if c.cached:
         return text + f" (llm {call.model}: cached, free)"
     tokens = f"{'~' if call.usage_estimated else ''}{call.input_tokens}→{call.output_tokens} tok"
-    return text + f" (llm {call.model} {call.outcome}: {call.ms:,.0f} ms, {tokens}, " \
-        f"{format_usd(c.cost_usd, estimated=call.usage_estimated)})"
+    return text + f" (llm {call.model} {call.outcome}: {ms(call.ms)}, {tokens}, " \
+        f"{dollars(c.cost_usd, estimated=call.usage_estimated)})"
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
@@ -125,8 +125,9 @@ def _print_eval(report) -> None:
         Text(
             f"n={report.n}  accuracy={report.accuracy:.3f}  macro-F1={report.macro_f1:.3f}  "
             f"ECE={'n/a' if report.ece is None else f'{report.ece:.3f}'}  "
-            f"latency p50={report.latency_ms['p50']:.2f} ms  p95={report.latency_ms['p95']:.2f} ms"
-            f"  p99={report.latency_ms['p99']:.2f} ms"
+            f"latency p50={ms(report.latency_ms['p50'], digits=2)}  "
+            f"p95={ms(report.latency_ms['p95'], digits=2)}"
+            f"  p99={ms(report.latency_ms['p99'], digits=2)}"
         )
     )
     per = Table(title="per class", title_justify="left")
@@ -199,7 +200,6 @@ async def _run_and_judge(session, decision, args, *, live: bool, plain: bool):
 def _print_judgement(judgement) -> None:
     from rich.text import Text
 
-    from tui.router.cost.pricing import format_usd
 
     line = Text("judge ")
     line.append(_safe(judgement.model), style="bold")
@@ -215,7 +215,7 @@ def _print_judgement(judgement) -> None:
         if judgement.reason:
             line.append(" - " + _safe(judgement.reason))
     if judgement.ran:
-        line.append(f"   judge cost {format_usd(judgement.cost_usd)} (not in the savings)",
+        line.append(f"   judge cost {dollars(judgement.cost_usd)} (not in the savings)",
                     style="dim")
     _console().print(line)
 
@@ -298,15 +298,13 @@ async def _run_live(run):
 
 
 def _figures(snap) -> str:
-    from tui.router.cost.pricing import format_usd
 
-    ttft = "–" if snap.ttft_ms is None else f"{snap.ttft_ms:,.0f} ms"
-    elapsed = "–" if snap.elapsed_ms is None else f"{snap.elapsed_ms:,.0f} ms"
+    ttft, elapsed = ms(snap.ttft_ms), ms(snap.elapsed_ms)
     est = "~" if snap.tokens_estimated else ""
     rate = "–" if not snap.tokens_per_s else f"{snap.tokens_per_s:,.0f}"
     return (
         f"TTFT {ttft}  elapsed {elapsed}  tokens {est}{snap.input_tokens}/{est}{snap.output_tokens}"
-        f"  {rate} tok/s  cost {format_usd(snap.cost_usd, estimated=snap.cost_estimated)}"
+        f"  {rate} tok/s  cost {dollars(snap.cost_usd, estimated=snap.cost_estimated)}"
     )
 
 
@@ -314,7 +312,6 @@ def _print_pair_summary(pair) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from tui.router.cost.pricing import format_usd
 
     t = Table(title="routed vs baseline", title_justify="left")
     for col in ("side", "model", "real/sim", "TTFT ms", "total ms", "in tok", "out tok", "cost", "fallback", "error"):
@@ -329,7 +326,7 @@ def _print_pair_summary(pair) -> None:
             "–" if r.total_ms is None else f"{r.total_ms:,.0f}",
             f"{est}{r.input_tokens:,}",
             f"{est}{r.output_tokens:,}",
-            format_usd(r.cost_usd),
+            dollars(r.cost_usd),
             Text(("hedge" if r.hedged else "yes") + (f" ({r.fallback_reason})" if r.fallback_reason else "")) if r.fallback_used else "no",
             Text(_safe(r.error or "")),
         )
@@ -340,9 +337,9 @@ def _print_pair_summary(pair) -> None:
     if pair.savings_usd is None:
         line.append("savings n/a (a model has no known price)")
     else:
-        pct = "" if pair.savings_pct is None else f" ({pair.savings_pct:.1f}%)"
+        pct = "" if pair.savings_pct is None else f" ({percent(pair.savings_pct, 1)})"
         word = "saved" if pair.savings_usd >= 0 else "cost more"
-        line.append(f"routing {word} {format_usd(abs(pair.savings_usd))}{pct}", style="bold")
+        line.append(f"routing {word} {dollars(abs(pair.savings_usd))}{pct}", style="bold")
     console.print(line)
     c = d.classification
     if c.llm is not None:
@@ -421,7 +418,6 @@ def _print_classification_cost(projection, classification) -> None:
     from rich.text import Text
 
     from tui.router.classifier.cost import ANSWER_TOKENS
-    from tui.router.cost.pricing import format_usd
 
     if classification.model is None:
         return
@@ -429,19 +425,19 @@ def _print_classification_cost(projection, classification) -> None:
     c = classification
     parts = [f"classifier {c.kind} ({c.model}): {c.to_llm} of {c.prompts} prompts to the LLM"]
     if c.asked:
-        parts.append(f"{c.asked} asked ({c.answered} answered), cost {format_usd(c.cost_usd)}")
+        parts.append(f"{c.asked} asked ({c.answered} answered), cost {dollars(c.cost_usd)}")
     if c.would_ask:
         parts.append(
-            f"{c.would_ask} not asked (no key): projected {format_usd(c.projected_usd, estimated=True)}"
+            f"{c.would_ask} not asked (no key): projected {dollars(c.projected_usd, estimated=True)}"
             f" at ~{c.input_tokens // max(1, c.to_llm)} input + {ANSWER_TOKENS} output tokens each,"
             " reasoning tokens not counted"
         )
     per = c.per_1000_usd
-    parts.append(f"classification {format_usd(c.total_usd)} in total, "
-                 f"{format_usd(per)} per 1,000 prompts")
+    parts.append(f"classification {dollars(c.total_usd)} in total, "
+                 f"{dollars(per)} per 1,000 prompts")
     net = _net_savings_pct(projection, c)
     if net is not None:
-        parts.append(f"savings after classification {net:.1f}%")
+        parts.append(f"savings after classification {percent(net, 1)}")
     console.print(Text(_safe("; ".join(parts)), style="bold"))
 
 
@@ -449,14 +445,13 @@ def _print_quality(quality: dict[str, Any], measured: dict[str, Any] | None) -> 
     """Savings at quality, in one line; then what the judge cost (apart from the savings)."""
     from rich.text import Text
 
-    from tui.router.cost.pricing import format_usd
 
     console = _console()
     if quality.get("error"):
         console.print(Text(_safe(f"quality: {quality['error']}"), style="yellow"))
         return
     console.print(Text(_safe(quality["sentence"]), style="bold"), soft_wrap=True)  # one line
-    extra = [f"judge {quality['judge_model']}: {format_usd(quality['judge_cost_usd'])}, "
+    extra = [f"judge {quality['judge_model']}: {dollars(quality['judge_cost_usd'])}, "
              "not counted in the savings"]
     for key, words in (("n_inconsistent", "counted as ties because the two orders disagreed"),
                        ("n_unparsed", "unparsed replies"), ("n_failed", "judge failures")):
@@ -469,18 +464,17 @@ def _print_projection(projection, measured) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from tui.router.cost.pricing import format_usd
 
     console = _console()
     t = Table(title=f"projected cost of routing {projection.n} prompts vs {projection.baseline_model}", title_justify="left")
     for col in ("task", "prompts", "routed", "baseline", "saved"):
         t.add_column(col, justify="left" if col == "task" else "right")
     for name, tp in projection.by_task.items():
-        pct = "n/a" if tp.savings_pct is None else f"{tp.savings_pct:.0f}%"
-        t.add_row(Text(name), str(tp.count), format_usd(tp.routed_usd), format_usd(tp.baseline_usd), pct)
-    pct = "n/a" if projection.savings_pct is None else f"{projection.savings_pct:.1f}%"
-    t.add_row(Text("total", style="bold"), str(projection.n), format_usd(projection.routed_usd),
-              format_usd(projection.baseline_usd), Text(pct, style="bold"))
+        pct = percent(tp.savings_pct)
+        t.add_row(Text(name), str(tp.count), dollars(tp.routed_usd), dollars(tp.baseline_usd), pct)
+    pct = percent(projection.savings_pct, 1)
+    t.add_row(Text("total", style="bold"), str(projection.n), dollars(projection.routed_usd),
+              dollars(projection.baseline_usd), Text(pct, style="bold"))
     console.print(t)
     notes = [
         "input tokens estimated from the text (chars/4)",
@@ -497,8 +491,8 @@ def _print_projection(projection, measured) -> None:
         console.print(
             Text(
                 f"measured over {measured['n']} runs ({measured['simulated']} simulated): routed "
-                f"{format_usd(measured['routed_usd'])} vs baseline {format_usd(measured['baseline_usd'])}, "
-                f"saved {'n/a' if measured['savings_pct'] is None else format(measured['savings_pct'], '.1f') + '%'}"
+                f"{dollars(measured['routed_usd'])} vs baseline {dollars(measured['baseline_usd'])}, "
+                f"saved {percent(measured['savings_pct'], 1)}"
                 f" (projected {pct})",
                 style="bold",
             )
@@ -535,7 +529,8 @@ def _execute_workload(args, session, items, projection) -> dict[str, Any]:
 
             def on_row(row: dict[str, Any], routed: float, baseline: float) -> None:
                 progress.update(bar, advance=1,
-                                note=f"routed ${routed:.4f} vs baseline ${baseline:.4f}")
+                                note=f"routed {dollars(routed, zero='$0')} vs baseline "
+                                     f"{dollars(baseline, zero='$0')}")
 
             await execute_workload(session, items, journal, done, concurrency=args.concurrency,
                                    judge=judge, judge_why=judge_why, on_row=on_row)

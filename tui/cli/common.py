@@ -127,10 +127,6 @@ def _build_classifier(table, args: argparse.Namespace | None = None):
     )
 
 
-def _fmt_pct(p: float | None) -> str:
-    return "n/a" if p is None else f"{p * 100:.0f}%"
-
-
 def _make_session(args: argparse.Namespace, table, *, log: bool = True):
     from tui.router.run.session import Session
 

@@ -25,12 +25,13 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import LoadingIndicator, OptionList, Static
 from textual.widgets.option_list import Option
 
+from tui.app.screens.base import DeckModal
 from tui.router.sanitize import clean
 from tui.router.types import Decision, RoutingTable
+from tui.router.units import ms, share
 
 if TYPE_CHECKING:
     from tui.router.classifier.corrections import CorrectionReport, CorrectionResult, DevScore
@@ -40,10 +41,6 @@ PROMPT_PREVIEW_LINES = 4
 PROMPT_PREVIEW_CHARS = 400
 MAX_TASK_KEYS = 9
 DESCRIPTION_CHARS = 96  # an option's label is cut to this many characters (one line)
-
-
-def _pct(x: float) -> str:
-    return f"{x * 100:.1f}%"
 
 
 def _arrow_style(before: float, after: float) -> str:
@@ -95,7 +92,7 @@ def render_report(report: CorrectionReport, *, saved_to: str | None, dev_label: 
         _score_line(out, report.dev_before, report.dev_after)
         out.append(f"   {report.dev_fixed} fixed, {report.dev_broken} broken", style="dim")
     out.append("\n")
-    out.append(f"retrained ({report.method}) in {report.retrain_ms:.0f} ms", style="dim")
+    out.append(f"retrained ({report.method}) in {ms(report.retrain_ms)}", style="dim")
     for note in report.notes:
         out.append("\n")
         out.append("note: ", style="yellow")
@@ -105,9 +102,9 @@ def render_report(report: CorrectionReport, *, saved_to: str | None, dev_label: 
 
 def _score_line(out: Text, before: DevScore, after: DevScore) -> None:
     out.append("accuracy ", style="dim")
-    out.append(_pct(before.accuracy))
+    out.append(share(before.accuracy, 1))
     out.append(" → ", style="dim")
-    out.append(_pct(after.accuracy), style=_arrow_style(before.accuracy, after.accuracy))
+    out.append(share(after.accuracy, 1), style=_arrow_style(before.accuracy, after.accuracy))
     out.append("   macro-F1 ", style="dim")
     out.append(f"{before.macro_f1:.3f}")
     out.append(" → ", style="dim")
@@ -129,7 +126,7 @@ def _task_bindings() -> list[Binding]:
     ]
 
 
-class CorrectionScreen(ModalScreen["CorrectionResult | None"]):
+class CorrectionScreen(DeckModal["CorrectionResult | None"]):
     DEFAULT_CSS = """
     CorrectionScreen { align: center middle; }
     CorrectionScreen > Vertical {
@@ -176,9 +173,6 @@ class CorrectionScreen(ModalScreen["CorrectionResult | None"]):
         self._ready = threading.Event()
         self._tasks: list[str] = []
 
-    @property
-    def session(self):
-        return self.app.session
 
     # -- layout ---------------------------------------------------------------------------------
 
@@ -255,7 +249,7 @@ class CorrectionScreen(ModalScreen["CorrectionResult | None"]):
             from tui.router.classifier.corrections import find_dev_set, prepare
             from tui.router.classifier.evaluate import EvalInputError, read_labelled
 
-            saved = self.app.saved_table
+            saved = self.deck.saved_table
             table = self.session.table
             path = find_dev_set(saved.path) if dev_set == "auto" else (
                 Path(dev_set) if dev_set is not None else None
@@ -323,7 +317,7 @@ class CorrectionScreen(ModalScreen["CorrectionResult | None"]):
         status.append("…", style="dim")
         self.query_one("#correction-status", Static).update(status)
         self.query_one("#correction-report", Static).update("")
-        self._correct(task, self.app.saved_table)
+        self._correct(task, self.deck.saved_table)
 
     @work(thread=True, exclusive=True, group="correction-apply", exit_on_error=False)
     def _correct(self, task: str, saved: RoutingTable) -> None:
@@ -353,8 +347,8 @@ class CorrectionScreen(ModalScreen["CorrectionResult | None"]):
     def _corrected(self, saved_before: RoutingTable, result: CorrectionResult) -> None:
         from tui.router.classifier.corrections import session_table_after
 
-        app = self.app
-        session = app.session
+        app = self.deck
+        session = self.session
         if result.saved:
             table = session_table_after(session.table, saved_before, result.table)
             session.use_classifier(table, result.classifier)

@@ -23,6 +23,7 @@ from rich.text import Text
 from textual.widget import Widget
 
 from tui.router.sanitize import clean
+from tui.router.units import percent, share, short_dollars
 
 __all__ = [
     "BASELINE_STYLE",
@@ -46,32 +47,13 @@ _V_EIGHTHS = " ▁▂▃▄▅▆▇█"
 _SPARKS = "▁▂▃▄▅▆▇█"
 
 
-def short_usd(value: float) -> str:
-    """A compact dollar figure for axes and bar ends: ``$1.2k``, ``$12.30``, ``$0.0421``."""
-    if not math.isfinite(value):
-        return "n/a"
-    v = abs(value)
-    sign = "-" if value < 0 else ""
-    if v == 0:
-        return "$0"
-    if v >= 10_000:
-        return f"{sign}${v / 1000:,.0f}k"
-    if v >= 100:
-        return f"{sign}${v:,.0f}"
-    if v >= 1:
-        return f"{sign}${v:.2f}"
-    if v >= 0.01:
-        return f"{sign}${v:.3f}"
-    if v >= 0.0001:
-        return f"{sign}${v:.4f}"
-    return f"{sign}${v:.1e}"
+# The one formatter (tui/router/units.py), under the names this module has always exported.
+short_usd = short_dollars
 
 
 def format_pct(value: float | None, digits: int = 1) -> str:
     """``"58.3%"``, or ``"n/a"`` for None (e.g. savings with a zero baseline)."""
-    if value is None or not math.isfinite(value):
-        return "n/a"
-    return f"{value:.{digits}f}%"
+    return percent(value, digits)
 
 
 def _hbar(value: float, scale: float, width: int) -> str:
@@ -146,7 +128,7 @@ def bar_chart(rows: Sequence[BarRow], width: int = 80) -> Text:
         if pct is not None:
             style = "bold green" if pct > 0 else ("bold red" if pct < 0 else "dim")
             word = "saves" if pct >= 0 else "costs"
-            out.append(f"  {word} {abs(pct):.0f}%", style=style)
+            out.append(f"  {word} {percent(abs(pct))}", style=style)
     return out
 
 
@@ -273,7 +255,7 @@ def verdict_text(stats: Any) -> Text:
         return Text("no verdicts", style="dim")
     style = "green" if rate >= 0.8 else ("yellow" if rate >= 0.5 else "red")
     out = Text()
-    out.append(f"{rate * 100:.0f}% ✓", style=f"bold {style}")
+    out.append(f"{share(rate)} ✓", style=f"bold {style}")
     out.append(f" ({n})", style="dim")
     return out
 
