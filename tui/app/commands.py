@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import TYPE_CHECKING, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+if TYPE_CHECKING:
+    from tui.app.app import RouteDeckApp
+
 
 class RouteDeckCommands(Provider):
+    @property
+    def deck(self) -> RouteDeckApp:
+        return cast("RouteDeckApp", self.app)
+
     def _commands(self) -> list[tuple[str, object, str]]:
-        app = self.app
+        app = self.deck
         main = app._main()
         cmds: list[tuple[str, object, str]] = [
             ("Run the prompt", lambda: main and main.query_one("#prompt").action_submit(), "run it on the routed model and the baseline"),
@@ -30,7 +38,7 @@ class RouteDeckCommands(Provider):
         return cmds
 
     def _set_priority(self, name: str) -> None:
-        main = self.app._main()
+        main = self.deck._main()
         if main is not None:
             main.priority_mode = name
             main.reclassify()
