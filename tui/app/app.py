@@ -13,7 +13,9 @@ from textual import work
 from textual.app import App
 from textual.binding import Binding
 from textual.message import Message
+from textual.notifications import SeverityLevel
 
+from tui.app.commands import RouteDeckCommands
 from tui.app.messages import ClassifierFailed, ClassifierReady, SaveStateChanged, TableChanged
 from tui.router.run.session import Session
 from tui.router.sanitize import clean
@@ -34,6 +36,7 @@ class RouteDeckApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "RouteDeck"
     ENABLE_COMMAND_PALETTE = True
+    COMMANDS = App.COMMANDS | {RouteDeckCommands}
     # Classes every screen gets from the terminal's size, for the layouts of small terminals
     # (80x24 is "-narrow -short", 60x20 "-narrow -tiny"; 140x45 "-wide -tall").
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
@@ -69,9 +72,6 @@ class RouteDeckApp(App):
         self.last_save_error: str | None = None
         self._keymap_overrides = keymap or {}
         self.streaming_gc = StreamingGC()
-        from tui.app.commands import RouteDeckCommands
-
-        self.COMMANDS = App.COMMANDS | {RouteDeckCommands}
 
     def get_driver_class(self):
         """Textual's driver, reading bracketed pastes whole (see tui/app/paste.py)."""
@@ -84,7 +84,7 @@ class RouteDeckApp(App):
         message: str | Text,
         *,
         title: str = "",
-        severity: str = "information",
+        severity: SeverityLevel = "information",
         timeout: float | None = None,
         markup: bool = True,
     ) -> None:
