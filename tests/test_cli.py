@@ -247,3 +247,25 @@ def test_a_clear_prompt_stays_certain(routes, prompt, task):
     data = json.loads(out)
     assert data["task"] == task and data["confidence"] >= 0.8
     assert "low confidence" not in data["reason"]
+
+
+def test_bench_journal_is_kept_by_the_engine(routes, tmp_path, monkeypatch):
+    """The journal that makes bench --execute resumable (tui/router/cost/journal.py): one per
+    workload, routes and judge; a line cut short by a crash is skipped (that prompt runs again)."""
+    from tui.router.cost.journal import journal_path, measured_totals, read_journal
+    from tui.router.table.load import load_table
+
+    monkeypatch.setenv("ROUTEDECK_BENCH_DIR", str(tmp_path / "bench"))
+    workload = tmp_path / "w.jsonl"
+    workload.write_text('{"prompt": "hi"}\n', encoding="utf-8")
+    table = load_table(routes)
+    path = journal_path(workload, table)
+    assert path.parent == tmp_path / "bench"
+    assert journal_path(workload, table, "openai/gpt-5.2") != path
+    path.parent.mkdir(parents=True)
+    path.write_text('{"index": 0, "routed_usd": 0.001, "baseline_usd": 0.004}\n{"index": 1, "rou',
+                    encoding="utf-8")
+    done = read_journal(path)
+    assert list(done) == [0]
+    measured = measured_totals([done[0]], path)
+    assert measured["n"] == 1 and round(measured["savings_pct"], 6) == 75.0

@@ -126,3 +126,20 @@ async def test_dragging_over_an_answer_selects_it_and_ctrl_c_copies_it(app):
         assert app.clipboard.startswith("[simulated ")
         assert "\n" in app.clipboard  # two lines of the answer
         assert app.clipboard.replace("\n", " ") in " ".join(view.rendered_text().split("\n"))
+
+
+async def test_the_command_palette_acts_on_the_app_and_the_main_screen(app):
+    """The palette's commands (tui/app/commands.py): one on the app, one on the main screen."""
+    from tui.app.commands import RouteDeckCommands
+    from tui.app.screens.history import HistoryScreen
+
+    async with app.run_test(size=(140, 45)) as pilot:
+        await until(pilot, lambda: app.session.classifier_ready, "classifier loaded")
+        main = app.screen
+        assert RouteDeckCommands in app.COMMANDS
+        commands = {name: action for name, action, _ in RouteDeckCommands(main)._commands()}
+        commands["Priority: auto"]()
+        assert main.priority_mode == "auto"
+        commands["Open history"]()
+        await until(pilot, lambda: isinstance(app.screen, HistoryScreen), "history")
+        await pilot.pause(0.3)  # let the history screen finish mounting before the app exits

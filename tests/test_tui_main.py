@@ -846,3 +846,28 @@ def test_snapshot_main_screen_after_a_simulated_run_at_80x24(snapshot_app, snap_
         assert main_screen(pilot.app).last_pair is not None
 
     assert snap_compare(snapshot_app, run_before=run_before, terminal_size=(80, 24))
+
+
+async def test_the_app_tells_screens_through_messages(make_app):
+    """The seam (tui/app/screens/base.py, tui/app/messages.py): screens reach a typed session,
+    and a table applied while the grid is on top reaches the main screen under it as a
+    TableChanged message (its sub-title says the table is edited)."""
+    from tui.app.screens.base import DeckScreen
+    from tui.app.screens.grid import GridScreen
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = main_screen(app)
+        assert isinstance(screen, DeckScreen)
+        assert screen.session is app.session and screen.deck is app
+        app.action_grid()
+        await settle(pilot)
+        assert isinstance(app.screen, GridScreen)
+        table = app.session.table
+        task, priority = next(iter(table.routes))
+        cell = table.routes[(task, priority)]
+        edited = table.with_cell(task, priority, dataclasses.replace(cell, primary=table.baseline.model))
+        app.apply_table(edited)
+        await until(pilot, lambda: "routes edited, unsaved" in screen.sub_title,
+                    "the main screen told of the edit")

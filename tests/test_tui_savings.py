@@ -19,7 +19,7 @@ from textual.widgets import Button, Static
 from tui_helpers import new_app
 
 from tui.app.app import RouteDeckApp
-from tui.app.screens.correction import CorrectionScreen, find_dev_set, session_table_after
+from tui.app.screens.correction import CorrectionScreen
 from tui.app.screens.savings import SavingsScreen, confident_accuracy, demo_workload_path
 from tui.app.screens.verdict import VerdictScreen
 from tui.app.widgets.charts import (
@@ -31,6 +31,7 @@ from tui.app.widgets.charts import (
     verdict_text,
     x_axis_text,
 )
+from tui.router.classifier.corrections import find_dev_set, session_table_after
 from tui.router.cost.classified import WorkloadOptions
 from tui.router.cost.pricing import format_usd
 from tui.router.cost.projection import project
@@ -461,6 +462,20 @@ def test_the_chart_axis_never_reads_as_one_number():
     assert "prompts →" in x_axis_text(7, 30) and len(x_axis_text(7, 30)) == 30
     points = [(i, i * 0.001, i * 0.003) for i in range(1, 8)]
     assert "1 7 prompts" not in cumulative_chart(points, 40, 6).plain
+
+
+def test_bar_chart_fits_a_narrow_panel():
+    """At 80x24 the savings screen's bar panel is 35 cells wide: the full layout did not fit and
+    its lines wrapped ("saves 83%" alone on a line). The narrow layout fits every line."""
+    rows = [BarRow("extraction", 45, 0.037, 0.168), BarRow("general", 87, 0.055, 0.552),
+            BarRow("code", 59, 0.062, 0.358, 2)]
+    for width in (33, 35, 60, 90):
+        lines = _plain(bar_chart(rows, width)).splitlines()
+        assert len(lines) == 2 * len(rows)
+        assert all(len(line) <= width for line in lines), (width, lines)
+        assert sum("saves" in line for line in lines) == len(rows)
+    narrow = _plain(bar_chart(rows, 35))
+    assert "n=45" in narrow and "$0.552 saves 90%" in narrow and "2 unpriced" in narrow
 
 
 def test_charts_show_markup_labels_as_text():

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import work
 from textual.app import App
 from textual.binding import Binding
+from textual.message import Message
+from textual.notifications import SeverityLevel
 
+from tui.app.commands import RouteDeckCommands
+from tui.app.messages import ClassifierFailed, ClassifierReady, SaveStateChanged, TableChanged
 from tui.router.run.session import Session
 from tui.router.sanitize import clean
 from tui.router.table.check import TableError
@@ -19,11 +25,15 @@ from tui.router.table.paths import default_routes_path
 from tui.router.table.save import ConflictError, save_table
 from tui.router.types import RoutingTable
 
+if TYPE_CHECKING:
+    from tui.app.screens.main import MainScreen
+
 
 class RouteDeckApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "RouteDeck"
     ENABLE_COMMAND_PALETTE = True
+    COMMANDS = App.COMMANDS | {RouteDeckCommands}
     # Classes every screen gets from the terminal's size, for the layouts of small terminals
     # (80x24 is "-narrow -short", 60x20 "-narrow -tiny"; 140x45 "-wide -tall").
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
@@ -59,9 +69,6 @@ class RouteDeckApp(App):
         self.last_save_error: str | None = None
         self._keymap_overrides = keymap or {}
         self.streaming_gc = StreamingGC()
-        from tui.app.commands import RouteDeckCommands
-
-        self.COMMANDS = App.COMMANDS | {RouteDeckCommands}
 
     def get_driver_class(self):
         """Textual's driver, reading bracketed pastes whole (see tui/app/paste.py)."""
@@ -74,7 +81,7 @@ class RouteDeckApp(App):
         message: str | Text,
         *,
         title: str = "",
-        severity: str = "information",
+        severity: SeverityLevel = "information",
         timeout: float | None = None,
         markup: bool = True,
     ) -> None:
@@ -127,7 +134,8 @@ class RouteDeckApp(App):
 
         settle_gc()
 
-    def _main(self):
+    def _main(self) -> MainScreen | None:
+        """The main screen, wherever it is on the stack (the command palette acts on it)."""
         from tui.app.screens.main import MainScreen
 
         for screen in self.screen_stack:
@@ -135,13 +143,17 @@ class RouteDeckApp(App):
                 return screen
         return None
 
+    def tell_screens(self, make: Callable[[], Message]) -> None:
+        """Post a message (a new one from ``make`` for each) to every screen on the stack: each
+        handles what concerns it (tui/app/messages.py)."""
+        for screen in self.screen_stack:
+            screen.post_message(make())
+
     def _classifier_loaded(self) -> None:
-        if main := self._main():
-            main.classifier_loaded()
+        self.tell_screens(ClassifierReady)
 
     def _classifier_failed(self, message: str) -> None:
-        if main := self._main():
-            main.classifier_failed(message)
+        self.tell_screens(lambda: ClassifierFailed(message))
 
     # -- the routing table ----------------------------------------------------------------
 
@@ -152,12 +164,7 @@ class RouteDeckApp(App):
     def apply_table(self, table: RoutingTable) -> None:
         """Edits apply to the next run at once, saved or not."""
         self.session.set_table(table)
-        if main := self._main():
-            main.refresh_sub_title()
-            main.reclassify()
-        from tui.app.screens.savings import refresh_savings_screens
-
-        refresh_savings_screens(self)
+        self.tell_screens(TableChanged)
 
     @property
     def has_changes_to_save(self) -> bool:
@@ -206,13 +213,7 @@ class RouteDeckApp(App):
         )
 
     def _refresh_dirty_views(self) -> None:
-        if main := self._main():
-            main.refresh_sub_title()
-        from tui.app.screens.grid import GridScreen
-
-        for screen in self.screen_stack:
-            if isinstance(screen, GridScreen):
-                screen.refresh_dirty()
+        self.tell_screens(SaveStateChanged)
 
     def action_save_routes(self) -> None:
         self.save_with_conflict_check()

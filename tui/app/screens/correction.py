@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -26,58 +25,22 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import LoadingIndicator, OptionList, Static
 from textual.widgets.option_list import Option
 
+from tui.app.screens.base import DeckModal
 from tui.router.sanitize import clean
 from tui.router.types import Decision, RoutingTable
+from tui.router.units import ms, share
 
 if TYPE_CHECKING:
     from tui.router.classifier.corrections import CorrectionReport, CorrectionResult, DevScore
     from tui.router.classifier.evaluate import LabelledPrompt
 
-DEV_SET = Path("tests") / "data" / "dev.jsonl"
 PROMPT_PREVIEW_LINES = 4
 PROMPT_PREVIEW_CHARS = 400
 MAX_TASK_KEYS = 9
 DESCRIPTION_CHARS = 96  # an option's label is cut to this many characters (one line)
-
-
-def find_dev_set(routes_path: str | os.PathLike[str] | None) -> Path | None:
-    """``tests/data/dev.jsonl`` of the repository the routes file lives in: looked for in the
-    file's folder and up to three folders above it, stopping at a repository root (a folder with
-    ``.git`` or ``pyproject.toml``). None when there is none."""
-    if routes_path is None:
-        return None
-    folder = Path(os.path.abspath(routes_path)).parent
-    for d in (folder, *list(folder.parents)[:3]):
-        candidate = d / DEV_SET
-        if candidate.is_file():
-            return candidate
-        if (d / ".git").exists() or (d / "pyproject.toml").is_file():
-            break
-    return None
-
-
-def session_table_after(current: RoutingTable, saved_before: RoutingTable,
-                        saved_after: RoutingTable) -> RoutingTable:
-    """The session's table once the correction is saved: the corrected task types (and the saved
-    file's path, fingerprint and document, so the next save does not see a conflict), with the
-    session's unsaved edits to everything else kept."""
-    if current.tasks == saved_before.tasks:
-        tasks = saved_after.tasks
-    else:  # unsaved edits to the task types too (unusual): keep them, plus the new example
-        tasks = {**current.tasks, **{
-            name: t for name, t in saved_after.tasks.items()
-            if saved_before.tasks.get(name) != t
-        }}
-    return replace(current, tasks=tasks, raw=saved_after.raw, path=saved_after.path,
-                   fingerprint=saved_after.fingerprint)
-
-
-def _pct(x: float) -> str:
-    return f"{x * 100:.1f}%"
 
 
 def _arrow_style(before: float, after: float) -> str:
@@ -129,7 +92,7 @@ def render_report(report: CorrectionReport, *, saved_to: str | None, dev_label: 
         _score_line(out, report.dev_before, report.dev_after)
         out.append(f"   {report.dev_fixed} fixed, {report.dev_broken} broken", style="dim")
     out.append("\n")
-    out.append(f"retrained ({report.method}) in {report.retrain_ms:.0f} ms", style="dim")
+    out.append(f"retrained ({report.method}) in {ms(report.retrain_ms)}", style="dim")
     for note in report.notes:
         out.append("\n")
         out.append("note: ", style="yellow")
@@ -139,9 +102,9 @@ def render_report(report: CorrectionReport, *, saved_to: str | None, dev_label: 
 
 def _score_line(out: Text, before: DevScore, after: DevScore) -> None:
     out.append("accuracy ", style="dim")
-    out.append(_pct(before.accuracy))
+    out.append(share(before.accuracy, 1))
     out.append(" → ", style="dim")
-    out.append(_pct(after.accuracy), style=_arrow_style(before.accuracy, after.accuracy))
+    out.append(share(after.accuracy, 1), style=_arrow_style(before.accuracy, after.accuracy))
     out.append("   macro-F1 ", style="dim")
     out.append(f"{before.macro_f1:.3f}")
     out.append(" → ", style="dim")
@@ -163,7 +126,7 @@ def _task_bindings() -> list[Binding]:
     ]
 
 
-class CorrectionScreen(ModalScreen["CorrectionResult | None"]):
+class CorrectionScreen(DeckModal["CorrectionResult | None"]):
     DEFAULT_CSS = """
     CorrectionScreen { align: center middle; }
     CorrectionScreen > Vertical {
@@ -210,9 +173,6 @@ class CorrectionScreen(ModalScreen["CorrectionResult | None"]):
         self._ready = threading.Event()
         self._tasks: list[str] = []
 
-    @property
-    def session(self):
-        return self.app.session
 
     # -- layout ---------------------------------------------------------------------------------
 
@@ -286,10 +246,10 @@ class CorrectionScreen(ModalScreen["CorrectionResult | None"]):
         """Load the classifier, featurize the training set, read the dev set (in the background)."""
         status = "ready: pick the right task type (1–9 or enter)"
         try:
-            from tui.router.classifier.corrections import prepare
+            from tui.router.classifier.corrections import find_dev_set, prepare
             from tui.router.classifier.evaluate import EvalInputError, read_labelled
 
-            saved = self.app.saved_table
+            saved = self.deck.saved_table
             table = self.session.table
             path = find_dev_set(saved.path) if dev_set == "auto" else (
                 Path(dev_set) if dev_set is not None else None
@@ -306,7 +266,7 @@ class CorrectionScreen(ModalScreen["CorrectionResult | None"]):
                 except EvalInputError as exc:
                     self.dev_problem = str(exc).splitlines()[0]
             classifier = self.session.load_local_classifier()
-            prepare(saved, classifier)
+            prepare(saved, classifier, trainer=self.session.corrections)
         except Exception as exc:  # the correction itself will say what is wrong
             status = f"not prepared ({type(exc).__name__}: {exc}); a correction may be slower"
         finally:
@@ -357,7 +317,7 @@ class CorrectionScreen(ModalScreen["CorrectionResult | None"]):
         status.append("…", style="dim")
         self.query_one("#correction-status", Static).update(status)
         self.query_one("#correction-report", Static).update("")
-        self._correct(task, self.app.saved_table)
+        self._correct(task, self.deck.saved_table)
 
     @work(thread=True, exclusive=True, group="correction-apply", exit_on_error=False)
     def _correct(self, task: str, saved: RoutingTable) -> None:
@@ -369,7 +329,7 @@ class CorrectionScreen(ModalScreen["CorrectionResult | None"]):
         try:
             classifier = self.session.load_local_classifier()
             result = apply_correction(saved, self.prompt, task, self.dev_rows, save=True,
-                                      classifier=classifier)
+                                      classifier=classifier, trainer=self.session.corrections)
         except ConflictError as exc:
             message = f"{exc} (nothing was written; reload routes.toml, then correct again)"
         except (CorrectionError, TableError) as exc:
@@ -386,8 +346,10 @@ class CorrectionScreen(ModalScreen["CorrectionResult | None"]):
         self.app.call_from_thread(self._failed, message)
 
     def _corrected(self, saved_before: RoutingTable, result: CorrectionResult) -> None:
-        app = self.app
-        session = app.session
+        from tui.router.classifier.corrections import session_table_after
+
+        app = self.deck
+        session = self.session
         if result.saved:
             table = session_table_after(session.table, saved_before, result.table)
             session.use_classifier(table, result.classifier)

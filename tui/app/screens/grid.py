@@ -14,11 +14,12 @@ from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.coordinate import Coordinate
-from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 from textual.worker import get_current_worker
 
 from tui.app import HEADER_ICON
+from tui.app.messages import SaveStateChanged
+from tui.app.screens.base import DeckScreen
 from tui.app.widgets.footer import KeyFooter
 from tui.app.widgets.model_list import price_label, price_style
 from tui.router.cost.pricing import price_per_mtok
@@ -170,7 +171,7 @@ class GridTable(DataTable):
         return starts[first]
 
 
-class GridScreen(Screen):
+class GridScreen(DeckScreen):
     """Task types × priorities; enter edits a cell, ctrl+s saves, r reloads, escape goes back."""
 
     DEFAULT_CSS = """
@@ -217,9 +218,6 @@ class GridScreen(Screen):
         # The table the grid shows (compared with the session's on resume).
         self.shown_table: RoutingTable | None = None
 
-    @property
-    def session(self):
-        return self.app.session
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon=HEADER_ICON)
@@ -271,8 +269,11 @@ class GridScreen(Screen):
         if reload:
             self.load_cell_data()
 
+    def on_save_state_changed(self, _: SaveStateChanged) -> None:
+        self.refresh_dirty()
+
     def refresh_dirty(self) -> None:
-        dirty = self.app.dirty
+        dirty = self.deck.dirty
         self.title = DIRTY_TITLE if dirty else TITLE
         self.sub_title = clean(display_path(self.session.table.path))
         marker = self.query_one("#grid-dirty", Static)
@@ -280,7 +281,7 @@ class GridScreen(Screen):
         note = Text()
         if dirty:
             note.append("● unsaved edits (they already apply to runs): ctrl+s saves, r reloads")
-            if error := self.app.last_save_error:
+            if error := self.deck.last_save_error:
                 note.append(f"\n  the last save failed: {clean(error)}", style="bold red")
         marker.update(note)
 
@@ -357,7 +358,7 @@ class GridScreen(Screen):
             current = self.session.table
             if current.routes.get((task, priority)) == new:
                 return
-            self.app.apply_table(current.with_cell(task, priority, new))
+            self.deck.apply_table(current.with_cell(task, priority, new))
             self.refresh_grid()
             note = Text(f"{clean(task)} × {clean(priority)} → {clean(new.primary)}")
             note.append("  (applies to the next run; ctrl+s saves)", style="dim")
@@ -366,11 +367,11 @@ class GridScreen(Screen):
         self.app.push_screen(CellEditor(self.session, task, priority, cell), edited)
 
     def action_save(self) -> None:
-        self.app.save_with_conflict_check(then=self.refresh_grid)
+        self.deck.save_with_conflict_check(then=self.refresh_grid)
         self.refresh_dirty()
 
     def action_reload(self) -> None:
-        if not self.app.dirty:
+        if not self.deck.dirty:
             self._reload()
             return
         from tui.app.screens.confirm import Choice, ChoiceScreen
@@ -391,7 +392,7 @@ class GridScreen(Screen):
         )
 
     def _reload(self) -> None:
-        self.app.reload_routes()
+        self.deck.reload_routes()
         self.refresh_grid()
 
     def action_back(self) -> None:

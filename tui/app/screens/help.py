@@ -3,12 +3,18 @@ and which models are simulated. Lines wrap, so nothing is cut on an 80-column te
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Static
+
+from tui.app.screens.base import DeckModal
+
+if TYPE_CHECKING:
+    from tui.app.app import RouteDeckApp
 
 ABOUT = (
     "RouteDeck classifies each prompt as you type, routes it through the grid of task types × "
@@ -55,7 +61,7 @@ def binding_rows(app) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-def render_help(app) -> Text:
+def render_help(app: RouteDeckApp) -> Text:
     out = Text(ABOUT + "\n\n")
     from tui.app.widgets.intro import render_providers
 
@@ -74,7 +80,7 @@ def render_help(app) -> Text:
     return out
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(DeckModal[None]):
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
     HelpScreen > VerticalScroll {
@@ -91,7 +97,7 @@ class HelpScreen(ModalScreen[None]):
         box = VerticalScroll()
         box.border_title = "keys · escape closes"
         with box:
-            yield Static(render_help(self.app), id="help-text")
+            yield Static(render_help(self.deck), id="help-text")
 
     def on_mount(self) -> None:
         self.query_one(VerticalScroll).focus()

@@ -13,14 +13,14 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import DataTable, Header, Select, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from tui.app import HEADER_ICON
+from tui.app.screens.base import DeckScreen
 from tui.app.widgets.footer import KeyFooter
-from tui.router.cost.pricing import format_usd
 from tui.router.sanitize import clean
+from tui.router.units import dollars, duration, percent, share
 
 # How many runs the screen lists (the totals cover every run of the filter).
 LIMIT = 200
@@ -56,12 +56,6 @@ def first_line(prompt: str, width: int = PROMPT_WIDTH) -> str:
     return line + (" …" if more else "")
 
 
-def _ms(value: float | None) -> str:
-    if value is None:
-        return "–"
-    return f"{value:,.0f}" if value < 10_000 else f"{value / 1000:,.1f}s"
-
-
 def _when(created_at: datetime) -> str:
     try:
         return created_at.astimezone().strftime("%m-%d %H:%M")
@@ -75,7 +69,7 @@ def _side_cost(side) -> Text:
     if side.error and side.cost_usd is None:
         return Text("error", style="red")
     return Text(
-        format_usd(side.cost_usd, estimated=side.usage_estimated),
+        dollars(side.cost_usd, estimated=side.usage_estimated),
         style="yellow" if side.cost_usd is None else "",
     )
 
@@ -86,9 +80,9 @@ def _saving(record) -> Text:
         return Text("n/a", style="yellow")
     base = record.baseline.cost_usd
     style = "green" if saved >= 0 else "red"
-    out = Text(("" if saved >= 0 else "-") + format_usd(abs(saved)), style=style)
+    out = Text(("" if saved >= 0 else "-") + dollars(abs(saved)), style=style)
     if base:
-        out.append(f" {100.0 * saved / base:.0f}%", style=style)
+        out.append(f" {share(saved / base)}", style=style)
     return out
 
 
@@ -120,7 +114,8 @@ def _flags(record) -> Text:
 
 def render_row(record) -> list[Text]:
     """One run as the cells of a row, in the order of :data:`COLUMNS`."""
-    ttft = Text(f"{_ms(record.routed.ttft_ms)} / {_ms(record.baseline.ttft_ms)}")
+    ttft = Text(f"{duration(record.routed.ttft_ms, compact=True)} / "
+                f"{duration(record.baseline.ttft_ms, compact=True)}")
     return [
         Text(_when(record.created_at), style="dim"),
         Text(clean(record.task), style="bold"),
@@ -168,7 +163,7 @@ def _judge_detail(out: Text, judge) -> None:
         out.append(clean(judge.verdict), style=_VERDICT_STYLE.get(judge.verdict, "bold"))
         if judge.consistent is False:
             out.append(" (the two orders disagreed)", style="yellow")
-    out.append(f" · {format_usd(judge.cost_usd)}", style="dim")
+    out.append(f" · {dollars(judge.cost_usd)}", style="dim")
     text = judge.reason if judge.verdict is not None else judge.error
     if text:
         out.append(" · ", style="dim")
@@ -211,7 +206,7 @@ def render_judge_totals(judge_totals) -> Text:
     if judge_totals is None or not judge_totals.judged:
         return out
     n = judge_totals.judged
-    out.append(f"   judge {format_usd(judge_totals.cost_usd)} on {n} run{'' if n == 1 else 's'}",
+    out.append(f"   judge {dollars(judge_totals.cost_usd)} on {n} run{'' if n == 1 else 's'}",
                style="dim")
     out.append(" (not in the savings)", style="dim")
     return out
@@ -226,16 +221,16 @@ def render_totals(totals, task: str | None) -> Text:
         out.append("   no runs logged yet", style="dim")
         return out
     out.append("   routed ", style="dim")
-    out.append(format_usd(totals.routed_cost_usd))
+    out.append(dollars(totals.routed_cost_usd))
     out.append(" vs baseline ", style="dim")
-    out.append(format_usd(totals.baseline_cost_usd))
+    out.append(dollars(totals.baseline_cost_usd))
     pct = totals.savings_pct
     if pct is not None:
         style = "bold green" if pct >= 0 else "bold red"
         saved = totals.savings_usd
         out.append("   saved ", style="dim")
-        out.append(("" if saved >= 0 else "-") + format_usd(abs(saved)), style=style)
-        out.append(f" ({pct:.1f}%)", style=style)
+        out.append(("" if saved >= 0 else "-") + dollars(abs(saved)), style=style)
+        out.append(f" ({percent(pct, 1)})", style=style)
     unpriced = totals.runs - totals.priced_runs
     if unpriced:
         out.append(
@@ -245,7 +240,7 @@ def render_totals(totals, task: str | None) -> Text:
     return out
 
 
-class HistoryScreen(Screen):
+class HistoryScreen(DeckScreen):
     """Recent runs and their totals; 1..9 filter by task type, 0 shows all."""
 
     DEFAULT_CSS = """
@@ -294,9 +289,6 @@ class HistoryScreen(Screen):
         self.records: list = []
         self.totals = None
 
-    @property
-    def session(self):
-        return self.app.session
 
     def compose(self) -> ComposeResult:
         from textual.containers import Horizontal

@@ -9,11 +9,12 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Header, Static, TextArea
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from tui.app import HEADER_ICON
+from tui.app.messages import ClassifierFailed, ClassifierReady, SaveStateChanged, TableChanged
+from tui.app.screens.base import DeckScreen
 from tui.app.widgets.comparison import ComparisonBar
 from tui.app.widgets.decision_bar import DecisionBar
 from tui.app.widgets.footer import KeyFooter
@@ -25,7 +26,7 @@ from tui.router.sanitize import clean
 from tui.router.types import AttemptEnded, Decision, PairResult
 
 
-class MainScreen(Screen):
+class MainScreen(DeckScreen):
     BINDINGS = [
         Binding("escape", "cancel_run", "Cancel", id="cancel", tooltip="Cancel the run in flight"),
         # The editor binds the run keys itself; this one runs it when focus is elsewhere
@@ -115,9 +116,6 @@ class MainScreen(Screen):
         # prompt and priority uses it instead of paying for the call again.
         self._asked: Decision | None = None
 
-    @property
-    def session(self):
-        return self.app.session
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon=HEADER_ICON)
@@ -159,7 +157,7 @@ class MainScreen(Screen):
 
     def refresh_sub_title(self) -> None:
         parts = [self.session.table_label]
-        if self.app.dirty:
+        if self.deck.dirty:
             parts.append("routes edited, unsaved")
         if self.pinned_model:
             parts.append(f"pinned: {self.pinned_model} (f4 unpins)")
@@ -271,6 +269,21 @@ class MainScreen(Screen):
             return
         self.query_one(DecisionBar).show_message("type a prompt to see where it goes")
         self.reclassify()
+
+    # -- what the app tells this screen ----------------------------------------------------
+
+    def on_classifier_ready(self, _: ClassifierReady) -> None:
+        self.classifier_loaded()
+
+    def on_classifier_failed(self, message: ClassifierFailed) -> None:
+        self.classifier_failed(message.reason)
+
+    def on_table_changed(self, _: TableChanged) -> None:
+        self.refresh_sub_title()
+        self.reclassify()
+
+    def on_save_state_changed(self, _: SaveStateChanged) -> None:
+        self.refresh_sub_title()
 
     def classifier_failed(self, message: str) -> None:
         self._classifier_problem = message
@@ -429,7 +442,7 @@ class MainScreen(Screen):
 
         ticker = self.set_interval(DRAW_INTERVAL_S, tick)
         finished: set[str] = set()
-        gc_policy = self.app.streaming_gc
+        gc_policy = self.deck.streaming_gc
         gc_policy.hold()
         try:
             async with run:
@@ -459,7 +472,7 @@ class MainScreen(Screen):
         self.last_pair = pair
         self.last_run_id = await asyncio.to_thread(self._record, pair, pinned)
         comparison.show(pair, self.session.totals, pinned=pinned)
-        self.app.warn_about_run_log()
+        self.deck.warn_about_run_log()
         self.after_run_judge(pair, self.last_run_id)
 
     def _record(self, pair: PairResult, pinned: str | None) -> int | None:

@@ -8,7 +8,7 @@ classifications (``projection.reproject``), so editing a grid cell, moving the t
 applying it redraws in milliseconds, with the session's CURRENT table, saved or not (what-if).
 
 The screen notices a new table on resume (back from the grid), through :meth:`table_changed`
-(the app may call it from ``apply_table``), and by a cheap identity check twice a second (so an
+(on the app's :class:`~tui.app.messages.TableChanged`), and by a cheap identity check twice a second (so an
 edit made anywhere, e.g. from the command palette, is never missed). When the task types change
 (a label correction retrained the classifier) the workload is classified again.
 """
@@ -27,21 +27,21 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Header, ProgressBar, Static
 from textual.worker import get_current_worker
 
 from tui.app import HEADER_ICON
+from tui.app.messages import TableChanged
+from tui.app.screens.base import DeckScreen
 from tui.app.widgets.charts import (
     BarChart,
     BarRow,
     CumulativeChart,
-    format_pct,
     sparkline,
 )
 from tui.app.widgets.footer import KeyFooter
-from tui.router.cost.pricing import format_usd
 from tui.router.sanitize import clean
+from tui.router.units import dollars, percent, share
 
 if TYPE_CHECKING:
     from tui.router.cost.classified import Classified
@@ -75,28 +75,28 @@ def render_totals(p: Projection, table: RoutingTable, *, dirty: bool) -> Text:
     """The headline figures of a projection (every outside name appended as plain text)."""
     out = Text()
     out.append("routed ", style="dim")
-    out.append(format_usd(p.routed_usd), style="bold green")
+    out.append(dollars(p.routed_usd), style="bold green")
     out.append("  vs baseline ", style="dim")
-    out.append(format_usd(p.baseline_usd), style="bold dark_orange")
+    out.append(dollars(p.baseline_usd), style="bold dark_orange")
     out.append(" (")
     out.append(clean(p.baseline_model))
     out.append(")   savings ", style="dim")
     pct = p.savings_pct
     tone = "bold green" if (pct or 0) > 0 else ("bold red" if (pct or 0) < 0 else "bold")
-    out.append(format_pct(pct), style=tone)
-    out.append(f" ({format_usd(p.savings_usd)})", style="dim")
+    out.append(percent(pct, 1), style=tone)
+    out.append(f" ({dollars(p.savings_usd)})", style="dim")
     out.append("\n")
     out.append(f"{p.n} prompts", style="bold")
     out.append("   unpriced ", style="dim")
     out.append(str(p.unpriced), style="yellow" if p.unpriced else "")
     out.append("   uncertain ", style="dim")
-    out.append(f"{p.share_uncertain * 100:.1f}% ({p.n_uncertain})")
+    out.append(f"{share(p.share_uncertain, 1)} ({p.n_uncertain})")
     out.append(f" at threshold {p.threshold:.2f}", style="dim")
     out.append("   accuracy ", style="dim")
     if p.accuracy is None:
         out.append("n/a (no labels)", style="dim")
     else:
-        out.append(f"{p.accuracy * 100:.1f}%")
+        out.append(share(p.accuracy, 1))
         out.append(f" of {p.n_labelled} labelled", style="dim")
     out.append("\n")
     sources = ", ".join(f"{k} {v}" for k, v in sorted(p.output_tokens_sources.items()))
@@ -135,19 +135,19 @@ def render_explorer(
     out.append("uncertain route (", style="dim")
     out.append(clean(table.classifier.uncertain_route))
     out.append(") ", style="dim")
-    out.append(f"{p.share_uncertain * 100:.1f}%", style="bold")
+    out.append(share(p.share_uncertain, 1), style="bold")
     out.append(f" ({p.n_uncertain} of {p.n})", style="dim")
     out.append("   projected ", style="dim")
-    out.append(format_usd(p.routed_usd), style="bold green")
+    out.append(dollars(p.routed_usd), style="bold green")
     out.append(" vs ", style="dim")
-    out.append(format_usd(p.baseline_usd), style="dark_orange")
+    out.append(dollars(p.baseline_usd), style="dark_orange")
     out.append("   savings ", style="dim")
-    out.append(format_pct(p.savings_pct), style="bold")
+    out.append(percent(p.savings_pct, 1), style="bold")
     out.append("   accuracy (confident, labelled) ", style="dim")
     if accuracy_confident is None:
         out.append("n/a", style="dim")
     else:
-        out.append(f"{accuracy_confident * 100:.1f}%", style="bold")
+        out.append(share(accuracy_confident, 1), style="bold")
         out.append(f" of {n_confident_labelled}", style="dim")
     return out
 
@@ -204,15 +204,7 @@ def confident_accuracy(
     return (correct / n if n else None), n
 
 
-def refresh_savings_screens(app) -> None:
-    """Tell every savings screen on the stack that the session's table may have changed (the
-    app can call this from ``apply_table``; it costs nothing when the table is the same)."""
-    for screen in list(app.screen_stack):
-        if isinstance(screen, SavingsScreen):
-            screen.table_changed()
-
-
-class SavingsScreen(Screen):
+class SavingsScreen(DeckScreen):
     """The projected savings of a workload under the current (possibly unsaved) table."""
 
     DEFAULT_CSS = """
@@ -335,9 +327,6 @@ class SavingsScreen(Screen):
 
     # -- what the figures are computed from -------------------------------------------------------
 
-    @property
-    def session(self):
-        return self.app.session
 
     @property
     def threshold(self) -> float:
@@ -474,6 +463,9 @@ class SavingsScreen(Screen):
 
     # -- re-projecting (what-if and the threshold explorer) -------------------------------------
 
+    def on_table_changed(self, _: TableChanged) -> None:
+        self.table_changed()
+
     def table_changed(self) -> None:
         """Redraw for the session's current table (call after any edit; cheap when unchanged)."""
         if not self.is_attached or self.classified is None:
@@ -584,11 +576,11 @@ class SavingsScreen(Screen):
         from tui.app.screens.grid import display_path
 
         # The path as the grid shows it (relative to the current folder: shorter at 80 columns).
-        self.sub_title = "what-if: unsaved table" if self.app.dirty else clean(
+        self.sub_title = "what-if: unsaved table" if self.deck.dirty else clean(
             display_path(table.path) if table.path else "routes.toml"
         )
         self.query_one("#savings-totals", Static).update(
-            render_totals(projection, table, dirty=self.app.dirty)
+            render_totals(projection, table, dirty=self.deck.dirty)
         )
         self.query_one("#savings-bars", BarChart).set_rows(
             [
@@ -635,7 +627,7 @@ class SavingsScreen(Screen):
         if abs(new - table.classifier.threshold) < 1e-9:
             self.notify(Text(f"the table already uses threshold {new:.2f}"), timeout=3)
             return
-        self.app.apply_table(replace(table, classifier=replace(table.classifier, threshold=new)))
+        self.deck.apply_table(replace(table, classifier=replace(table.classifier, threshold=new)))
         self.explored = None
         self.table_changed()
         note = Text(f"threshold {new:.2f} applied")

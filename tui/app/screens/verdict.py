@@ -14,9 +14,9 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
-from tui.router.cost.pricing import format_usd
 from tui.router.sanitize import clean
 from tui.router.types import PairResult
+from tui.router.units import dollars
 
 VERDICT_CHOICES: tuple[tuple[str, str, str], ...] = (
     ("routed", "Routed better", "success"),
@@ -31,7 +31,7 @@ def describe_pair(pair: PairResult) -> Text:
     for name, side in (("routed  ", pair.routed), ("baseline", pair.baseline)):
         out.append(f"{name} ", style="dim")
         out.append(clean(side.model), style="bold")
-        out.append(f"  {format_usd(side.cost_usd, estimated=side.usage_estimated)}")
+        out.append(f"  {dollars(side.cost_usd, estimated=side.usage_estimated)}")
         if side.error:
             out.append("  failed", style="red")
         out.append("\n")

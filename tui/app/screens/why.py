@@ -13,13 +13,14 @@ from textual.widgets import Static
 from tui.app.widgets.decision_bar import render_decision
 from tui.router.sanitize import clean
 from tui.router.types import Decision
+from tui.router.units import ms
 
 
 def render_why(decision: Decision, *, priority_mode: str, pinned: str | None) -> Text:
     out = render_decision(decision, priority_mode=priority_mode, pinned=pinned, full=True)
     c = decision.classification
     out.append("\n\n every label", style="dim")
-    out.append(f" ({clean(c.classifier)} classifier, {c.elapsed_ms:.1f} ms):", style="dim")
+    out.append(f" ({clean(c.classifier)} classifier, {ms(c.elapsed_ms, digits=1)}):", style="dim")
     for label, p in c.top:
         out.append(f"\n   {clean(label)} {p:.2f}")
     out.append("\n\n escape closes", style="dim")

@@ -23,6 +23,7 @@ from rich.text import Text
 from textual.widget import Widget
 
 from tui.router.sanitize import clean
+from tui.router.units import percent, share, short_dollars
 
 __all__ = [
     "BASELINE_STYLE",
@@ -46,32 +47,13 @@ _V_EIGHTHS = " ▁▂▃▄▅▆▇█"
 _SPARKS = "▁▂▃▄▅▆▇█"
 
 
-def short_usd(value: float) -> str:
-    """A compact dollar figure for axes and bar ends: ``$1.2k``, ``$12.30``, ``$0.0421``."""
-    if not math.isfinite(value):
-        return "n/a"
-    v = abs(value)
-    sign = "-" if value < 0 else ""
-    if v == 0:
-        return "$0"
-    if v >= 10_000:
-        return f"{sign}${v / 1000:,.0f}k"
-    if v >= 100:
-        return f"{sign}${v:,.0f}"
-    if v >= 1:
-        return f"{sign}${v:.2f}"
-    if v >= 0.01:
-        return f"{sign}${v:.3f}"
-    if v >= 0.0001:
-        return f"{sign}${v:.4f}"
-    return f"{sign}${v:.1e}"
+# The one formatter (tui/router/units.py), under the names this module has always exported.
+short_usd = short_dollars
 
 
 def format_pct(value: float | None, digits: int = 1) -> str:
     """``"58.3%"``, or ``"n/a"`` for None (e.g. savings with a zero baseline)."""
-    if value is None or not math.isfinite(value):
-        return "n/a"
-    return f"{value:.{digits}f}%"
+    return percent(value, digits)
 
 
 def _hbar(value: float, scale: float, width: int) -> str:
@@ -118,8 +100,10 @@ def bar_chart(rows: Sequence[BarRow], width: int = 80) -> Text:
     count_w = max(len(f"n={r.count}") for r in rows)
     money_w = max(len(short_usd(v)) for r in rows for v in (r.routed, r.baseline))
     tail_w = len("  saves -100%")
-    bar_w = max(4, width - label_w - 1 - count_w - 1 - len("baseline ") - 1 - money_w - tail_w)
+    bar_w = width - label_w - 1 - count_w - 1 - len("baseline ") - 1 - money_w - tail_w
     scale = max(max(r.routed, r.baseline) for r in rows)
+    if bar_w < 4:  # a narrow panel (the savings screen at 80x24): the count under the name
+        return _narrow_bar_chart(out, rows, width, label_w, count_w, money_w, scale)
     for i, r in enumerate(rows):
         if i:
             out.append("\n")
@@ -146,7 +130,46 @@ def bar_chart(rows: Sequence[BarRow], width: int = 80) -> Text:
         if pct is not None:
             style = "bold green" if pct > 0 else ("bold red" if pct < 0 else "dim")
             word = "saves" if pct >= 0 else "costs"
-            out.append(f"  {word} {abs(pct):.0f}%", style=style)
+            out.append(f"  {word} {percent(abs(pct))}", style=style)
+    return out
+
+
+def _narrow_bar_chart(out: Text, rows: Sequence[BarRow], width: int, label_w: int, count_w: int,
+                      money_w: int, scale: float) -> Text:
+    """:func:`bar_chart` for a panel too narrow for its layout (the lines did not fit and
+    wrapped): the count goes under the task's name, and the bars' colours say which is which
+    (green routed, orange baseline, as in the cumulative chart's legend)::
+
+        code       ██▍       $0.041
+        n=52       ████████  $0.120 saves 66%
+    """
+    name_w = max(label_w, count_w)
+    tail_w = len(" saves -100%")
+    bar_w = max(1, width - name_w - 1 - 1 - money_w - tail_w)
+    for i, r in enumerate(rows):
+        if i:
+            out.append("\n")
+        name = clean(r.label)
+        if len(name) > name_w:
+            name = name[: name_w - 1] + "…"
+        out.append(name.ljust(name_w), style="bold")
+        out.append(" ")
+        out.append(_hbar(r.routed, scale, bar_w), style=ROUTED_STYLE)
+        out.append(" ")
+        out.append(short_usd(r.routed).rjust(money_w))
+        if r.unpriced:
+            out.append(f" {r.unpriced} unpriced", style="yellow")
+        out.append("\n")
+        out.append(f"n={r.count}".ljust(name_w), style="dim")
+        out.append(" ")
+        out.append(_hbar(r.baseline, scale, bar_w), style=BASELINE_STYLE)
+        out.append(" ")
+        out.append(short_usd(r.baseline).rjust(money_w))
+        pct = r.savings_pct
+        if pct is not None:
+            style = "bold green" if pct > 0 else ("bold red" if pct < 0 else "dim")
+            word = "saves" if pct >= 0 else "costs"
+            out.append(f" {word} {percent(abs(pct))}", style=style)
     return out
 
 
@@ -273,7 +296,7 @@ def verdict_text(stats: Any) -> Text:
         return Text("no verdicts", style="dim")
     style = "green" if rate >= 0.8 else ("yellow" if rate >= 0.5 else "red")
     out = Text()
-    out.append(f"{rate * 100:.0f}% ✓", style=f"bold {style}")
+    out.append(f"{share(rate)} ✓", style=f"bold {style}")
     out.append(f" ({n})", style="dim")
     return out
 

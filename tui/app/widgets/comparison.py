@@ -12,12 +12,12 @@ from textual.widgets import Static
 
 from tui.router.sanitize import clean
 from tui.router.types import PairResult
+from tui.router.units import dollars, percent, seconds
 
 
 def _usd(v: float | None) -> str:
-    if v is None:
-        return "n/a"
-    return f"${v:.6f}" if abs(v) < 0.01 else f"${v:.4f}"
+    """A cost or a saving: zero is "$0" here (a saving of nothing, not a free run)."""
+    return dollars(v, zero="$0")
 
 
 def _savings(out: Text, pair: PairResult, pinned: str | None) -> None:
@@ -32,7 +32,7 @@ def _savings(out: Text, pair: PairResult, pinned: str | None) -> None:
     style = "bold green" if saved >= 0 else "bold red"
     out.append(_usd(saved) if saved >= 0 else "-" + _usd(-saved), style=style)
     if pct is not None:
-        out.append(f" ({pct:.0f}%)", style=style)
+        out.append(f" ({percent(pct)})", style=style)
 
 
 def render_comparison(pair: PairResult | None, totals, pinned: str | None = None) -> Text:
@@ -47,7 +47,7 @@ def render_comparison(pair: PairResult | None, totals, pinned: str | None = None
             diff = b - r
             out.append("   latency ", style="dim")
             word = "faster" if diff >= 0 else "slower"
-            out.append(f"{abs(diff) / 1000:.2f} s {word}", style="green" if diff >= 0 else "red")
+            out.append(f"{seconds(abs(diff) / 1000, digits=2)} {word}", style="green" if diff >= 0 else "red")
         if pair.routed.simulated or pair.baseline.simulated:
             out.append("   (simulated)", style="yellow")
     _totals(out, totals)
@@ -65,7 +65,7 @@ def _totals(out: Text, totals) -> None:
     out.append(_usd(totals.baseline_cost_usd))
     if totals.savings_pct is not None:
         pct = totals.savings_pct
-        out.append(f"   saved {pct:.0f}%", style="bold green" if pct >= 0 else "bold red")
+        out.append(f"   saved {percent(pct)}", style="bold green" if pct >= 0 else "bold red")
 
 
 def render_running(routed: str, baseline: str, totals) -> Text:

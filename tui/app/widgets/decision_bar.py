@@ -8,6 +8,7 @@ from textual.widgets import Static
 
 from tui.router.sanitize import clean
 from tui.router.types import Decision
+from tui.router.units import dollars, ms
 
 BAR_WIDTH = 12
 
@@ -23,8 +24,6 @@ def classifier_tag(decision: Decision, *, llm_pending: bool = False) -> Text | N
     """Which classifier decided when an LLM classifier is in play: "by LLM 412 ms $0.000016",
     "LLM timeout: local label", or, for a label shown while typing that the LLM will be asked
     about when the prompt runs (``llm_pending``), "local label; LLM on run (^l now)"."""
-    from tui.router.cost.pricing import format_usd
-
     c = decision.classification
     call = c.llm
     if call is None:
@@ -34,9 +33,9 @@ def classifier_tag(decision: Decision, *, llm_pending: bool = False) -> Text | N
     if c.cached:
         return Text(" · by LLM (cached, free)", style="cyan")
     if call.outcome == "ok":
-        cost = format_usd(c.cost_usd, estimated=call.usage_estimated)
-        return Text(f" · by LLM {call.ms:,.0f} ms {cost}", style="cyan")
-    return Text(f" · LLM {call.outcome} after {call.ms:,.0f} ms: local label", style="yellow")
+        cost = dollars(c.cost_usd, estimated=call.usage_estimated)
+        return Text(f" · by LLM {ms(call.ms)} {cost}", style="cyan")
+    return Text(f" · LLM {call.outcome} after {ms(call.ms)}: local label", style="yellow")
 
 
 def render_decision(

@@ -15,8 +15,8 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import Static
 
-from tui.router.cost.pricing import format_usd
 from tui.router.sanitize import clean
+from tui.router.units import dollars, percent, share
 
 # What each verdict reads as, and its colour.
 VERDICT_WORDS: dict[str | None, tuple[str, str]] = {
@@ -41,7 +41,7 @@ def render_judgement(judgement: Any) -> Text:
         words, style = VERDICT_WORDS.get(verdict, (str(verdict), "bold"))
     mark = {"routed": "✓ ", "tie": "✓ ", "baseline": "✗ "}.get(verdict or "", "")
     out.append(mark + words, style=style)
-    out.append(f" · {format_usd(judgement.cost_usd)}", style="dim")
+    out.append(f" · {dollars(judgement.cost_usd)}", style="dim")
     detail = judgement.reason if verdict is not None else judgement.error
     if detail:
         out.append(" · ", style="dim")
@@ -122,7 +122,7 @@ def _rate(out: Text, who: str, stats: Any) -> None:
         out.append("–", style="dim")
         return
     style = "green" if rate >= 0.8 else ("yellow" if rate >= 0.5 else "red")
-    out.append(f"{rate * 100:.0f}%", style=f"bold {style}")
+    out.append(share(rate), style=f"bold {style}")
     out.append(f" ({n})", style="dim")
 
 
@@ -151,15 +151,15 @@ def render_task_quality(by_task: dict[str, Any], judge_cost_usd: float | None = 
         out.append("no verdicts yet", style="dim")
         return out
     out.append("as good or better in ", style="dim")
-    out.append(f"{100 * good / n:.0f}%", style="bold green" if good / n >= 0.8 else "bold yellow")
+    out.append(share(good / n), style="bold green" if good / n >= 0.8 else "bold yellow")
     out.append(f" of {n}", style="dim")
     for task, s in by_task.items():
         if s.n:
             out.append("  ")
             out.append(clean(task))
-            out.append(f" {s.win_or_tie_pct:.0f}%", style="bold")
+            out.append(f" {percent(s.win_or_tie_pct)}", style="bold")
             out.append(f" ({s.n})", style="dim")
     if judge_cost_usd is not None:
-        out.append(f"   judge cost {format_usd(judge_cost_usd)}, not in the savings",
+        out.append(f"   judge cost {dollars(judge_cost_usd)}, not in the savings",
                    style="dim")
     return out

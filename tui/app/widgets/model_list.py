@@ -28,6 +28,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from tui.router.cost.pricing import is_local, price_per_mtok
 from tui.router.sanitize import clean
 from tui.router.types import RoutingTable, split_model_id
+from tui.router.units import per_mtok
 
 # Cells a row needs beside the model name: gap, price (22), badge, scroll bar (" (current)"
 # after it may be cut where the list is narrow).
@@ -42,13 +43,6 @@ MAX_SHOWN = 120
 # ---------------------------------------------------------------------------------------------
 
 
-def _usd_per_mtok(value: float) -> str:
-    cents = value * 100
-    if value >= 1 or abs(cents - round(cents)) < 1e-9:
-        return f"${value:,.2f}"
-    return f"${value:.4g}"
-
-
 def price_label(model_id: str, price: tuple[float, float] | None, table: RoutingTable) -> str:
     """``"$0.25 in / $2.00 out"`` per million tokens, ``"local"`` for a free local server,
     ``"n/a"`` when the price library does not know the model."""
@@ -56,7 +50,7 @@ def price_label(model_id: str, price: tuple[float, float] | None, table: Routing
         return "n/a"
     if price == (0.0, 0.0) and is_local(model_id, table):
         return "local"
-    return f"{_usd_per_mtok(price[0])} in / {_usd_per_mtok(price[1])} out"
+    return f"{per_mtok(price[0])} in / {per_mtok(price[1])} out"
 
 
 def price_style(label: str) -> str:

@@ -13,17 +13,12 @@ from tui.app.widgets.answer_view import AnswerView
 from tui.router.run.metrics import MetricsSnapshot
 from tui.router.sanitize import clean
 from tui.router.types import AttemptEnded, AttemptStarted, RunEvent, RunResult, TextDelta
+from tui.router.units import dollars, duration
 
 # Streamed text is drawn at most this often (the main screen calls draw_pending for both panes
 # in one batch on this tick, so each frame lays the screen out once). Drawing every chunk of a
 # fast model (hundreds a second) would redraw the pane far more often than a screen can show.
 DRAW_INTERVAL_S = 0.05
-
-
-def _ms(value: float | None) -> str:
-    if value is None:
-        return "–"
-    return f"{value:,.0f} ms" if value < 1_000 else f"{value / 1000:,.2f} s"
 
 
 # A pane's figures, most important last: the first to go when the line is too narrow. Cost is
@@ -40,8 +35,6 @@ def metrics_height(width: int | None) -> int:
 
 
 def _metric_parts(m: MetricsSnapshot | None) -> dict[str, Text]:
-    from tui.router.cost.pricing import format_usd
-
     def part(label: str, value: str, style: str = "") -> Text:
         out = Text(f"{label} " if label else "", style="dim")
         out.append(value, style=style)
@@ -55,11 +48,11 @@ def _metric_parts(m: MetricsSnapshot | None) -> dict[str, Text]:
         }
     est = "~" if m.tokens_estimated else ""
     return {
-        "ttft": part("TTFT", _ms(m.ttft_ms)),
-        "elapsed": part("Δt", _ms(m.elapsed_ms)),  # "⏱" is in no common monospace font
+        "ttft": part("TTFT", duration(m.ttft_ms)),
+        "elapsed": part("Δt", duration(m.elapsed_ms)),  # "⏱" is in no common monospace font
         "tokens": part("tok", f"{est}{m.input_tokens:,}→{est}{m.output_tokens:,}"),
         "speed": part("", f"{m.tokens_per_s:,.0f} tok/s" if m.tokens_per_s else "–/s"),
-        "cost": part("cost", format_usd(m.cost_usd, estimated=m.cost_estimated), "bold"),
+        "cost": part("cost", dollars(m.cost_usd, estimated=m.cost_estimated), "bold"),
     }
 
 

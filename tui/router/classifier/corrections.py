@@ -78,12 +78,15 @@ __all__ = [
     "CorrectionError",
     "CorrectionReport",
     "CorrectionResult",
+    "CorrectionTrainer",
     "DevScore",
     "add_correction",
     "apply_correction",
+    "find_dev_set",
     "prepare",
     "retrain",
     "retrain_and_compare",
+    "session_table_after",
 ]
 
 
@@ -238,8 +241,79 @@ class _TrainState:
         return labels, rows, np.concatenate([y, extra_y]).astype(np.intp), len(extra_texts)
 
 
-_LOCK = threading.Lock()
-_STATE: _TrainState | None = None
+class CorrectionTrainer:
+    """What a session keeps between corrections: the featurized training set and the model
+    fitted on it (the last retrain's :class:`_TrainState`), behind a lock. The engine's
+    :class:`~tui.router.run.session.Session` owns one (``session.corrections``); a caller without
+    a session (a one-shot CLI correction, a test) gets a fresh one, so nothing is kept in
+    module globals."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.state: _TrainState | None = None
+
+    def prepare(self, table: RoutingTable, classifier: Any = None, *,
+                directory: Path | None = None) -> None:
+        """See :func:`prepare`."""
+        import sklearn.linear_model  # noqa: F401  (the import is most of the first retrain's cost)
+
+        with self.lock:
+            self._state_for(table, classifier, directory)
+
+    def _state_for(
+        self,
+        table: RoutingTable,
+        classifier: Any = None,
+        directory: Path | None = None,
+        params: TrainParams = DEFAULT_PARAMS,
+    ) -> _TrainState:
+        """The training state of ``table`` (kept from the last retrain, else built: featurizes
+        every example once, and loads or trains the table's model). Call with the lock held."""
+        key = model_key(table, params)
+        if self.state is not None and self.state.key == key and self.state.model is not None:
+            return self.state
+        state = _TrainState(key, params, vocabularies(table))
+        model = _local_model(classifier) if classifier is not None else None
+        if model is None or model.key != key:
+            model = load_or_train(table, directory=directory, params=params)
+        state.training_set(table)  # featurize now: the next retrain only featurizes what is new
+        state.model = model
+        self.state = state
+        return state
+
+    def fitted_model(
+        self, old_table: RoutingTable, new_table: RoutingTable, *, old_classifier: Any,
+        directory: Path | None, started: float,
+    ) -> tuple[LinearModel, dict[str, Any]]:
+        """``new_table``'s model (kept, incremental or fully trained) and how it was made."""
+        params = DEFAULT_PARAMS
+        new_key = model_key(new_table, params)
+        labels = _labels_of(new_table)
+        info: dict[str, Any] = {}
+        with self.lock:
+            if self.state is not None and self.state.key == new_key and self.state.model is not None:
+                model, info["method"] = self.state.model, "unchanged"
+            elif (_labels_of(old_table) == labels and len(labels) > 2 and _incremental_ok(params)
+                  and vocabularies(old_table) == vocabularies(new_table)):
+                state = self._state_for(old_table, old_classifier, directory, params)
+                prepared_ms = (time.perf_counter() - started) * 1000.0
+                fit_started = time.perf_counter()
+                self.state = _fit_incremental(state, new_table)
+                model = _fitted(self.state)
+                info.update(method="incremental", prepare_ms=prepared_ms,
+                            fit_ms=(time.perf_counter() - fit_started) * 1000.0,
+                            n_iter=model.meta.get("n_iter"))
+            else:
+                model = load_or_train(new_table, directory=directory, params=params)
+                info["method"] = "full"
+                self.state = None
+        return model, info
+
+
+def _fitted(state: _TrainState) -> LinearModel:
+    if state.model is None:  # _fit_incremental and _state_for always set it
+        raise RuntimeError("training state without a model")
+    return state.model
 
 
 def _local_model(classifier: Any) -> LinearModel | None:
@@ -252,37 +326,14 @@ def _local_model(classifier: Any) -> LinearModel | None:
     return None
 
 
-def _state_for(
-    table: RoutingTable,
-    classifier: Any = None,
-    directory: Path | None = None,
-    params: TrainParams = DEFAULT_PARAMS,
-) -> _TrainState:
-    """The training state of ``table`` (kept from the last retrain, else built: featurizes every
-    example once, and loads or trains the table's model). Call with _LOCK held."""
-    global _STATE
-    key = model_key(table, params)
-    if _STATE is not None and _STATE.key == key and _STATE.model is not None:
-        return _STATE
-    state = _TrainState(key, params, vocabularies(table))
-    model = _local_model(classifier) if classifier is not None else None
-    if model is None or model.key != key:
-        model = load_or_train(table, directory=directory, params=params)
-    state.training_set(table)  # featurize now: the next retrain only featurizes what is new
-    state.model = model
-    _STATE = state
-    return state
-
-
 def prepare(
-    table: RoutingTable, classifier: Any = None, *, directory: Path | None = None
+    table: RoutingTable, classifier: Any = None, *, directory: Path | None = None,
+    trainer: CorrectionTrainer | None = None,
 ) -> None:
     """Get ready for a fast correction of ``table``: import scikit-learn, featurize the training
-    examples, load the model. Blocking (about a second): call it from a background worker."""
-    import sklearn.linear_model  # noqa: F401  (the import is most of the first retrain's cost)
-
-    with _LOCK:
-        _state_for(table, classifier, directory)
+    examples, load the model, in ``trainer`` (the session's ``corrections``; a throwaway one
+    when None). Blocking (about a second): call it from a background worker."""
+    (trainer or CorrectionTrainer()).prepare(table, classifier, directory=directory)
 
 
 def _fit_incremental(state: _TrainState, table: RoutingTable) -> _TrainState:
@@ -362,6 +413,7 @@ def retrain(
     old_classifier: Any = None,
     directory: Path | None = None,
     save: bool = True,
+    trainer: CorrectionTrainer | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """The classifier for ``new_table`` (rules → local model, behind a cache) and how it was made:
     ``{"method": "incremental" | "full" | "unchanged", "retrain_ms": ..., "n_iter": ...}``.
@@ -377,25 +429,10 @@ def retrain(
     if old_classifier is not None and model_key(old_table, params) == new_key:
         info.update(method="unchanged", retrain_ms=(time.perf_counter() - started) * 1000.0)
         return old_classifier, info
-    labels = _labels_of(new_table)
-    with _LOCK:
-        global _STATE
-        if _STATE is not None and _STATE.key == new_key and _STATE.model is not None:
-            model, info["method"] = _STATE.model, "unchanged"
-        elif (_labels_of(old_table) == labels and len(labels) > 2 and _incremental_ok(params)
-              and vocabularies(old_table) == vocabularies(new_table)):
-            state = _state_for(old_table, old_classifier, directory, params)
-            prepared_ms = (time.perf_counter() - started) * 1000.0
-            fit_started = time.perf_counter()
-            _STATE = _fit_incremental(state, new_table)
-            model = _STATE.model
-            info.update(method="incremental", prepare_ms=prepared_ms,
-                        fit_ms=(time.perf_counter() - fit_started) * 1000.0,
-                        n_iter=model.meta.get("n_iter"))
-        else:
-            model = load_or_train(new_table, directory=directory, params=params)
-            info["method"] = "full"
-            _STATE = None
+    model, made = (trainer or CorrectionTrainer()).fitted_model(
+        old_table, new_table, old_classifier=old_classifier, directory=directory,
+        started=started)
+    info.update(made)
     if save and info["method"] == "incremental":
         try:
             path = cache_path(new_key, directory)
@@ -481,15 +518,16 @@ def _dev_rows(
     if rows is None:
         return []
     if isinstance(rows, str | os.PathLike):
-        return read_labelled(rows, table.task_names)
+        return read_labelled(Path(rows), table.task_names)
     out: list[LabelledPrompt] = []
-    for i, r in enumerate(rows, start=1):
-        if isinstance(r, LabelledPrompt):
-            out.append(r)
-        elif isinstance(r, Mapping):
-            out.append(LabelledPrompt(str(r["prompt"]), str(r["task_type"]), i))
+    given: Sequence[LabelledPrompt | tuple[str, str] | Mapping[str, Any]] = rows
+    for i, row in enumerate(given, start=1):
+        if isinstance(row, LabelledPrompt):
+            out.append(row)
+        elif isinstance(row, Mapping):
+            out.append(LabelledPrompt(str(row["prompt"]), str(row["task_type"]), i))
         else:
-            prompt, label = r
+            prompt, label = row
             out.append(LabelledPrompt(str(prompt), str(label), i))
     return [r for r in out if r.prompt.strip()]
 
@@ -517,6 +555,7 @@ def retrain_and_compare(
     old_classifier: Any = None,
     directory: Path | None = None,
     save_model: bool = True,
+    trainer: CorrectionTrainer | None = None,
 ) -> CorrectionReport:
     """Retrain for ``new_table`` and compare with ``old_table``'s classifier.
 
@@ -535,7 +574,7 @@ def retrain_and_compare(
     if old_classifier is None:
         old_classifier = build_classifier(old_table, directory=directory)
     classifier, info = retrain(old_table, new_table, old_classifier=old_classifier,
-                               directory=directory, save=save_model)
+                               directory=directory, save=save_model, trainer=trainer)
     labels = new_table.task_names
     rows = [r for r in _dev_rows(dev_rows, new_table) if r.label in labels]
     prompts = list(dict.fromkeys([text, *(r.prompt for r in rows)]))
@@ -547,9 +586,9 @@ def retrain_and_compare(
         dev_before = _dev_score(rows, before, labels)
         dev_after = _dev_score(rows, after, labels)
         for r in rows:
-            was, now = before[r.prompt].label == r.label, after[r.prompt].label == r.label
-            fixed_n += (not was) and now
-            broken_n += was and not now
+            was, right = before[r.prompt].label == r.label, after[r.prompt].label == r.label
+            fixed_n += (not was) and right
+            broken_n += was and not right
     notes: list[str] = []
     now = after[text]
     if now.classifier == "rule":
@@ -590,7 +629,7 @@ _NO_TASK = _NoTask()
 
 
 def _added_examples(old: RoutingTable, new: RoutingTable) -> list[tuple[str, str]]:
-    out = []
+    out: list[tuple[str, str]] = []
     for name, t in new.tasks.items():
         before = {_norm(e) for e in (old.tasks[name].examples if name in old.tasks else ())}
         out.extend((name, e) for e in t.examples if _norm(e) not in before)
@@ -618,6 +657,7 @@ def apply_correction(
     classifier: Any = None,
     directory: Path | None = None,
     force: bool = False,
+    trainer: CorrectionTrainer | None = None,
 ) -> CorrectionResult:
     """Add the correction, retrain, compare on ``dev_rows``, and (``save``) write the table
     atomically with ``save_table`` (``force`` overwrites a file changed on disk since it was
@@ -631,10 +671,49 @@ def apply_correction(
     new_table = add_correction(table, prompt, task)
     report = retrain_and_compare(
         table, new_table, dev_rows, prompt=prompt, task=task,
-        old_classifier=classifier, directory=directory,
+        old_classifier=classifier, directory=directory, trainer=trainer,
     )
     saved = False
     if save and new_table is not table:
         new_table = save_table(new_table, force=force)
         saved = True
     return CorrectionResult(report=report, table=new_table, saved=saved)
+
+
+# --------------------------------------------------------------------------------------------
+# For a front end: where the dev set is, and the session's table after a saved correction
+# --------------------------------------------------------------------------------------------
+
+DEV_SET = Path("tests") / "data" / "dev.jsonl"
+
+
+def find_dev_set(routes_path: str | os.PathLike[str] | None) -> Path | None:
+    """``tests/data/dev.jsonl`` of the repository the routes file lives in: looked for in the
+    file's folder and up to three folders above it, stopping at a repository root (a folder with
+    ``.git`` or ``pyproject.toml``). None when there is none."""
+    if routes_path is None:
+        return None
+    folder = Path(os.path.abspath(routes_path)).parent
+    for d in (folder, *list(folder.parents)[:3]):
+        candidate = d / DEV_SET
+        if candidate.is_file():
+            return candidate
+        if (d / ".git").exists() or (d / "pyproject.toml").is_file():
+            break
+    return None
+
+
+def session_table_after(current: RoutingTable, saved_before: RoutingTable,
+                        saved_after: RoutingTable) -> RoutingTable:
+    """The session's table once the correction is saved: the corrected task types (and the saved
+    file's path, fingerprint and document, so the next save does not see a conflict), with the
+    session's unsaved edits to everything else kept."""
+    if current.tasks == saved_before.tasks:
+        tasks = saved_after.tasks
+    else:  # unsaved edits to the task types too (unusual): keep them, plus the new example
+        tasks = {**current.tasks, **{
+            name: t for name, t in saved_after.tasks.items()
+            if saved_before.tasks.get(name) != t
+        }}
+    return replace(current, tasks=tasks, raw=saved_after.raw, path=saved_after.path,
+                   fingerprint=saved_after.fingerprint)

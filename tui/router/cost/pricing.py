@@ -85,16 +85,9 @@ def price_per_mtok(
 
 def format_usd(cost: float | None, *, estimated: bool = False) -> str:
     """A cost as a person reads it: "n/a" when unknown, "free" for 0, "~" when estimated."""
-    if cost is None:
-        return "n/a"
-    if cost == 0:
-        return "free"
-    prefix = "~$" if estimated else "$"
-    if cost >= 1:
-        return f"{prefix}{cost:,.2f}"
-    if cost >= 0.01:
-        return f"{prefix}{cost:.4f}"
-    return f"{prefix}{cost:.6f}"
+    from tui.router.units import dollars  # the one dollar formatter (tui/router/units.py)
+
+    return dollars(cost, estimated=estimated)
 
 
 def preload() -> None:

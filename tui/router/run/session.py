@@ -9,9 +9,13 @@ import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from tui.router.log.runlog import JudgeTotals, Totals
+from tui.router.log.runlog import JudgeTotals, RunLog, Totals
 from tui.router.types import Classification, Decision, PairResult, RoutingTable
+
+if TYPE_CHECKING:
+    from tui.router.classifier.corrections import CorrectionTrainer
 
 # Prompts up to this long are decided in about a millisecond by the local classifier.
 QUICK_DECIDE_MAX_CHARS = 2_000
@@ -23,7 +27,7 @@ class Session:
     env: Mapping[str, str] = field(default_factory=lambda: os.environ)
     force_simulated: bool = False
     # A RunLog, or None to keep nothing (tests, --no-log).
-    runlog: object | None = None
+    runlog: RunLog | None = None
     # This session's runs only (the run log holds every run ever made).
     totals: Totals = field(default_factory=lambda: Totals(0, 0, 0.0, 0.0))
     on_progress: Callable[[str], None] | None = None
@@ -37,6 +41,7 @@ class Session:
         self._classifier = None
         self._classifier_table: RoutingTable | None = None
         self._lock = threading.Lock()
+        self._corrections: CorrectionTrainer | None = None
 
     # -- the table ------------------------------------------------------------------------
 
@@ -141,6 +146,16 @@ class Session:
         except Exception as exc:  # noqa: BLE001 - any failure to build it fails open the same way
             classifier = _FailOpen(self.table, f"{type(exc).__name__}: {exc}")
         return decide(prompt, self.table, classifier, priority=priority)
+
+    @property
+    def corrections(self) -> CorrectionTrainer:
+        """What this session keeps between label corrections (the featurized training set and
+        the last retrained model), made on first use (it imports numpy and the classifier)."""
+        if self._corrections is None:
+            from tui.router.classifier.corrections import CorrectionTrainer
+
+            self._corrections = CorrectionTrainer()
+        return self._corrections
 
     # -- runs -----------------------------------------------------------------------------
 
