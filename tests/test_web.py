@@ -66,7 +66,7 @@ def test_web_app_argv_passes_every_tui_option(tmp_path: Path, monkeypatch) -> No
     assert got.log == str(tmp_path / "logs" / "runs.sqlite3")
     assert got.simulate and got.no_log and not got.web and got.command is None
     # Every top-level option is either the TUI's (and passed on) or --web's own: a new TUI
-    # option that is not added to the lists in tui/cli.py fails here.
+    # option that is not added to the lists in tui/cli/entry.py fails here.
     dests = {a.dest for a in parser._actions if a.option_strings and a.dest != "help"}
     assert dests == set(WEB_PATH_OPTIONS) | set(WEB_FLAG_OPTIONS) | set(WEB_OWN_OPTIONS)
 

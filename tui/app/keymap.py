@@ -10,19 +10,15 @@ Unknown ids are ignored by Textual; a broken file is reported and ignored, never
 
 from __future__ import annotations
 
-import os
 import sys
 import tomllib
 from pathlib import Path
 
+from tui.router import settings
+
 
 def keymap_path() -> Path:
-    override = os.environ.get("ROUTEDECK_KEYMAP")
-    if override:
-        return Path(override)
-    from platformdirs import user_config_dir
-
-    return Path(user_config_dir("routedeck")) / "keymap.toml"
+    return settings.keymap_path()
 
 
 def load_keymap(path: Path | None = None) -> dict[str, str]:

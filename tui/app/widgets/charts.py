@@ -126,12 +126,16 @@ def bar_chart(rows: Sequence[BarRow], width: int = 80) -> Text:
         out.append(_hbar(r.baseline, scale, bar_w), style=BASELINE_STYLE)
         out.append(" ")
         out.append(short_usd(r.baseline).rjust(money_w))
-        pct = r.savings_pct
-        if pct is not None:
-            style = "bold green" if pct > 0 else ("bold red" if pct < 0 else "dim")
-            word = "saves" if pct >= 0 else "costs"
-            out.append(f"  {word} {percent(abs(pct))}", style=style)
+        _append_savings(out, r.savings_pct, "  ")
     return out
+
+
+def _append_savings(out: Text, pct: float | None, sep: str) -> None:
+    """`` saves 66%`` in green (or ``costs 12%`` in red) after a row's baseline bar."""
+    if pct is not None:
+        style = "bold green" if pct > 0 else ("bold red" if pct < 0 else "dim")
+        word = "saves" if pct >= 0 else "costs"
+        out.append(f"{sep}{word} {percent(abs(pct))}", style=style)
 
 
 def _narrow_bar_chart(out: Text, rows: Sequence[BarRow], width: int, label_w: int, count_w: int,
@@ -165,11 +169,7 @@ def _narrow_bar_chart(out: Text, rows: Sequence[BarRow], width: int, label_w: in
         out.append(_hbar(r.baseline, scale, bar_w), style=BASELINE_STYLE)
         out.append(" ")
         out.append(short_usd(r.baseline).rjust(money_w))
-        pct = r.savings_pct
-        if pct is not None:
-            style = "bold green" if pct > 0 else ("bold red" if pct < 0 else "dim")
-            word = "saves" if pct >= 0 else "costs"
-            out.append(f" {word} {percent(abs(pct))}", style=style)
+        _append_savings(out, r.savings_pct, " ")
     return out
 
 

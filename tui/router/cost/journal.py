@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tui.router import settings
 from tui.router.types import RoutingTable
 
 if TYPE_CHECKING:
@@ -32,16 +33,13 @@ def journal_path(workload: str | os.PathLike[str], table: RoutingTable,
                  judge: str | None = None) -> Path:
     """Where an executed workload's progress is kept, so an interrupted run resumes for free.
     A judged execution (``judge``: the judge model) keeps a journal of its own."""
-    from platformdirs import user_data_dir
-
     digest = hashlib.sha256()
     digest.update(Path(workload).read_bytes())
     digest.update(repr(sorted((k, v.primary) for k, v in table.routes.items())).encode())
     digest.update(table.baseline.model.encode())
     if judge is not None:
         digest.update(f"judge:{judge}".encode())
-    base = os.environ.get("ROUTEDECK_BENCH_DIR") or os.path.join(user_data_dir("routedeck"), "bench")
-    return Path(base) / f"{digest.hexdigest()[:20]}.jsonl"
+    return settings.bench_dir() / f"{digest.hexdigest()[:20]}.jsonl"
 
 
 def read_journal(path: Path) -> dict[int, Row]:

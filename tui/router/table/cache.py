@@ -1,6 +1,6 @@
 """The parse cache: parsed documents of big routes files, as JSON keyed by the SHA-256 of the
-file's bytes, in ``$ROUTEDECK_CACHE_DIR/tables`` (default: the user cache folder; an empty
-``ROUTEDECK_CACHE_DIR`` turns the cache off). A cached document is only used for the exact bytes
+file's bytes, in ``tables`` under ``settings.cache_dir()`` (``$ROUTEDECK_CACHE_DIR``, else the user cache
+folder; an empty value means unset, as for every ROUTEDECK_* variable). A cached document is only used for the exact bytes
 it was parsed from, and it is validated like a fresh one."""
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from tui.router import settings
+
 # Files smaller than this parse fast enough without the cache.
 CACHE_MIN_BYTES = 32 * 1024
 _CACHE_KEEP = 16
@@ -19,13 +21,8 @@ _CACHE_FORMAT = 1
 
 
 def _cache_dir() -> Path | None:
-    env = os.environ.get("ROUTEDECK_CACHE_DIR")
-    if env is not None:
-        return Path(env) / "tables" if env.strip() else None
     try:
-        import platformdirs
-
-        return Path(platformdirs.user_cache_dir("routedeck")) / "tables"
+        return settings.table_cache_dir()
     except Exception:  # pragma: no cover - no usable cache folder: parse every time
         return None
 
