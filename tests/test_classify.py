@@ -981,20 +981,20 @@ def test_a_table_with_two_task_types_trains_and_predicts(tmp_path):
 
 
 def test_accents_fold_to_their_base_letters_and_other_scripts_are_kept():
-    assert W._words("Poème función naïve Ünïcödé") == ["poeme", "funcion", "naive", "unicode"]
-    assert W._words("Привет, мир") == ["привет", "мир"]
+    assert W.split_words("Poème función naïve Ünïcödé") == ["poeme", "funcion", "naive", "unicode"]
+    assert W.split_words("Привет, мир") == ["привет", "мир"]
     # The translation table fills itself as text arrives: a second pass gives the same answer.
-    assert W._words("crème brûlée") == W._words("crème brûlée") == ["creme", "brulee"]
-    assert W._words("ﬁle ½ mp3 it’s O'Neil's x'y'z _a_b") == [
+    assert W.split_words("crème brûlée") == W.split_words("crème brûlée") == ["creme", "brulee"]
+    assert W.split_words("ﬁle ½ mp3 it’s O'Neil's x'y'z _a_b") == [
         "file", "1", "2", "mp0", "it's", "o'neil", "s", "x'y", "z", "a", "b"]
 
 
 def _reference_words(text: str) -> list[str]:
-    """The definition _words keeps to: lower case, 1-9 as 0, ’ as ', NFKD without combining
+    """The definition split_words keeps to: lower case, 1-9 as 0, ’ as ', NFKD without combining
     marks, then the word regex."""
     text = re.sub("[1-9]", "0", text.lower()).replace("’", "'")
     text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
-    return W._WORD.findall(text)
+    return W.WORD_RE.findall(text)
 
 
 def test_words_are_what_the_word_regex_finds_in_the_folded_text(default_table):
@@ -1008,13 +1008,13 @@ def test_words_are_what_the_word_regex_finds_in_the_folded_text(default_table):
 
 
 def test_chinese_and_japanese_runs_become_character_pairs():
-    assert W._words("写一首关于春天的诗") == ["写一", "一首", "首关", "关于", "于春", "春天", "天的", "的诗"]
-    assert W._words("用Python写函数, ok") == ["用", "python", "写函", "函数", "ok"]
-    assert W._words("Javaの配列") == ["java", "の配", "配列"]
-    assert W._words("猫") == ["猫"]
-    assert W._words("ｶﾀｶﾅ text") == ["カタ", "タカ", "カナ", "text"]  # half-width folds first
+    assert W.split_words("写一首关于春天的诗") == ["写一", "一首", "首关", "关于", "于春", "春天", "天的", "的诗"]
+    assert W.split_words("用Python写函数, ok") == ["用", "python", "写函", "函数", "ok"]
+    assert W.split_words("Javaの配列") == ["java", "の配", "配列"]
+    assert W.split_words("猫") == ["猫"]
+    assert W.split_words("ｶﾀｶﾅ text") == ["カタ", "タカ", "カナ", "text"]  # half-width folds first
     # Korean has spaces: its words stay whole (as jamo, like every word, NFKD-decomposed).
-    assert W._words("한국어 문장") == W._plain_words("한국어 문장") and len(W._words("한국어 문장")) == 2
+    assert W.split_words("한국어 문장") == W._plain_words("한국어 문장") and len(W.split_words("한국어 문장")) == 2
 
 
 def test_instruction_cues_count_whole_words_and_questions():
@@ -1064,13 +1064,13 @@ def test_a_task_vocabulary_carries_over_to_words_the_examples_never_use(tmp_path
 
 def test_lexicon_normalises_entries_like_prompt_words_and_matches_phrases():
     lex = F.Lexicon.build({"creative": ["Poème", "fairy tale"], "code": ["node.js", "git"]})
-    words = W._words("Écris un poème, a fairy tale about node.js and Git")
+    words = W.split_words("Écris un poème, a fairy tale about node.js and Git")
     assert sorted(lex.hits(words)) == ["x:code", "x:code", "x:creative", "x:creative"]
     assert not F.Lexicon.build({})
     # Chinese and Japanese entries are runs of character pairs, whatever their length.
     cjk = F.Lexicon.build({"code": ["プログラム", "数据库"], "math": ["方程"]})
-    assert sorted(cjk.hits(W._words("このプログラムの数据库と方程"))) == ["x:code", "x:code", "x:math"]
-    assert cjk.hits(W._words("プログ")) == []
+    assert sorted(cjk.hits(W.split_words("このプログラムの数据库と方程"))) == ["x:code", "x:code", "x:math"]
+    assert cjk.hits(W.split_words("プログ")) == []
     assert F.tokens("a fairy tale", F.Lexicon()) == F.tokens("a fairy tale")
 
 

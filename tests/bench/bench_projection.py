@@ -111,22 +111,24 @@ def main() -> None:
     if not wrong:
         print("no misclassified dev prompt to correct: retraining not measured")
         return
+    # What a session keeps between corrections (the TUI passes session.corrections).
+    trainer = corrections.CorrectionTrainer()
     with tempfile.TemporaryDirectory() as tmp:
         with Clock() as t:
-            corrections.prepare(table, classifier, directory=Path(tmp))
+            corrections.prepare(table, classifier, directory=Path(tmp), trainer=trainer)
         print(f"prepare corrections (sklearn import, featurize examples) {t}   (once, in background)")
         current, current_clf = table, classifier
         for r, _c in wrong[:3]:
             new = corrections.add_correction(current, r.prompt, r.label)
             with Clock() as t:
                 clf, info = corrections.retrain(current, new, old_classifier=current_clf,
-                                                directory=Path(tmp))
+                                                directory=Path(tmp), trainer=trainer)
             print(f"retrain after a correction ({info['method']}, {info.get('n_iter')} Newton "
                   f"steps) {t}   target <= 1 s")
             with Clock() as t:
                 report = corrections.retrain_and_compare(
                     current, new, rows, prompt=r.prompt, task=r.label,
-                    old_classifier=current_clf, directory=Path(tmp),
+                    old_classifier=current_clf, directory=Path(tmp), trainer=trainer,
                 )
             before, after = report.dev_before, report.dev_after
             assert before is not None and after is not None

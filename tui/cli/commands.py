@@ -10,18 +10,18 @@ from tui.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
     UserError,
-    _build_classifier,
-    _check_model,
-    _console,
-    _err,
-    _load_table,
-    _make_session,
-    _print_json,
-    _progress,
-    _progress_note,
-    _read_prompt,
-    _safe,
-    _simulation_note,
+    check_model,
+    console_for,
+    make_session,
+    open_table,
+    print_error,
+    print_json,
+    progress_bar,
+    progress_note,
+    read_prompt,
+    safe_text,
+    simulation_note,
+    table_classifier,
 )
 from tui.cli.shapes import decision_json, judge_json, pair_json
 from tui.router.units import dollars, ms, percent
@@ -44,18 +44,18 @@ def classifier_note(c) -> str:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
-    prompt = _read_prompt(args.prompt)
-    table = _load_table(args.routes)
+    prompt = read_prompt(args.prompt)
+    table = open_table(args.routes)
     if args.priority is not None and args.priority not in table.priorities:
         raise UserError(
             f'unknown priority "{args.priority}" (known: {", ".join(table.priority_names)})'
         )
     from tui.router.table.decide import decide
 
-    classifier = _build_classifier(table, args)
+    classifier = table_classifier(table, args)
     decision = decide(prompt, table, classifier, priority=args.priority)
     if args.json:
-        _print_json(decision_json(decision))
+        print_json(decision_json(decision))
         return EXIT_OK
     _print_decision(decision)
     return EXIT_OK
@@ -79,20 +79,20 @@ def _print_decision(decision) -> None:
     grid.add_row("priority", Text(f"{decision.priority} ({decision.priority_reason})"))
     grid.add_row("primary", Text(decision.cell.primary))
     grid.add_row("fallback", Text(decision.cell.fallback or "none"))
-    grid.add_row("why", Text(_safe(decision.reason)))
-    grid.add_row("classifier", Text(_safe(classifier_note(c))))
-    _console().print(grid)
+    grid.add_row("why", Text(safe_text(decision.reason)))
+    grid.add_row("classifier", Text(safe_text(classifier_note(c))))
+    console_for().print(grid)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from tui.router.classifier.evaluate import EvalInputError, read_labelled, score
 
-    table = _load_table(args.routes)
+    table = open_table(args.routes)
     try:
         rows = read_labelled(args.file, table.task_names)
     except EvalInputError as exc:
         raise UserError(str(exc)) from None
-    classifier = _build_classifier(table, args)
+    classifier = table_classifier(table, args)
     classify = getattr(classifier, "classify_uncached", classifier.classify)
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -102,7 +102,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=_console(stderr=True),
+        console=console_for(stderr=True),
         transient=True,
         disable=not sys.stderr.isatty(),
     )
@@ -110,7 +110,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         bar = progress.add_task("classify", total=len(rows))
         report = score(rows, classify, table.task_names, on_row=lambda: progress.advance(bar))
     if args.json:
-        _print_json(report.as_json())
+        print_json(report.as_json())
         return EXIT_OK
     _print_eval(report)
     return EXIT_OK
@@ -120,7 +120,7 @@ def _print_eval(report) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    console = _console()
+    console = console_for()
     console.print(
         Text(
             f"n={report.n}  accuracy={report.accuracy:.3f}  macro-F1={report.macro_f1:.3f}  "
@@ -152,8 +152,8 @@ def _print_eval(report) -> None:
 def cmd_route(args: argparse.Namespace) -> int:
     import asyncio
 
-    prompt = _read_prompt(args.prompt)
-    table = _load_table(args.routes)
+    prompt = read_prompt(args.prompt)
+    table = open_table(args.routes)
     if args.priority is not None and args.priority not in table.priorities:
         raise UserError(
             f'unknown priority "{args.priority}" (known: {", ".join(table.priority_names)})'
@@ -161,13 +161,13 @@ def cmd_route(args: argparse.Namespace) -> int:
     for flag, model in (("--model", args.model), ("--baseline", args.baseline),
                         ("--judge", getattr(args, "judge", None) or None)):
         if model is not None:
-            _check_model(table, flag, model)
-    session = _make_session(args, table)
+            check_model(table, flag, model)
+    session = make_session(args, table)
     decision = session.decide(prompt, args.priority)
     models = [args.model or decision.cell.primary, args.baseline or table.baseline.model]
-    note = _simulation_note(session, models)
+    note = simulation_note(session, models)
     if note:
-        _err(f"routedeck: {note}")
+        print_error(f"routedeck: {note}")
     live = not args.json and sys.stdout.isatty()
     pair, judgement = asyncio.run(
         _run_and_judge(session, decision, args, live=live, plain=not args.json and not live)
@@ -179,7 +179,7 @@ def cmd_route(args: argparse.Namespace) -> int:
         out = pair_json(pair)
         if judgement is not None:
             out["judge"] = judge_json(judgement)
-        _print_json(out)
+        print_json(out)
     else:
         _print_pair_summary(pair)
         if judgement is not None:
@@ -202,10 +202,10 @@ def _print_judgement(judgement) -> None:
 
 
     line = Text("judge ")
-    line.append(_safe(judgement.model), style="bold")
+    line.append(safe_text(judgement.model), style="bold")
     if not judgement.ran or judgement.verdict is None:
         line.append(": no verdict: ")
-        line.append(_safe(judgement.error or "?"), style="yellow")
+        line.append(safe_text(judgement.error or "?"), style="yellow")
     else:
         words = {"routed": "the routed answer is better", "baseline": "the baseline is better",
                  "tie": "as good as each other", "unparsed": "unparsed reply"}
@@ -213,11 +213,11 @@ def _print_judgement(judgement) -> None:
         if judgement.consistent is False:
             line.append(" (the two orders disagreed)", style="yellow")
         if judgement.reason:
-            line.append(" - " + _safe(judgement.reason))
+            line.append(" - " + safe_text(judgement.reason))
     if judgement.ran:
         line.append(f"   judge cost {dollars(judgement.cost_usd)} (not in the savings)",
                     style="dim")
-    _console().print(line)
+    console_for().print(line)
 
 
 async def _run_pair(session, decision, args, *, live: bool, plain: bool):
@@ -233,7 +233,7 @@ async def _run_pair(session, decision, args, *, live: bool, plain: bool):
 
     def flush(side: str) -> None:
         if pending[side]:
-            out.write(f"{side:>8} | {_safe(pending[side])}\n")
+            out.write(f"{side:>8} | {safe_text(pending[side])}\n")
             pending[side] = ""
 
     async with run:
@@ -244,12 +244,12 @@ async def _run_pair(session, decision, args, *, live: bool, plain: bool):
             if isinstance(event, AttemptStarted) and event.role in ("fallback", "hedge", "retry"):
                 flush(ev.side)
                 why = f" ({event.reason})" if event.reason else ""
-                out.write(_safe(f"{ev.side:>8} | --- {event.role}: {event.model}{why} ---") + "\n")
+                out.write(safe_text(f"{ev.side:>8} | --- {event.role}: {event.model}{why} ---") + "\n")
             elif isinstance(event, TextDelta):
                 pending[ev.side] += event.text
                 *lines, pending[ev.side] = pending[ev.side].split("\n")
                 for line in lines:
-                    out.write(f"{ev.side:>8} | {_safe(line)}\n")
+                    out.write(f"{ev.side:>8} | {safe_text(line)}\n")
     if plain:
         flush("routed")
         flush("baseline")
@@ -265,7 +265,7 @@ async def _run_live(run):
     from rich.table import Table
     from rich.text import Text
 
-    console = _console()
+    console = console_for()
 
     def render():
         grid = Table.grid(expand=True, padding=(0, 1))
@@ -328,9 +328,9 @@ def _print_pair_summary(pair) -> None:
             f"{est}{r.output_tokens:,}",
             dollars(r.cost_usd),
             Text(("hedge" if r.hedged else "yes") + (f" ({r.fallback_reason})" if r.fallback_reason else "")) if r.fallback_used else "no",
-            Text(_safe(r.error or "")),
+            Text(safe_text(r.error or "")),
         )
-    console = _console()
+    console = console_for()
     console.print(t)
     d = pair.decision
     line = Text(f"task {d.task} ({d.priority}), ")
@@ -344,7 +344,7 @@ def _print_pair_summary(pair) -> None:
     c = d.classification
     if c.llm is not None:
         counted = " (counted in the routed cost)" if c.cost_usd else ""
-        console.print(Text(_safe("classified by " + classifier_note(c) + counted), style="dim"))
+        console.print(Text(safe_text("classified by " + classifier_note(c) + counted), style="dim"))
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -354,7 +354,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     if getattr(args, "judge", None) is not None and not args.execute:
         raise UserError("--judge needs --execute: the judge compares answers, so the prompts must run")
-    table = _load_table(args.routes)
+    table = open_table(args.routes)
     try:
         items = read_workload(args.workload)
     except WorkloadError as exc:
@@ -365,13 +365,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise UserError(f"{args.workload}: no prompts")
     judge = getattr(args, "judge", None)
     if judge:
-        _check_model(table, "--judge", judge)
-    session = _make_session(args, table, log=True)
+        check_model(table, "--judge", judge)
+    session = make_session(args, table, log=True)
     averages = None
     if session.runlog is not None:
         averages = session.runlog.avg_output_tokens_by_task() or None
     classifier = session.load_classifier()
-    progress = _progress("classifying", len(items))
+    progress = progress_bar("classifying", len(items))
     with progress:
         bar = progress.add_task("classify", total=len(items), note="")
 
@@ -397,7 +397,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             out["measured"] = measured
         if quality is not None:
             out["quality"] = quality
-        _print_json(out)
+        print_json(out)
     else:
         _print_projection(projection, measured)
         _print_classification_cost(projection, classification)
@@ -422,7 +422,7 @@ def _print_classification_cost(projection, classification) -> None:
 
     if classification.model is None:
         return
-    console = _console()
+    console = console_for()
     c = classification
     parts = [f"classifier {c.kind} ({c.model}): {c.to_llm} of {c.prompts} prompts to the LLM"]
     if c.asked:
@@ -439,7 +439,7 @@ def _print_classification_cost(projection, classification) -> None:
     net = _net_savings_pct(projection, c)
     if net is not None:
         parts.append(f"savings after classification {percent(net, 1)}")
-    console.print(Text(_safe("; ".join(parts)), style="bold"))
+    console.print(Text(safe_text("; ".join(parts)), style="bold"))
 
 
 def _print_quality(quality: dict[str, Any], measured: dict[str, Any] | None) -> None:
@@ -447,18 +447,18 @@ def _print_quality(quality: dict[str, Any], measured: dict[str, Any] | None) -> 
     from rich.text import Text
 
 
-    console = _console()
+    console = console_for()
     if quality.get("error"):
-        console.print(Text(_safe(f"quality: {quality['error']}"), style="yellow"))
+        console.print(Text(safe_text(f"quality: {quality['error']}"), style="yellow"))
         return
-    console.print(Text(_safe(quality["sentence"]), style="bold"), soft_wrap=True)  # one line
+    console.print(Text(safe_text(quality["sentence"]), style="bold"), soft_wrap=True)  # one line
     extra = [f"judge {quality['judge_model']}: {dollars(quality['judge_cost_usd'])}, "
              "not counted in the savings"]
     for key, words in (("n_inconsistent", "counted as ties because the two orders disagreed"),
                        ("n_unparsed", "unparsed replies"), ("n_failed", "judge failures")):
         if quality.get(key):
             extra.append(f"{quality[key]} {words}")
-    console.print(Text(_safe("; ".join(extra)), style="dim"))
+    console.print(Text(safe_text("; ".join(extra)), style="dim"))
 
 
 def _print_projection(projection, measured) -> None:
@@ -466,7 +466,7 @@ def _print_projection(projection, measured) -> None:
     from rich.text import Text
 
 
-    console = _console()
+    console = console_for()
     t = Table(title=f"projected cost of routing {projection.n} prompts vs {projection.baseline_model}", title_justify="left")
     for col in ("task", "prompts", "routed", "baseline", "saved"):
         t.add_column(col, justify="left" if col == "task" else "right")
@@ -516,13 +516,13 @@ def _execute_workload(args, session, items, projection) -> dict[str, Any]:
 
     judge, judge_why = workload_judge(session, getattr(args, "judge", None))
     if judge_why:
-        _err(f"routedeck: {judge_why}")
+        print_error(f"routedeck: {judge_why}")
     journal = journal_path(args.workload, session.table, judge)
     journal.parent.mkdir(parents=True, exist_ok=True)
     done = read_journal(journal)
     if done:
-        _err(f"routedeck: resuming: {len(done)} of {len(items)} prompts already ran ({journal})")
-    progress = _progress("running", len(items))
+        print_error(f"routedeck: resuming: {len(done)} of {len(items)} prompts already ran ({journal})")
+    progress = progress_bar("running", len(items))
 
     async def run_all() -> None:
         with progress:
@@ -539,7 +539,7 @@ def _execute_workload(args, session, items, projection) -> dict[str, Any]:
     try:
         asyncio.run(run_all())
     except KeyboardInterrupt:
-        _err(f"routedeck: interrupted after {len(done)} of {len(items)} prompts; run the same command again to resume")
+        print_error(f"routedeck: interrupted after {len(done)} of {len(items)} prompts; run the same command again to resume")
         raise
     rows = [done[i] for i in sorted(done)]
     measured = measured_totals(rows, journal)
@@ -552,18 +552,18 @@ def cmd_export(args: argparse.Namespace) -> int:
     """Write the table as a LiteLLM Proxy config folder (tui/router/gateway/litellm_export.py)."""
     from tui.router.gateway.litellm_export import ExportError, check_export, export_litellm
 
-    table = _load_table(args.routes)
+    table = open_table(args.routes)
     try:
-        result = export_litellm(table, args.out, on_progress=_progress_note)
+        result = export_litellm(table, args.out, on_progress=progress_note)
     except ExportError as exc:
         raise UserError(str(exc)) from None
     except OSError as exc:
         raise UserError(f"{args.out}: cannot write: {exc.strerror or exc}") from None
     out = sys.stdout
     for path in result.files:
-        out.write(_safe(f"wrote {path}") + "\n")
+        out.write(safe_text(f"wrote {path}") + "\n")
     for note in result.notes:
-        out.write(_safe(f"note: {note}") + "\n")
+        out.write(safe_text(f"note: {note}") + "\n")
     if args.check:
         try:
             check = check_export(result.out_dir, result.config)
@@ -571,16 +571,16 @@ def cmd_export(args: argparse.Namespace) -> int:
             raise UserError(str(exc)) from None
         if not check.ok:
             for problem in check.problems:
-                _err(f"routedeck: check: {problem}")
+                print_error(f"routedeck: check: {problem}")
             return EXIT_FAILED
-        out.write(_safe(f"check: LiteLLM {check.litellm_version} loaded the config: "
+        out.write(safe_text(f"check: LiteLLM {check.litellm_version} loaded the config: "
                         f"{len(check.groups)} model groups, the routedeck callback ready") + "\n")
-    out.write(_safe(f"run it: cd {result.out_dir} && LITELLM_MASTER_KEY=... litellm --config "
+    out.write(safe_text(f"run it: cd {result.out_dir} && LITELLM_MASTER_KEY=... litellm --config "
                     "config.yaml") + "\n")
     return EXIT_OK
 
 
-def _add_export_parser(add) -> None:
+def add_export_parser(add) -> None:
     p = add("export", "export the routing table to run elsewhere (litellm: a LiteLLM Proxy config)",
             cmd_export)
     p.add_argument("target", choices=["litellm"], help="what to export to")

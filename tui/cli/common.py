@@ -26,7 +26,7 @@ class UserError(Exception):
     """A problem with what the user gave us: printed as a message, exit status 2, no traceback."""
 
 
-def _console(stderr: bool = False):
+def console_for(stderr: bool = False):
     from rich.console import Console
 
     console = Console(stderr=stderr, markup=False, highlight=False, emoji=False, soft_wrap=False)
@@ -48,7 +48,7 @@ def _set_secrets(table) -> None:
     _SECRETS = configured_secrets(os.environ, table)
 
 
-def _safe(text: str) -> str:
+def safe_text(text: str) -> str:
     """Text fit to print: no lone surrogates (bytes of argv that were not UTF-8), no keys, no
     control sequences."""
     from tui.router.sanitize import clean, clean_surrogates, env_secrets, redact
@@ -57,9 +57,9 @@ def _safe(text: str) -> str:
 
 
 def _safe_json(obj: Any) -> Any:
-    """``obj`` with every string in it made safe by :func:`_safe` (keys included)."""
+    """``obj`` with every string in it made safe by :func:`safe_text` (keys included)."""
     if isinstance(obj, str):
-        return _safe(obj)
+        return safe_text(obj)
     if isinstance(obj, dict):
         return {_safe_json(k): _safe_json(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
@@ -67,15 +67,15 @@ def _safe_json(obj: Any) -> Any:
     return obj
 
 
-def _err(message: str) -> None:
-    sys.stderr.write(_safe(message).rstrip("\n") + "\n")
+def print_error(message: str) -> None:
+    sys.stderr.write(safe_text(message).rstrip("\n") + "\n")
 
 
-def _print_json(obj: Any) -> None:
+def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(_safe_json(obj), ensure_ascii=False, indent=2) + "\n")
 
 
-def _read_prompt(arg: str) -> str:
+def read_prompt(arg: str) -> str:
     if arg == "-":
         data = sys.stdin.buffer.read(MAX_PROMPT_BYTES + 1)
         if len(data) > MAX_PROMPT_BYTES:
@@ -91,7 +91,7 @@ def _read_prompt(arg: str) -> str:
     return text
 
 
-def _load_table(path: str | None):
+def open_table(path: str | None):
     from tui.router.table.check import TableError
     from tui.router.table.load import load_table
 
@@ -111,12 +111,12 @@ def _load_table(path: str | None):
         raise UserError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
-def _progress_note(message: str) -> None:
+def progress_note(message: str) -> None:
     if sys.stderr.isatty():
-        _err(message)
+        print_error(message)
 
 
-def _build_classifier(table, args: argparse.Namespace | None = None):
+def table_classifier(table, args: argparse.Namespace | None = None):
     """The table's classifier; an LLM one resolved from the environment like any model."""
     from tui.router.classifier.build import build_classifier, resolve_llm
 
@@ -124,11 +124,11 @@ def _build_classifier(table, args: argparse.Namespace | None = None):
         table, env=os.environ, force_simulated=bool(getattr(args, "simulate", False))
     )
     return build_classifier(
-        table, on_progress=_progress_note, llm_client=client, llm_unavailable=why
+        table, on_progress=progress_note, llm_client=client, llm_unavailable=why
     )
 
 
-def _make_session(args: argparse.Namespace, table, *, log: bool = True):
+def make_session(args: argparse.Namespace, table, *, log: bool = True):
     from tui.router.run.session import Session
 
     runlog = None
@@ -138,17 +138,17 @@ def _make_session(args: argparse.Namespace, table, *, log: bool = True):
         try:
             runlog = RunLog(getattr(args, "log", None))
         except (RunLogError, OSError) as exc:
-            _err(f"routedeck: run log disabled: {exc}")
+            print_error(f"routedeck: run log disabled: {exc}")
         else:
             if runlog.warning:
-                _err(f"routedeck: warning: {runlog.warning}")
+                print_error(f"routedeck: warning: {runlog.warning}")
     return Session(
         table=table, force_simulated=getattr(args, "simulate", False), runlog=runlog,
-        on_progress=_progress_note,
+        on_progress=progress_note,
     )
 
 
-def _simulation_note(session, models: list[str]) -> str | None:
+def simulation_note(session, models: list[str]) -> str | None:
     simulated = {m: session.is_simulated(m) for m in models}
     sims = {m: why for m, (sim, why) in simulated.items() if sim}
     if not sims:
@@ -163,7 +163,7 @@ def _simulation_note(session, models: list[str]) -> str | None:
     return "simulated: " + "; ".join(f"{m} ({why})" for m, why in sims.items())
 
 
-def _check_model(table, flag: str, model: str) -> None:
+def check_model(table, flag: str, model: str) -> None:
     provider, sep, name = model.partition("/")
     if not sep or not provider or not name:
         raise UserError(f"{flag} {model!r}: a model id looks like provider/model")
@@ -173,7 +173,7 @@ def _check_model(table, flag: str, model: str) -> None:
         )
 
 
-def _progress(label: str, total: int):
+def progress_bar(label: str, total: int):
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -188,7 +188,7 @@ def _progress(label: str, total: int):
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TextColumn("{task.fields[note]}"),
-        console=_console(stderr=True),
+        console=console_for(stderr=True),
         transient=True,
         disable=not sys.stderr.isatty(),
     )

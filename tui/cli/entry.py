@@ -8,13 +8,13 @@ import sys
 from collections.abc import Callable, Sequence
 
 from tui.cli.commands import (
-    _add_export_parser,
+    add_export_parser,
     cmd_bench,
     cmd_classify,
     cmd_eval,
     cmd_route,
 )
-from tui.cli.common import EXIT_OK, EXIT_USAGE, UserError, _err, _load_table, _make_session
+from tui.cli.common import EXIT_OK, EXIT_USAGE, UserError, make_session, open_table, print_error
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--judge", nargs="?", const="", metavar="MODEL", help="with --execute: the LLM judge compares every routed answer with the baseline's; prints the savings at quality")
     p.add_argument("--json", action="store_true", help="print JSON")
 
-    _add_export_parser(add)
+    add_export_parser(add)
     return parser
 
 
@@ -82,10 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_tui(args)
         return int(args.func(args) or 0)
     except UserError as exc:
-        _err(f"routedeck: {exc}")
+        print_error(f"routedeck: {exc}")
         return EXIT_USAGE
     except KeyboardInterrupt:
-        _err("routedeck: interrupted")
+        print_error("routedeck: interrupted")
         return 130
     except BrokenPipeError:
         # Output piped into something that closed early (| head): not an error worth a traceback.
@@ -97,8 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run_tui(args: argparse.Namespace) -> int:
     if getattr(args, "web", False):
         return _serve_web(args)
-    table = _load_table(args.routes)
-    session = _make_session(args, table)
+    table = open_table(args.routes)
+    session = make_session(args, table)
     from tui.app.app import run_app
 
     return run_app(session)
@@ -115,7 +115,7 @@ def _serve_web(args: argparse.Namespace) -> int:
             "--web needs textual-serve: pip install 'routedeck[web]'"
         ) from None
     # A broken routes.toml is reported here, once, rather than by every browser session.
-    _load_table(args.routes)
+    open_table(args.routes)
     server = WebServer(web_app_argv(args), port=args.port, open_browser=not args.no_browser)
     try:
         server.serve()

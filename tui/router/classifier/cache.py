@@ -40,7 +40,7 @@ def cache_path(key: str, directory: Path | None = None) -> Path:
     return (directory or cache_dir()) / f"classifier-{key[:32]}.npz"
 
 
-def _prune(directory: Path, keep: Path) -> None:
+def prune_cache(directory: Path, keep: Path) -> None:
     try:
         files = sorted(directory.glob("classifier-*.npz"), key=lambda p: p.stat().st_mtime)
         for old in files[:-_CACHE_KEEP]:
@@ -78,7 +78,7 @@ def load_or_train(
     if path is not None:
         try:
             model.save(path)
-            _prune(path.parent, path)
+            prune_cache(path.parent, path)
         except OSError as exc:
             say(f"classifier cache not written: {exc.strerror or exc}")
     return model

@@ -55,7 +55,7 @@ import numpy as np
 
 from tui.router.classifier import features as feat
 from tui.router.classifier.build import build_classifier
-from tui.router.classifier.cache import _prune, cache_path, load_or_train
+from tui.router.classifier.cache import cache_path, load_or_train, prune_cache
 from tui.router.classifier.evaluate import LabelledPrompt, read_labelled, score
 from tui.router.classifier.local import CachingClassifier, LocalClassifier, RuleClassifier
 from tui.router.classifier.model import LinearModel
@@ -437,7 +437,7 @@ def retrain(
         try:
             path = cache_path(new_key, directory)
             model.save(path)
-            _prune(path.parent, path)
+            prune_cache(path.parent, path)
             info["cached"] = str(path)
         except OSError as exc:
             info["cache_error"] = exc.strerror or str(exc)

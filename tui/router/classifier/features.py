@@ -34,13 +34,13 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from tui.router.classifier.split import (
-    _SENTENCE_END,
-    _SYMBOLISH,
+    SENTENCE_END,
+    SYMBOLISH,
     Passage,
     Split,
     split_prompt,
 )
-from tui.router.classifier.words import IMPERATIVE_VERBS, NUMBER_MARK, _words
+from tui.router.classifier.words import IMPERATIVE_VERBS, NUMBER_MARK, split_words
 
 # Bump when tokens, or how a model is trained from them, change: the on-disk model cache is
 # keyed by it.
@@ -199,7 +199,7 @@ class Lexicon:
         phrases: dict[tuple[str, ...], list[str]] = {}
         for task, entries in vocabularies.items():
             for entry in entries:
-                parts = _words(entry)
+                parts = split_words(entry)
                 if not parts:
                     continue  # nothing to match (the table refuses empty entries)
                 if len(parts) == 1:
@@ -306,15 +306,15 @@ def _instruction_runs(split: Split, lexicon: Lexicon, runs: Runs) -> tuple[str, 
     appended to ``runs``; returns the instruction text (capped) and its words."""
     out: list[str] = []  # tokens as they are, until the next run of words
     instruction = _cap("\n".join(split.instruction), INSTRUCTION_MAX_CHARS)
-    words = _words(instruction)
+    words = split_words(instruction)
     runs.append((RUN_WORDS, words))
     runs.append((RUN_BIGRAMS, words))
     if words:
         out.append("f:" + words[0])
         if len(words) > 1:
             out.append("f2:" + words[0] + "_" + words[1])
-        sentences = _SENTENCE_END.split(split.instruction[-1].strip())
-        last = (_words(sentences[-1][:300])
+        sentences = SENTENCE_END.split(split.instruction[-1].strip())
+        last = (split_words(sentences[-1][:300])
                 if len(split.instruction) > 1 or len(sentences) > 1 else None)
         if last:
             out.append("lf:" + last[0])
@@ -326,7 +326,7 @@ def _instruction_runs(split: Split, lexicon: Lexicon, runs: Runs) -> tuple[str, 
     if len(instruction) <= CHAR_NGRAM_MAX_CHARS:
         runs.append((RUN_GRAMS, words))
     else:
-        runs.append((RUN_GRAMS, _words(instruction[:CHAR_NGRAM_MAX_CHARS])))
+        runs.append((RUN_GRAMS, split_words(instruction[:CHAR_NGRAM_MAX_CHARS])))
     return instruction, words
 
 
@@ -346,7 +346,7 @@ def _passage_runs(passages: list[Passage], kinds: dict[str, None], runs: Runs) -
             chunk = p.text[:budget]
             budget -= len(chunk)
             runs.append((RUN_TOKENS, out))
-            runs.append((RUN_PASSAGE, _words(chunk)))
+            runs.append((RUN_PASSAGE, split_words(chunk)))
             out = []
             # Numbers and sums in the material (a pasted word problem, a table of figures).
             sample = chunk[:1000]
@@ -396,7 +396,7 @@ def _probe_tokens(probe: str, out: list[str]) -> None:
         ariths = len(_ARITH.findall(probe))
         if ariths:
             out.append(f"s:arith{_bucket(ariths, (2, 4))}")
-    syms = len(_SYMBOLISH.findall(probe)) / len(probe)
+    syms = len(SYMBOLISH.findall(probe)) / len(probe)
     if syms > 0:
         out.append(f"s:sym{_bucket(syms, (0.01, 0.03, 0.08))}")
     _identifier_tokens(probe, out)

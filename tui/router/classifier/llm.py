@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from tui.router.classifier.local import TOP_K, Classifier, _check_prompt, _printable
+from tui.router.classifier.local import TOP_K, Classifier, check_prompt, printable
 from tui.router.types import Classification, LLMCall, StreamError, TextDelta, Timeouts
 
 LLM_PROMPT_CHARS = 6_000  # of a long prompt, the head and tail sent to the classifying model
@@ -169,7 +169,7 @@ class LLMClassifier:
                 if (logprobs and event.kind == "http" and event.status == 400
                         and "logprob" in event.message.lower()):
                     raise _LogprobsRefused()
-                raise RuntimeError(f"{event.kind}: {_printable(event.message, 80)}")
+                raise RuntimeError(f"{event.kind}: {printable(event.message, 80)}")
         return "".join(text), (first_logprobs or None)
 
     def _parse(self, answer: str) -> str | None:
@@ -198,20 +198,20 @@ class LLMClassifier:
     def classify(self, prompt: str, local: Classification | None = None) -> Classification:
         """Blocking (the call runs on a shared background loop). ``local``: the fallback's
         classification when the caller has it already (the cascade)."""
-        _check_prompt(prompt)
+        check_prompt(prompt)
         started = time.perf_counter()
         if self.client is None:
             return self._unavailable(prompt, local, started)
         try:
             return _LOOP.run(self.aclassify(prompt, local), self.timeout_s + 5.0)
         except Exception as exc:  # the deadline inside should have ended it: never block a run
-            why = _printable(str(exc), 80) or type(exc).__name__
+            why = printable(str(exc), 80) or type(exc).__name__
             return self._fail_open(prompt, local, why, started, None, "failed")
 
     async def aclassify(self, prompt: str, local: Classification | None = None) -> Classification:
         import asyncio
 
-        _check_prompt(prompt)
+        check_prompt(prompt)
         started = time.perf_counter()
         if self.client is None:
             return self._unavailable(prompt, local, started)
@@ -224,12 +224,12 @@ class LLMClassifier:
             return self._fail_open(prompt, local, why, started, tally, "timeout")
         except Exception as exc:  # the provider contract says no raise; be safe anyway
             tally.ms = (time.perf_counter() - started) * 1000.0
-            why = _printable(str(exc), 80) or type(exc).__name__
+            why = printable(str(exc), 80) or type(exc).__name__
             return self._fail_open(prompt, local, why, started, tally, "failed")
         tally.ms = (time.perf_counter() - started) * 1000.0
         label = self._parse(answer)
         if label is None:
-            why = f"answered “{_printable(answer, 30)}”"
+            why = f"answered “{printable(answer, 30)}”"
             return self._fail_open(prompt, local, why, started, tally, "failed")
         return self._answered(label, alternatives, started, tally)
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from tui.router.classifier import features as feat
 from tui.router.classifier.cache import ProgressFn, load_or_train
-from tui.router.classifier.model import LOW_EVIDENCE, MIN_SHARE, LinearModel, _softmax
+from tui.router.classifier.model import LOW_EVIDENCE, MIN_SHARE, LinearModel, softmax
 from tui.router.classifier.rules import RuleError, compile_rule
 from tui.router.classifier.training import DEFAULT_PARAMS, TrainParams
 from tui.router.sanitize import clean_surrogates
@@ -41,12 +41,12 @@ class Classifier(Protocol):
     def classify(self, prompt: str) -> Classification: ...
 
 
-def _check_prompt(prompt: str) -> None:
+def check_prompt(prompt: str) -> None:
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValueError("empty prompt")
 
 
-def _printable(text: str, limit: int = 40) -> str:
+def printable(text: str, limit: int = 40) -> str:
     """A short, control-character-free excerpt for a reason line."""
     text = text.translate(feat._CONTROL).replace("\n", " ").replace("\t", " ")
     text = re.sub(r"\s+", " ", text).strip()
@@ -84,14 +84,14 @@ class LocalClassifier:
         return self.model.labels
 
     def classify(self, prompt: str) -> Classification:
-        _check_prompt(prompt)
+        check_prompt(prompt)
         started = time.perf_counter()
         m = self.model
         cols, tf, known = m.columns(prompt)
         cols, vals = m._values(cols, tf)
         rows = m.coef[cols]
         z = known * ((vals @ rows + m.intercept) if len(cols) else m.intercept)
-        probs = _softmax(z / m.temperature)
+        probs = softmax(z / m.temperature)
         order = np.argsort(-probs, kind="stable")[:TOP_K]
         best = int(order[0])
         top = tuple((m.labels[int(i)], float(probs[int(i)])) for i in order)
@@ -153,13 +153,13 @@ class RuleClassifier:
         return None
 
     def classify(self, prompt: str) -> Classification:
-        _check_prompt(prompt)
+        check_prompt(prompt)
         started = time.perf_counter()
         hit = self.match(prompt)
         if hit is None:
             return self.inner.classify(prompt)
         task, pattern, text = hit
-        what = _RULE_NAMES.get(pattern) or f"matched “{_printable(text) or pattern}”"
+        what = _RULE_NAMES.get(pattern) or f"matched “{printable(text) or pattern}”"
         return Classification(
             label=task,
             confidence=1.0,
@@ -192,7 +192,7 @@ class CachingClassifier:
         return (len(prompt), digest)
 
     def classify(self, prompt: str) -> Classification:
-        _check_prompt(prompt)
+        check_prompt(prompt)
         started = time.perf_counter()
         key = self._key(prompt)
         with self._lock:

@@ -24,7 +24,7 @@ from tui.router.classifier import features as feat
 from tui.router.classifier.words import NUMBER_MARK
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
+def softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=-1, keepdims=True)
@@ -191,7 +191,7 @@ class LinearModel:
         z = self.raw_logits(prompt)
         if calibrated:
             z = z / self.temperature
-        return _softmax(z)
+        return softmax(z)
 
     def evidence(
         self, cols: np.ndarray, vals: np.ndarray, label: int, k: int = 3,

@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from tui.router.classifier.words import _WORD, IMPERATIVE_VERBS, _words
+from tui.router.classifier.words import IMPERATIVE_VERBS, WORD_RE, split_words
 
 KIND_SAMPLE_CHARS = 2_000  # material looked at to tell its kind
 MAX_UNITS = 6  # paragraphs looked at one by one: the first and last three
@@ -111,7 +111,7 @@ _REQUEST = re.compile(
 )
 _LABEL_LINE = re.compile(r"^[ \t]*[*#_]*([A-Za-z][A-Za-z \-]{0,30}?)[*_]*[ \t]*:[ \t]*(.*)$")
 _QUOTE_LINE = re.compile(r"^[ \t]*>")
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=\S)")
+SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=\S)")
 _OPEN_QUOTES = "\"“«„'‘"
 _QUOTE_CHARS = re.compile(r'["“«„<`~]')
 _CLOSE_QUOTES = "\"”»“'’"
@@ -149,7 +149,7 @@ def _instructiveness(text: str) -> float:
     """Instruction cues per word (questions, second person, request verbs)."""
     sample = text[:600]
     hits = sample.count("?")
-    for w in _WORD.findall(sample.lower()):
+    for w in WORD_RE.findall(sample.lower()):
         if w in _INSTRUCTIVE_WORDS or (
             ("'" in w or "’" in w) and w.replace("’", "'").partition("'")[0] in _INSTRUCTIVE_WORDS
         ):
@@ -158,7 +158,7 @@ def _instructiveness(text: str) -> float:
 
 
 def _first_word(text: str) -> str:
-    m = _WORD.search(text[:200])
+    m = WORD_RE.search(text[:200])
     return m.group(0).lower() if m else ""
 
 
@@ -181,7 +181,7 @@ def _has_ask(text: str) -> bool:
     """Whether instruction text already asks for something (a question or a request)."""
     if "?" in text or _REQUEST.search(text):
         return True
-    return any(_first_word(s) in IMPERATIVE_VERBS for s in _SENTENCE_END.split(text[:1500]))
+    return any(_first_word(s) in IMPERATIVE_VERBS for s in SENTENCE_END.split(text[:1500]))
 
 
 def _quote_unit(para: str) -> bool:
@@ -200,7 +200,7 @@ def _structured(para: str) -> str:
 # A line of nothing but words, spaces and sentence punctuation, 6 to 149 characters long.
 _PLAIN_WORDS = re.compile(r"[^\W\d_][\w ,.'’!?-]{5,148}\Z")
 # Symbols of code, markup and data: a line of prose holds at most one (the tokens count them).
-_SYMBOLISH = re.compile(r"[{}\[\]<>;=|\\`#$@~^*]")
+SYMBOLISH = re.compile(r"[{}\[\]<>;=|\\`#$@~^*]")
 _SHORT_ASKS = frozenset("help thoughts explain why what how review fix ideas feedback".split())
 
 
@@ -214,7 +214,7 @@ def _prose_ask(line: str) -> bool:
         return False
     if _PLAIN_WORDS.match(s):  # "its not working", "this gives the wrong total"
         return True
-    return len(_SYMBOLISH.findall(s)) <= 1 and _asks(s)
+    return len(SYMBOLISH.findall(s)) <= 1 and _asks(s)
 
 
 def _split_paragraphs(text: str) -> list[str]:
@@ -523,7 +523,7 @@ def _inline_material(line: str, instr: list[str], pieces: list[_Piece]) -> bool:
     head, sep, tail = line.partition(": ")
     if not (sep and len(head) <= 120 and len(tail) >= 60):
         return False
-    head_words = _words(head)
+    head_words = split_words(head)
     if not (set(head_words[-5:]) & _POINTERS or (
         # "summarize: <text>", "tl;dr: <text>", "translate to French: <text>"
         0 < len(head_words) <= 4 and head_words[0] in IMPERATIVE_VERBS
@@ -540,7 +540,7 @@ def _split_closing_asks(pieces: list[_Piece]) -> None:
     ask."""
     for k, (role, t, how, label) in enumerate(pieces):
         if role == "m" and how in ("inline", "label") and len(t) < 3000:
-            sentences = _SENTENCE_END.split(t.strip())
+            sentences = SENTENCE_END.split(t.strip())
             if len(sentences) >= 2 and len(sentences[-1]) < 300:
                 if _first_word(sentences[-1]) in IMPERATIVE_VERBS:
                     pieces[k] = (role, " ".join(sentences[:-1]), how, label)
@@ -568,7 +568,7 @@ def _long_text_material(pieces: list[_Piece]) -> None:
         pieces[k] = ("m", pieces[k][1], "para", "")
     elif len(instr_idx) == 1 and total > 900:
         k = instr_idx[0]
-        sentences = _SENTENCE_END.split(pieces[k][1])
+        sentences = SENTENCE_END.split(pieces[k][1])
         if len(sentences) >= 4 and len(sentences[0]) < 400 and len(sentences[-1]) < 400:
             pieces[k : k + 1] = [
                 ("i", sentences[0], "", ""),

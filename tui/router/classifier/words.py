@@ -1,7 +1,7 @@
 """A prompt's words, as the featurizer and the splitter read them.
 
 Lower case, digits as 0, accents folded, apostrophes kept inside a word, and a run of Chinese or
-Japanese characters as its overlapping character pairs (:func:`_words`); and the imperative
+Japanese characters as its overlapping character pairs (:func:`split_words`); and the imperative
 verbs that both the splitter (does a line ask something?) and the tokens (does the prompt open
 with an order?) look for. Pure Python (``re`` and ``unicodedata``).
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?")
+WORD_RE = re.compile(r"[^\W_]+(?:['’][^\W_]+)?")
 
 IMPERATIVE_VERBS = frozenset(
     """write make create generate give list extract summarize summarise explain tell translate fix
@@ -72,7 +72,7 @@ _CJK = re.compile(f"[{_CJK_CHARS}]+")
 _CJK_IN_TEXT = re.compile(f"[{_CJK_CHARS}\uff66-\uff9f]")
 
 
-def _words(text: str) -> list[str]:
+def split_words(text: str) -> list[str]:
     """Lower-case words, digits as 0, accents folded (:func:`_plain_words`), and a run of
     Chinese or Japanese characters as its overlapping character pairs: "写一首诗" -> "写一",
     "一首", "首诗". Those scripts put no spaces between words, so a whole clause would be one
@@ -97,7 +97,7 @@ def _words(text: str) -> list[str]:
 
 
 def _plain_words(text: str) -> list[str]:
-    r"""Lower-case words, digits as 0, accents folded: what ``_WORD.findall`` finds in the
+    r"""Lower-case words, digits as 0, accents folded: what ``WORD_RE.findall`` finds in the
     text once lower-cased, with 1-9 as 0, ’ as ' and each character NFKD-decomposed without
     its combining marks (a test holds the two equal on every kind of text).
 
@@ -128,7 +128,7 @@ def _plain_words(text: str) -> list[str]:
     out: list[str] = []
     for part in text.split():
         if "'" in part:
-            out.extend(_WORD.findall(part))
+            out.extend(WORD_RE.findall(part))
         else:
             out.append(part)
     return out

@@ -71,7 +71,7 @@ class TaskProjection:
 
     @property
     def savings_pct(self) -> float | None:
-        return _pct(self.baseline_usd, self.routed_usd)
+        return pct_saved(self.baseline_usd, self.routed_usd)
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ class ProjectionRow:
     true_label: str | None = None
 
 
-def _pct(baseline: float, routed: float) -> float | None:
+def pct_saved(baseline: float, routed: float) -> float | None:
     return 100.0 * (baseline - routed) / baseline if baseline > 0 else None
 
 
@@ -109,7 +109,7 @@ class _Fixed:
         return self.c
 
 
-class _Prices:
+class Prices:
     """Per-model price terms from :func:`cost_usd`: cost = fixed + in × rate_in + out × rate_out
     (``fixed`` is a per-request fee, e.g. Perplexity's). One look-up set per model."""
 
@@ -162,8 +162,8 @@ class _Routing:
     baseline: np.ndarray
 
 
-def _route(
-    classified: Classified, table: RoutingTable, threshold: float, prices: _Prices
+def route_columns(
+    classified: Classified, table: RoutingTable, threshold: float, prices: Prices
 ) -> _Routing:
     cols = classified.columns()
     n = len(classified)
@@ -317,7 +317,7 @@ def reproject(
     uncertain route) and ``threshold`` (default: the table's). Never re-classifies."""
     cols = classified.columns()
     thr = table.classifier.threshold if threshold is None else float(threshold)
-    r = _route(classified, table, thr, _Prices(table))
+    r = route_columns(classified, table, thr, Prices(table))
     n = len(classified)
     priced = np.isfinite(r.routed) & np.isfinite(r.baseline)
     label_idx = cols["label_idx"]
@@ -352,7 +352,7 @@ def reproject(
         by_task=by_task,
         routed_usd=routed_usd,
         baseline_usd=baseline_usd,
-        savings_pct=_pct(baseline_usd, routed_usd),
+        savings_pct=pct_saved(baseline_usd, routed_usd),
         unpriced=int(n - priced.sum()),
         baseline_model=table.baseline.model,
         threshold=thr,

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from tui.router.cost.classified import Classified
-from tui.router.cost.projection import _pct, _Prices, _route
+from tui.router.cost.projection import Prices, pct_saved, route_columns
 from tui.router.types import RoutingTable
 
 DEFAULT_THRESHOLDS: tuple[float, ...] = tuple(round(i * 0.05, 2) for i in range(21))
@@ -41,11 +41,11 @@ def threshold_sweep(
     """For each threshold: the share of prompts sent to the uncertain route, the projected cost
     and savings, and the accuracy of the confidently routed labelled prompts."""
     cols = classified.columns()
-    prices = _Prices(table)
+    prices = Prices(table)
     n = len(classified)
     out: list[SweepPoint] = []
     for thr in thresholds:
-        r = _route(classified, table, float(thr), prices)
+        r = route_columns(classified, table, float(thr), prices)
         priced = np.isfinite(r.routed) & np.isfinite(r.baseline)
         routed_usd = float(r.routed[priced].sum())
         baseline_usd = float(r.baseline[priced].sum())
@@ -59,7 +59,7 @@ def threshold_sweep(
                 share_uncertain=n_unc / n if n else 0.0,
                 routed_usd=routed_usd,
                 baseline_usd=baseline_usd,
-                savings_pct=_pct(baseline_usd, routed_usd),
+                savings_pct=pct_saved(baseline_usd, routed_usd),
                 accuracy_confident=(
                     float((cols["correct"] & confident).sum()) / n_conf if n_conf else None
                 ),

@@ -27,7 +27,7 @@ def _cache_dir() -> Path | None:
         return None
 
 
-def _cache_get(digest: str) -> dict[str, Any] | None:
+def cache_get(digest: str) -> dict[str, Any] | None:
     folder = _cache_dir()
     if folder is None:
         return None
@@ -45,7 +45,7 @@ def _cache_get(digest: str) -> dict[str, Any] | None:
     return None
 
 
-def _cache_put(digest: str, doc: dict[str, Any]) -> None:
+def cache_put(digest: str, doc: dict[str, Any]) -> None:
     folder = _cache_dir()
     if folder is None:
         return

@@ -42,8 +42,8 @@ class TableError(ValueError):
 
 
 
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Values that look like API keys: a known vendor prefix followed by a long token with a digit...
 # (No look-behind for "not after a letter": it would make the search much slower; see below.)
 _SECRET_PREFIX = re.compile(r"(sk-ant-|sk-|gsk_|AIza|xai-|pplx-)([A-Za-z0-9_-]{16,})")
@@ -51,7 +51,7 @@ _SECRET_PREFIX = re.compile(r"(sk-ant-|sk-|gsk_|AIza|xai-|pplx-)([A-Za-z0-9_-]{1
 _TOKEN_VALUE = re.compile(r"\s*([A-Za-z0-9_\-+/=.]{32,})\s*")
 _TOKEN_RUN = re.compile(r"[A-Za-z0-9+=]{24,}")
 # Keys whose value is a secret by name.
-_SECRET_KEY = re.compile(
+SECRET_KEY = re.compile(
     r"(api[_-]?key|key|token|secret|password|passwd|access[_-]?token|auth[_-]?token|bearer)",
     re.IGNORECASE,
 )
@@ -80,7 +80,7 @@ def _key_prefix_reason(value: str) -> str | None:
     return None
 
 
-def _secret_reason(value: str, *, prefixes: bool = True) -> str | None:
+def secret_reason(value: str, *, prefixes: bool = True) -> str | None:
     """Why ``value`` looks like a secret (never quoting it), or None. ``prefixes=False`` skips
     the vendor-prefix test (the caller knows none of the prefixes occurs in the value)."""
     if prefixes and (reason := _key_prefix_reason(value)):
@@ -95,11 +95,11 @@ def _secret_reason(value: str, *, prefixes: bool = True) -> str | None:
     return None
 
 
-def _q(value: Any) -> str:
+def quote(value: Any) -> str:
     """A value quoted for a message: never a secret, no control characters, not too long."""
     if not isinstance(value, str):
         return repr(value)
-    if _secret_reason(value):
+    if secret_reason(value):
         return "(a value that looks like a secret, not shown)"
     if len(value) > 60:
         value = value[:57] + "..."
@@ -112,18 +112,18 @@ def _q(value: Any) -> str:
     return f'"{out}"'
 
 
-def _fmt_path(path: tuple[str | int, ...]) -> str:
+def format_key_path(path: tuple[str | int, ...]) -> str:
     out = ""
     for part in path:
         if isinstance(part, int):
             out += f"[{part}]"
             continue
-        seg = part if _BARE_KEY.fullmatch(part) else _q(part)
+        seg = part if BARE_KEY.fullmatch(part) else quote(part)
         out += ("." if out else "") + seg
     return out
 
 
-def _kind_of(v: Any) -> str:
+def kind_of(v: Any) -> str:
     if isinstance(v, bool):
         return "true/false"
     if isinstance(v, int):
@@ -143,7 +143,7 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
-def _close(name: str, known: Sequence[str]) -> str | None:
+def close_match(name: str, known: Sequence[str]) -> str | None:
     """The known name ``name`` is probably a misspelling of, or None."""
     lowered = {k.casefold(): k for k in known}
     if name.casefold() in lowered and lowered[name.casefold()] != name:
@@ -152,19 +152,19 @@ def _close(name: str, known: Sequence[str]) -> str | None:
     return lowered[m[0]] if m else None
 
 
-def _known_list(names: list[str]) -> str:
-    return ", ".join(n if _BARE_KEY.fullmatch(n) else _q(n) for n in names)
+def known_list(names: list[str]) -> str:
+    return ", ".join(n if BARE_KEY.fullmatch(n) else quote(n) for n in names)
 
 
-def _suggest(name: str, known: Sequence[str]) -> str:
-    m = _close(name, known)
+def suggest(name: str, known: Sequence[str]) -> str:
+    m = close_match(name, known)
     return f'; did you mean "{m}"?' if m else ""
 
 
 KeyPath = tuple[str | int, ...]
 
 
-class _Checker:
+class Checker:
     """Collects (key path, message) pairs while building the table's parts."""
 
     def __init__(self) -> None:
@@ -176,7 +176,7 @@ class _Checker:
     def table(self, path: KeyPath, v: Any) -> dict[str, Any] | None:
         if isinstance(v, dict):
             return v
-        self.add(path, f"must be a table ([{_fmt_path(path)}]), not {_kind_of(v)}")
+        self.add(path, f"must be a table ([{format_key_path(path)}]), not {kind_of(v)}")
         return None
 
     def entries(self, path: KeyPath, d: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -187,13 +187,13 @@ class _Checker:
             if isinstance(v, dict):
                 yield name, v
             else:
-                self.add(path + (name,), f"must be a table, not {_kind_of(v)}")
+                self.add(path + (name,), f"must be a table, not {kind_of(v)}")
 
     def unknown_keys(self, path: KeyPath, d: dict[str, Any], known: tuple[str, ...]) -> None:
         for k in d:
-            if k in known or _SECRET_KEY.fullmatch(k):
+            if k in known or SECRET_KEY.fullmatch(k):
                 continue
-            if m := _close(k, known):
+            if m := close_match(k, known):
                 self.add(path + (k,), f'unknown key; did you mean "{m}"?')
 
     def string(
@@ -210,7 +210,7 @@ class _Checker:
                 self.add(path, "missing")
             return default
         if not isinstance(v, str):
-            self.add(path, f"must be a string, not {_kind_of(v)}")
+            self.add(path, f"must be a string, not {kind_of(v)}")
             return default
         if nonempty and not v.strip():
             self.add(path, "must not be empty")
@@ -220,14 +220,14 @@ class _Checker:
         if v is None:
             return []
         if not isinstance(v, list):
-            self.add(path, f"must be an array of strings, not {_kind_of(v)}")
+            self.add(path, f"must be an array of strings, not {kind_of(v)}")
             return []
         out = []
         for i, item in enumerate(v):
             if isinstance(item, str):
                 out.append(item)
             else:
-                self.add(path + (i,), f"must be a string, not {_kind_of(item)}")
+                self.add(path + (i,), f"must be a string, not {kind_of(item)}")
         return out
 
     def number(
@@ -246,7 +246,7 @@ class _Checker:
                 self.add(path, f"missing; give {what}")
             return default
         if not _is_number(v) or math.isnan(v):
-            self.add(path, f"must be {what}, not {_kind_of(v)}")
+            self.add(path, f"must be {what}, not {kind_of(v)}")
             return default
         if positive and v <= 0:
             self.add(path, f"must be greater than 0, not {v}")
@@ -258,7 +258,7 @@ class _Checker:
         if v is None:
             return default
         if isinstance(v, bool) or not isinstance(v, int):
-            self.add(path, f"must be {what}, not {_kind_of(v)}")
+            self.add(path, f"must be {what}, not {kind_of(v)}")
             return default
         if v < 0:
             self.add(path, f"must not be negative, not {v}")
@@ -272,29 +272,29 @@ class _Checker:
                 self.add(path, 'missing; give a model id like "openai/gpt-5-mini"')
             return None
         if not isinstance(v, str):
-            self.add(path, f'must be a model id string like "provider/model", not {_kind_of(v)}')
+            self.add(path, f'must be a model id string like "provider/model", not {kind_of(v)}')
             return None
-        if _secret_reason(v):
+        if secret_reason(v):
             return None  # reported by the secret scan, never echoed
         provider, sep, model = v.partition("/")
         if not sep or not provider or not model:
-            self.add(path, f'model id {_q(v)} must look like "provider/model"')
+            self.add(path, f'model id {quote(v)} must look like "provider/model"')
             return None
         if any(not ch.isprintable() or ch.isspace() for ch in v):
-            self.add(path, f"model id {_q(v)} contains spaces or control characters")
+            self.add(path, f"model id {quote(v)} contains spaces or control characters")
             return None
         if providers is not None and provider not in providers:
             self.add(
                 path,
-                f"unknown provider {_q(provider)} (known: {_known_list(providers)})"
-                + _suggest(provider, providers),
+                f"unknown provider {quote(provider)} (known: {known_list(providers)})"
+                + suggest(provider, providers),
             )
         return v
 
     def secrets(self, path: KeyPath, v: Any) -> None:
         if isinstance(v, dict):
             for k, item in v.items():
-                if _SECRET_KEY.fullmatch(k) and isinstance(item, str) and item.strip():
+                if SECRET_KEY.fullmatch(k) and isinstance(item, str) and item.strip():
                     self.add(path + (k,), f'a key named "{k}" holds a value; {_KEY_ADVICE}')
                 else:
                     self.secrets(path + (k,), item)
@@ -304,16 +304,16 @@ class _Checker:
             for i, item in enumerate(v):
                 if not isinstance(item, str):
                     self.secrets(path + (i,), item)
-                elif reason := _secret_reason(item, prefixes=hinted):
+                elif reason := secret_reason(item, prefixes=hinted):
                     self.add(path + (i,), f"{reason}; {_KEY_ADVICE}")
-        elif isinstance(v, str) and (reason := _secret_reason(v)):
+        elif isinstance(v, str) and (reason := secret_reason(v)):
             self.add(path, f"{reason}; {_KEY_ADVICE}")
 
 
-def _rule_message(rule: str, error: RuleError) -> str:
+def rule_message(rule: str, error: RuleError) -> str:
     """Why a rule is refused; a pattern Python's ``re`` accepts but RE2 refuses (look-around,
     back-references) gets the reason rules run on RE2."""
-    message = f"invalid regular expression {_q(rule)}: {error}"
+    message = f"invalid regular expression {quote(rule)}: {error}"
     try:
         re.compile(rule)
     except (re.error, RecursionError, OverflowError):
@@ -324,7 +324,7 @@ def _rule_message(rule: str, error: RuleError) -> str:
     )
 
 
-def _names_check(c: _Checker, section: str, what: str, names: list[str]) -> None:
+def check_names(c: Checker, section: str, what: str, names: list[str]) -> None:
     seen: dict[str, str] = {}
     for name in names:
         path: KeyPath = (section, name)
@@ -337,7 +337,7 @@ def _names_check(c: _Checker, section: str, what: str, names: list[str]) -> None
         if low in seen:
             c.add(
                 path,
-                f"duplicate {what} name: {_q(name)} and {_q(seen[low])} differ only in letter case",
+                f"duplicate {what} name: {quote(name)} and {quote(seen[low])} differ only in letter case",
             )
         else:
             seen[low] = name

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from tui.router.classifier.local import Classifier, _check_prompt
+from tui.router.classifier.local import Classifier, check_prompt
 from tui.router.types import Cell, Decision, RoutingTable
 
 _CUE_CACHE: dict[tuple[str, ...], re.Pattern[str]] = {}
@@ -65,7 +65,7 @@ def decide(
     priority: str | None = None,
 ) -> Decision:
     """Classify, infer the priority, and pick the cell (or the uncertain route)."""
-    _check_prompt(prompt)
+    check_prompt(prompt)
     c = classifier.classify(prompt)
     prio, prio_reason = infer_priority(prompt, table, priority)
     settings = table.classifier

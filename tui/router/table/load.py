@@ -4,8 +4,8 @@ Loading reports every problem of a file at once, each naming the file, the line 
 
     routes.toml:41: routes.code.quality.primary: unknown provider "antropic" (known: openai, ...)
 
-The table is built section by section (:func:`_build`); each section's step reports its problems
-to a :class:`~tui.router.table.check._Checker`, and only when there are some does the line locator
+The table is built section by section (:func:`build_table`); each section's step reports its problems
+to a :class:`~tui.router.table.check.Checker`, and only when there are some does the line locator
 (:mod:`tui.router.table.locate`) run, so a clean load costs a parse and a validation pass.
 
 Parsing a big file with ``tomllib`` (pure Python, character by character in strings) takes tens of
@@ -24,26 +24,26 @@ from typing import Any, Literal
 
 from tui.router.classifier.rules import RuleError, compile_rule
 from tui.router.files import read_regular_file
-from tui.router.table.cache import CACHE_MIN_BYTES, _cache_get, _cache_put
+from tui.router.table.cache import CACHE_MIN_BYTES, cache_get, cache_put
 from tui.router.table.check import (
-    _ENV_NAME,
-    _SECRET_KEY,
+    ENV_NAME,
+    SECRET_KEY,
+    Checker,
     KeyPath,
     Problem,
     TableError,
-    _Checker,
-    _close,
-    _fmt_path,
-    _kind_of,
-    _known_list,
-    _names_check,
-    _q,
-    _rule_message,
-    _secret_reason,
-    _suggest,
+    check_names,
+    close_match,
+    format_key_path,
+    kind_of,
+    known_list,
+    quote,
+    rule_message,
+    secret_reason,
+    suggest,
 )
-from tui.router.table.locate import _problems
-from tui.router.table.paths import _display, _sha256, resolve_routes_path
+from tui.router.table.locate import locate_problems
+from tui.router.table.paths import display_path, resolve_routes_path, sha256_hex
 from tui.router.types import (
     PROVIDER_KINDS,
     Baseline,
@@ -90,9 +90,9 @@ def load_table(path: str | os.PathLike[str] | None = None) -> RoutingTable:
     The table's ``path`` is the absolute path read and ``fingerprint`` the SHA-256 of its bytes.
     """
     p = resolve_routes_path(path)
-    label = _display(p)
+    label = display_path(p)
     data = _read_routes_file(p, label)
-    digest = _sha256(data)
+    digest = sha256_hex(data)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -100,15 +100,15 @@ def load_table(path: str | os.PathLike[str] | None = None) -> RoutingTable:
         raise TableError([Problem(label, line, "", "the file is not UTF-8 text")]) from e
     text = text.removeprefix("\ufeff")
     cacheable = len(data) >= CACHE_MIN_BYTES
-    doc = _cache_get(digest) if cacheable else None
+    doc = cache_get(digest) if cacheable else None
     from_cache = doc is not None
     if doc is None:
         doc = _parse(text, label=label)
-    table = _build(doc, path=p, text=text, fingerprint=digest, label=label)
+    table = build_table(doc, path=p, text=text, fingerprint=digest, label=label)
     # Only a table that passed every check (the key check included) is cached: a key pasted
     # into routes.toml must not end up in the cache folder.
     if cacheable and not from_cache:
-        _cache_put(digest, doc)
+        cache_put(digest, doc)
     return table
 
 
@@ -132,8 +132,8 @@ def table_from_dict(
     table its fingerprint; ``path`` is recorded as the table's path and names the file in messages.
     """
     p = resolve_routes_path(path) if path is not None else None
-    fingerprint = _sha256(text.encode("utf-8")) if text is not None else None
-    return _build(doc, path=p, text=text, fingerprint=fingerprint, label=_display(p))
+    fingerprint = sha256_hex(text.encode("utf-8")) if text is not None else None
+    return build_table(doc, path=p, text=text, fingerprint=fingerprint, label=display_path(p))
 
 
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
@@ -173,14 +173,14 @@ class _Known:
     priorities_ok: bool = False
 
 
-def _build(
+def build_table(
     doc: Any, *, path: Path | None, text: str | None, fingerprint: str | None, label: str
 ) -> RoutingTable:
     """Validate ``doc`` section by section and build the table; raises :class:`TableError`
     listing every problem, located in ``text`` when it is given."""
     if not isinstance(doc, dict):
         raise TableError([Problem(label, None, "", "the document must be a TOML table")])
-    c = _Checker()
+    c = Checker()
     _check_top_level(c, doc)
     known = _Known()
     providers = _providers(c, doc, known)
@@ -195,7 +195,7 @@ def _build(
     c.secrets((), doc)  # secrets anywhere
 
     if c.items:
-        raise TableError(_problems(c.items, label, text))
+        raise TableError(locate_problems(c.items, label, text))
     return RoutingTable(
         tasks=known.tasks,
         priorities=known.priorities,
@@ -212,19 +212,19 @@ def _build(
     )
 
 
-def _section(c: _Checker, doc: dict[str, Any], name: str) -> dict[str, Any] | None:
+def _section(c: Checker, doc: dict[str, Any], name: str) -> dict[str, Any] | None:
     """The section ``name`` when the document has it and it is a table (a problem otherwise)."""
     if name not in doc:
         return None
     return c.table((name,), doc[name])
 
 
-def _check_top_level(c: _Checker, doc: dict[str, Any]) -> None:
+def _check_top_level(c: Checker, doc: dict[str, Any]) -> None:
     """Misspelled and missing sections, the version and the file's description."""
     known_top = REQUIRED_SECTIONS + OPTIONAL_SECTIONS
     misspelled: set[str] = set()
     for k in doc:
-        if k not in known_top and not _SECRET_KEY.fullmatch(k) and (m := _close(k, known_top)):
+        if k not in known_top and not SECRET_KEY.fullmatch(k) and (m := close_match(k, known_top)):
             c.add((k,), f'unknown section; did you mean "{m}"?')
             misspelled.add(m)
     for s in REQUIRED_SECTIONS:
@@ -232,13 +232,13 @@ def _check_top_level(c: _Checker, doc: dict[str, Any]) -> None:
             c.add((s,), f"missing required section [{s}]")
     version = doc.get("version")
     if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
-        c.add(("version",), f"must be an integer, not {_kind_of(version)}")
+        c.add(("version",), f"must be an integer, not {kind_of(version)}")
     elif isinstance(version, int) and version > 1:
         c.add(("version",), f"this file is version {version}; this RouteDeck reads version 1")
     c.string(("description",), doc.get("description"))
 
 
-def _providers(c: _Checker, doc: dict[str, Any], known: _Known) -> dict[str, Provider]:
+def _providers(c: Checker, doc: dict[str, Any], known: _Known) -> dict[str, Provider]:
     """The [providers] section; records the provider names in ``known``."""
     providers: dict[str, Provider] = {}
     if (sec := _section(c, doc, "providers")) is None:
@@ -252,7 +252,7 @@ def _providers(c: _Checker, doc: dict[str, Any], known: _Known) -> dict[str, Pro
     return providers
 
 
-def _provider(c: _Checker, name: str, v: dict[str, Any]) -> Provider:
+def _provider(c: Checker, name: str, v: dict[str, Any]) -> Provider:
     p: KeyPath = ("providers", name)
     if not name.strip() or "/" in name:
         c.add(p, 'a provider name must be non-empty and contain no "/"')
@@ -260,12 +260,12 @@ def _provider(c: _Checker, name: str, v: dict[str, Any]) -> Provider:
     if kind is None:
         c.add(p + ("kind",), f"missing; one of {', '.join(PROVIDER_KINDS)}")
     elif not isinstance(kind, str):
-        c.add(p + ("kind",), f"must be a string, not {_kind_of(kind)}")
+        c.add(p + ("kind",), f"must be a string, not {kind_of(kind)}")
     elif kind not in PROVIDER_KINDS:
         c.add(
             p + ("kind",),
-            f"unknown provider kind {_q(kind)} (known: {', '.join(PROVIDER_KINDS)})"
-            + _suggest(kind, PROVIDER_KINDS),
+            f"unknown provider kind {quote(kind)} (known: {', '.join(PROVIDER_KINDS)})"
+            + suggest(kind, PROVIDER_KINDS),
         )
     base_url = c.string(p + ("base_url",), v.get("base_url"))
     if base_url and not base_url.startswith(("http://", "https://")):
@@ -273,7 +273,7 @@ def _provider(c: _Checker, name: str, v: dict[str, Any]) -> Provider:
     key_env = v.get("api_key_env")
     if key_env is not None:
         key_env = c.string(p + ("api_key_env",), key_env) or None
-        if key_env and not _secret_reason(key_env) and not _ENV_NAME.fullmatch(key_env):
+        if key_env and not secret_reason(key_env) and not ENV_NAME.fullmatch(key_env):
             c.add(
                 p + ("api_key_env",),
                 "must be the NAME of an environment variable (letters, digits and _), "
@@ -290,20 +290,20 @@ def _provider(c: _Checker, name: str, v: dict[str, Any]) -> Provider:
     )
 
 
-def _tasks(c: _Checker, doc: dict[str, Any], known: _Known) -> None:
+def _tasks(c: Checker, doc: dict[str, Any], known: _Known) -> None:
     """The [tasks] section, into ``known.tasks``."""
     if (sec := _section(c, doc, "tasks")) is None:
         return
     known.tasks_ok = True
     items = list(c.entries(("tasks",), sec))
-    _names_check(c, "tasks", "task", [n for n, _ in items])
+    check_names(c, "tasks", "task", [n for n, _ in items])
     for name, v in items:
         known.tasks[name] = _task(c, name, v)
     if not items:
         c.add(("tasks",), "no task types defined")
 
 
-def _task(c: _Checker, name: str, v: dict[str, Any]) -> TaskType:
+def _task(c: Checker, name: str, v: dict[str, Any]) -> TaskType:
     p: KeyPath = ("tasks", name)
     if name.casefold() == "baseline":
         c.add(
@@ -316,7 +316,7 @@ def _task(c: _Checker, name: str, v: dict[str, Any]) -> TaskType:
         try:
             compile_rule(rule)
         except RuleError as e:
-            c.add(p + ("rules", i), _rule_message(rule, e))
+            c.add(p + ("rules", i), rule_message(rule, e))
     vocabulary = c.string_list(p + ("vocabulary",), v.get("vocabulary"))
     for i, entry in enumerate(vocabulary):
         n_words = len(entry.split())
@@ -324,14 +324,14 @@ def _task(c: _Checker, name: str, v: dict[str, Any]) -> TaskType:
             c.add(p + ("vocabulary", i), "empty entry")
         elif n_words > VOCABULARY_MAX_WORDS:
             c.add(p + ("vocabulary", i),
-                  f"{_q(entry)} has {n_words} words; an entry is one word or a "
+                  f"{quote(entry)} has {n_words} words; an entry is one word or a "
                   "two-word phrase")
     examples = _examples(c, p, v.get("examples"))
     c.unknown_keys(p, v, _TASK_KEYS)
     return TaskType(name, description, tuple(examples), tuple(rules), tuple(vocabulary))
 
 
-def _examples(c: _Checker, p: KeyPath, raw_examples: Any) -> list[str]:
+def _examples(c: Checker, p: KeyPath, raw_examples: Any) -> list[str]:
     """A task's example prompts: strings, none empty, at least :data:`MIN_EXAMPLES` of them."""
     examples = c.string_list(p + ("examples",), raw_examples)
     for i, example in enumerate(examples):
@@ -349,13 +349,13 @@ def _examples(c: _Checker, p: KeyPath, raw_examples: Any) -> list[str]:
     return examples
 
 
-def _priorities(c: _Checker, doc: dict[str, Any], known: _Known) -> None:
+def _priorities(c: Checker, doc: dict[str, Any], known: _Known) -> None:
     """The [priorities] section, into ``known.priorities``."""
     if (sec := _section(c, doc, "priorities")) is None:
         return
     known.priorities_ok = True
     items = list(c.entries(("priorities",), sec))
-    _names_check(c, "priorities", "priority", [n for n, _ in items])
+    check_names(c, "priorities", "priority", [n for n, _ in items])
     for name, v in items:
         p: KeyPath = ("priorities", name)
         description = c.string(p + ("description",), v.get("description"))
@@ -369,7 +369,7 @@ def _priorities(c: _Checker, doc: dict[str, Any], known: _Known) -> None:
         c.add(("priorities",), "no priorities defined")
 
 
-def _routes(c: _Checker, doc: dict[str, Any], known: _Known) -> dict[tuple[str, str], Cell]:
+def _routes(c: Checker, doc: dict[str, Any], known: _Known) -> dict[tuple[str, str], Cell]:
     """The [routes] grid: one cell per (task, priority), every one of them present, in the
     order of the tasks and priorities."""
     routes: dict[tuple[str, str], Cell] = {}
@@ -383,8 +383,8 @@ def _routes(c: _Checker, doc: dict[str, Any], known: _Known) -> dict[tuple[str, 
         if known.tasks_ok and tname not in tasks:
             c.add(
                 p,
-                f"no task {_q(tname)} in [tasks] (known: {_known_list(task_names)})"
-                + _suggest(tname, task_names),
+                f"no task {quote(tname)} in [tasks] (known: {known_list(task_names)})"
+                + suggest(tname, task_names),
             )
         for pname, cv in c.entries(p, tv):
             present.add((tname, pname))
@@ -396,27 +396,27 @@ def _routes(c: _Checker, doc: dict[str, Any], known: _Known) -> dict[tuple[str, 
             if (tname, pname) not in present:
                 c.add(
                     ("routes", tname, pname),
-                    f"task {_q(tname)} has no cell for priority {_q(pname)}; add "
-                    f"[{_fmt_path(('routes', tname, pname))}] with a primary model",
+                    f"task {quote(tname)} has no cell for priority {quote(pname)}; add "
+                    f"[{format_key_path(('routes', tname, pname))}] with a primary model",
                 )
     # Order the grid as the tasks and priorities are ordered.
     return {(t, pr): routes[(t, pr)] for t in tasks for pr in priorities if (t, pr) in routes}
 
 
-def _route_cell(c: _Checker, cp: KeyPath, cv: dict[str, Any], known: _Known) -> Cell | None:
+def _route_cell(c: Checker, cp: KeyPath, cv: dict[str, Any], known: _Known) -> Cell | None:
     """One cell of the grid, at ``cp`` = ("routes", task, priority)."""
     pname = cp[-1]
     if known.priorities_ok and pname not in known.priorities:
         priority_names = list(known.priorities)
         c.add(
             cp,
-            f"no priority {_q(pname)} in [priorities] "
-            f"(known: {_known_list(priority_names)})" + _suggest(str(pname), priority_names),
+            f"no priority {quote(pname)} in [priorities] "
+            f"(known: {known_list(priority_names)})" + suggest(str(pname), priority_names),
         )
     return _cell(c, cp, cv, known.provider_names)
 
 
-def _baseline(c: _Checker, doc: dict[str, Any], known: _Known) -> Baseline:
+def _baseline(c: Checker, doc: dict[str, Any], known: _Known) -> Baseline:
     if (sec := _section(c, doc, "baseline")) is None:
         return Baseline(model="")
     names = known.provider_names
@@ -426,7 +426,7 @@ def _baseline(c: _Checker, doc: dict[str, Any], known: _Known) -> Baseline:
     return Baseline(model or "", fallback)
 
 
-def _classifier(c: _Checker, doc: dict[str, Any], known: _Known) -> ClassifierSettings:
+def _classifier(c: Checker, doc: dict[str, Any], known: _Known) -> ClassifierSettings:
     classifier = ClassifierSettings()
     if (sec := _section(c, doc, "classifier")) is None:
         return classifier
@@ -434,7 +434,7 @@ def _classifier(c: _Checker, doc: dict[str, Any], known: _Known) -> ClassifierSe
     given = c.string(p + ("kind",), sec.get("kind"), default=classifier.kind)
     kind = next((k for k in CLASSIFIER_KINDS if k == given), None)
     if kind is None:
-        c.add(p + ("kind",), f'must be "local", "llm" or "cascade", not {_q(given)}')
+        c.add(p + ("kind",), f'must be "local", "llm" or "cascade", not {quote(given)}')
         kind = classifier.kind
     threshold = c.number(
         p + ("threshold",),
@@ -452,8 +452,8 @@ def _classifier(c: _Checker, doc: dict[str, Any], known: _Known) -> ClassifierSe
         task_names = list(known.tasks)
         c.add(
             p + ("uncertain_route",),
-            f'must be "baseline" or a task name (known: {_known_list(task_names)}), '
-            f"not {_q(uncertain)}" + _suggest(uncertain, ["baseline", *task_names]),
+            f'must be "baseline" or a task name (known: {known_list(task_names)}), '
+            f"not {quote(uncertain)}" + suggest(uncertain, ["baseline", *task_names]),
         )
     llm_model = c.model(
         p + ("llm_model",), sec.get("llm_model"), known.provider_names, required=False
@@ -464,7 +464,7 @@ def _classifier(c: _Checker, doc: dict[str, Any], known: _Known) -> ClassifierSe
     return ClassifierSettings(kind, threshold, uncertain, llm_model)
 
 
-def _profiles(c: _Checker, doc: dict[str, Any], known: _Known) -> dict[str, ModelProfile]:
+def _profiles(c: Checker, doc: dict[str, Any], known: _Known) -> dict[str, ModelProfile]:
     profiles: dict[str, ModelProfile] = {}
     if (sec := _section(c, doc, "profiles")) is None:
         return profiles
@@ -487,7 +487,7 @@ def _profiles(c: _Checker, doc: dict[str, Any], known: _Known) -> dict[str, Mode
     return profiles
 
 
-def _judge(c: _Checker, doc: dict[str, Any], provider_names: list[str] | None) -> JudgeSettings:
+def _judge(c: Checker, doc: dict[str, Any], provider_names: list[str] | None) -> JudgeSettings:
     """The [judge] section: its model (default: the baseline's), whether it runs after every
     run in the TUI, and its instructions."""
     judge = JudgeSettings()
@@ -498,7 +498,7 @@ def _judge(c: _Checker, doc: dict[str, Any], provider_names: list[str] | None) -
     fallback = c.model(p + ("fallback",), sec.get("fallback"), provider_names, required=False)
     auto = sec.get("auto", judge.auto)
     if not isinstance(auto, bool):
-        c.add(p + ("auto",), f"must be true or false, not {_kind_of(auto)}")
+        c.add(p + ("auto",), f"must be true or false, not {kind_of(auto)}")
         auto = judge.auto
     instructions = c.string(
         p + ("instructions",), sec.get("instructions"), default=judge.instructions, nonempty=True
@@ -508,7 +508,7 @@ def _judge(c: _Checker, doc: dict[str, Any], provider_names: list[str] | None) -
                          else judge.instructions)
 
 
-def _timeouts(c: _Checker, doc: dict[str, Any]) -> Timeouts:
+def _timeouts(c: Checker, doc: dict[str, Any]) -> Timeouts:
     """The [timeouts] section (every value a positive number of seconds, retries a count)."""
     timeouts = Timeouts()
     if "timeouts" in doc and (sec := c.table(("timeouts",), doc["timeouts"])) is not None:
@@ -562,7 +562,7 @@ def _timeouts(c: _Checker, doc: dict[str, Any]) -> Timeouts:
 
 
 def _cell(
-    c: _Checker, path: KeyPath, v: dict[str, Any], providers: list[str] | None
+    c: Checker, path: KeyPath, v: dict[str, Any], providers: list[str] | None
 ) -> Cell | None:
     primary = c.model(path + ("primary",), v.get("primary"), providers, required=True)
     fallback = c.model(path + ("fallback",), v.get("fallback"), providers, required=False)

@@ -9,10 +9,10 @@ import contextlib
 import re
 import tomllib
 
-from tui.router.table.check import _BARE_KEY, KeyPath, Problem, _fmt_path
+from tui.router.table.check import BARE_KEY, KeyPath, Problem, format_key_path
 
 
-def _problems(items: list[tuple[KeyPath, str]], label: str, text: str | None) -> list[Problem]:
+def locate_problems(items: list[tuple[KeyPath, str]], label: str, text: str | None) -> list[Problem]:
     locator = _Locator(text) if text is not None else None
     seen: set[tuple[KeyPath, str]] = set()
     out: list[Problem] = []
@@ -21,7 +21,7 @@ def _problems(items: list[tuple[KeyPath, str]], label: str, text: str | None) ->
             continue
         seen.add((path, message))
         line = locator.line_of(path) if locator is not None else None
-        out.append(Problem(label, line, _fmt_path(path), message))
+        out.append(Problem(label, line, format_key_path(path), message))
     # In the order of the file; problems with no line (missing sections) first.
     return sorted(out, key=lambda pr: pr.line or 0)
 
@@ -99,7 +99,7 @@ class _Locator:
                 parts.append(tomllib.loads("k = " + m.group())["k"])
             elif m := _LITERAL_STR.match(text, pos):
                 parts.append(m.group()[1:-1])
-            elif m := _BARE_KEY.match(text, pos):
+            elif m := BARE_KEY.match(text, pos):
                 parts.append(m.group())
             else:
                 raise _Stop

@@ -25,7 +25,7 @@ def resolve_routes_path(path: str | os.PathLike[str] | None = None) -> Path:
     return Path(os.path.abspath(os.path.expanduser(os.fspath(path))))
 
 
-def _display(path: Path | None) -> str:
+def display_path(path: Path | None) -> str:
     """How a file is named in messages: relative to the current folder when inside it."""
     if path is None:
         return ROUTES_FILENAME
@@ -34,7 +34,7 @@ def _display(path: Path | None) -> str:
     return str(path)
 
 
-def _sha256(data: bytes) -> str:
+def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 

@@ -23,10 +23,10 @@ from typing import Any
 
 import tomli_w
 
-from tui.router.table.cache import CACHE_MIN_BYTES, _cache_put
+from tui.router.table.cache import CACHE_MIN_BYTES, cache_put
 from tui.router.table.check import Problem, TableError
-from tui.router.table.load import _build
-from tui.router.table.paths import _display, _sha256, save_target
+from tui.router.table.load import build_table
+from tui.router.table.paths import display_path, save_target, sha256_hex
 from tui.router.types import (
     DEFAULT_JUDGE_INSTRUCTIONS,
     ClassifierSettings,
@@ -278,11 +278,11 @@ def save_table_result(
     and ``written`` is False.
     """
     target = save_target(table.path, path)
-    label = _display(target)
+    label = display_path(target)
     text, parsed = _render(_to_doc(table))
     data = text.encode("utf-8")
-    digest = _sha256(data)
-    new_table = _build(parsed, path=target, text=None, fingerprint=digest, label=label)
+    digest = sha256_hex(data)
+    new_table = build_table(parsed, path=target, text=None, fingerprint=digest, label=label)
 
     with _save_lock(target, label):
         removed = _remove_stale_temps(target)
@@ -290,7 +290,7 @@ def save_table_result(
         if old is not None and not force:
             _check_unchanged(table, target, old, label)
         if old is not None and (old == data if force else _same_document(old, data, parsed)):
-            on_disk = replace(new_table, fingerprint=_sha256(old))
+            on_disk = replace(new_table, fingerprint=sha256_hex(old))
             return SaveResult(on_disk, False, target, removed)
         if old is not None:
             try:
@@ -302,7 +302,7 @@ def save_table_result(
             mode = 0o644
         _atomic_write(target, data, mode)
     if len(data) >= CACHE_MIN_BYTES:
-        _cache_put(digest, new_table.raw)
+        cache_put(digest, new_table.raw)
     return SaveResult(new_table, True, target, removed)
 
 
@@ -314,7 +314,7 @@ def _check_unchanged(table: RoutingTable, target: Path, old: bytes, label: str) 
             f"{label} already exists and is not the file this table was loaded "
             "from; save with force to overwrite it",
         )
-    if table.fingerprint is None or _sha256(old) != table.fingerprint:
+    if table.fingerprint is None or sha256_hex(old) != table.fingerprint:
         raise ConflictError(
             target,
             f"{label} changed on disk since it was loaded; reload it, or save "
@@ -414,8 +414,8 @@ def _atomic_write(target: Path, data: bytes, mode: int) -> None:
 def table_problems(table: RoutingTable) -> list[Problem]:
     """Every problem a save of ``table`` would report (empty when it can be saved)."""
     try:
-        _build(
-            _to_doc(table), path=table.path, text=None, fingerprint=None, label=_display(table.path)
+        build_table(
+            _to_doc(table), path=table.path, text=None, fingerprint=None, label=display_path(table.path)
         )
     except TableError as e:
         return e.problems
