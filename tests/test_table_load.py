@@ -1,111 +1,44 @@
-"""tui.router.table: loading routes.toml with errors a person can act on, and saving it safely."""
+"""tui.router.table, loading routes.toml with errors a person can act on: the default file,
+every problem named by its line and key, secrets found anywhere and never echoed, all
+problems at once, the key locator, the parse cache of big files, and values refused (bad
+UTF-8, control characters, a fallback equal to its primary)."""
 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import tomllib
-from collections.abc import Iterable
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import table_helpers
 import tomli_w
+from table_helpers import (
+    FAKE_GOOGLE_KEY,
+    FAKE_OPENAI_KEY,
+    FAKE_TOKEN,
+    _default_text,
+    append,
+    edit,
+    known,
+    line_no,
+    problems,
+    remove_block,
+    set_key,
+    the_problem,
+)
 
-from tui.router.table import paths as paths_mod
 from tui.router.table.cache import CACHE_MIN_BYTES
 from tui.router.table.check import Problem, TableError
 from tui.router.table.load import MIN_EXAMPLES, load_table, table_from_dict
 from tui.router.table.paths import default_routes_path, resolve_routes_path
-from tui.router.table.save import ConflictError, dumps_table, save_table, table_problems
+from tui.router.table.save import save_table
 from tui.router.types import Cell, ClassifierSettings
 
-FAKE_OPENAI_KEY = "sk-proj-4f9Qx2LmT7vB8nR1wZ3kY6aH0cJ5dE"
-FAKE_GOOGLE_KEY = "AIzaSyD3xQ9mP2kL8vN4bR7tY1uW6zC0fG5hJ"
-FAKE_TOKEN = "a3f9c2e17b4d8a6f0e5c9b2d7a1f4e8c3b6d9a0f2e5c8b1d4a7f0e3c6b9d2a5f"
-
-
-# --------------------------------------------------------------------------------------------
-# Helpers
-# --------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("ROUTEDECK_CACHE_DIR", str(cache))
-    return cache
-
-
-def _default_text() -> str:
-    """The packaged routes.toml, with every task topped up to MIN_EXAMPLES examples when it has
-    fewer (its examples are placeholders until the real ones are filled in)."""
-    text = default_routes_path().read_text("utf-8")
-    doc = tomllib.loads(text)
-    short = [t for t in doc["tasks"].values() if len(t.get("examples", [])) < MIN_EXAMPLES]
-    if not short:
-        return text
-    for task in short:
-        have = task.setdefault("examples", [])
-        have += [f"extra example {i} for the tests" for i in range(MIN_EXAMPLES - len(have))]
-    return tomli_w.dumps(doc, multiline_strings=True)
-
-
-@pytest.fixture
-def routes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A valid copy of the default routes.toml in a temporary folder, the current folder (so
-    messages name it "routes.toml", as a person running RouteDeck there would see it)."""
-    monkeypatch.chdir(tmp_path)
-    path = tmp_path / "routes.toml"
-    path.write_text(_default_text(), encoding="utf-8")
-    return path
-
-
-def line_no(text: str, needle: str, *, after: str | None = None) -> int:
-    """The 1-based line of the first ``needle`` (after the first ``after``)."""
-    start = text.index(after) if after is not None else 0
-    return text.count("\n", 0, text.index(needle, start)) + 1
-
-
-def edit(path: Path, old: str, new: str, *, after: str | None = None) -> str:
-    """Replace the first ``old`` (after the first ``after``) in the file; return the new text."""
-    text = path.read_text("utf-8")
-    start = text.index(after) if after is not None else 0
-    i = text.index(old, start)
-    text = text[:i] + new + text[i + len(old) :]
-    path.write_text(text, encoding="utf-8")
-    return text
-
-
-def append(path: Path, extra: str) -> str:
-    text = path.read_text("utf-8") + extra
-    path.write_text(text, encoding="utf-8")
-    return text
-
-
-def problems(path: Path) -> list[str]:
-    with pytest.raises(TableError) as info:
-        load_table(path)
-    assert info.value.problems, "a TableError always lists its problems"
-    return [str(p) for p in info.value.problems]
-
-
-def the_problem(path: Path, key: str) -> str:
-    """The one message about ``key``."""
-    found = [m for m in problems(path) if f": {key}: " in m]
-    assert len(found) == 1, found
-    return found[0]
-
-
-def remove_block(path: Path, header: str) -> str:
-    """Remove a [table] (its header line through the blank line that ends it)."""
-    text = path.read_text("utf-8")
-    start = text.index(header + "\n")
-    end = text.find("\n\n", start)
-    text = text[:start] + (text[end + 2 :] if end >= 0 else "")
-    path.write_text(text, encoding="utf-8")
-    return text
+# The shared fixtures, bound by name so pytest finds them here (imported, ruff would read
+# every test argument of the same name as a redefinition, F811).
+_private_cache = table_helpers._private_cache
+routes = table_helpers.routes
 
 
 # --------------------------------------------------------------------------------------------
@@ -168,32 +101,6 @@ def test_problem_reads_file_line_key_message() -> None:
 # --------------------------------------------------------------------------------------------
 # Each problem names the line and the key
 # --------------------------------------------------------------------------------------------
-
-
-def set_key(path: Path, header: str, key: str, value: str) -> tuple[str, int]:
-    """Set ``key = value`` (TOML) in the table that starts with ``header`` (one of the short
-    tables that end at a blank line), replacing the key's line or adding one after the header.
-    Returns the new text and the key's line."""
-    text = path.read_text("utf-8")
-    start = text.index(header + "\n") + len(header) + 1
-    end = text.find("\n\n", start)
-    end = len(text) if end < 0 else end
-    block = text[start:end]
-    m = re.search(rf"^{re.escape(key)} = .*$", block, re.MULTILINE)
-    line = f"{key} = {value}"
-    if m:
-        block = block[: m.start()] + line + block[m.end() :]
-        at = start + m.start()
-    else:
-        block = line + "\n" + block
-        at = start
-    text = text[:start] + block + text[end:]
-    path.write_text(text, encoding="utf-8")
-    return text, text.count("\n", 0, at) + 1
-
-
-def known(names: Iterable[str]) -> str:
-    return ", ".join(names)
 
 
 def test_unknown_provider(routes: Path) -> None:
@@ -580,186 +487,8 @@ def test_unreadable_file(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Saving
+# The parse cache, and what loading refuses
 # --------------------------------------------------------------------------------------------
-
-
-def _leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
-
-
-def test_round_trip_is_equal(routes: Path) -> None:
-    table = load_table(routes)
-    saved = save_table(table)
-    assert saved.path == routes
-    again = load_table(routes)
-    assert again == table == saved
-    assert again.fingerprint == saved.fingerprint == hashlib.sha256(routes.read_bytes()).hexdigest()
-
-
-def test_unchanged_tomli_w_file_saves_byte_for_byte(tmp_path: Path) -> None:
-    path = tmp_path / "routes.toml"
-    text = tomli_w.dumps(tomllib.loads(_default_text()), multiline_strings=True)
-    path.write_text(text, encoding="utf-8")
-    save_table(load_table(path))
-    assert path.read_text("utf-8") == text
-
-
-def test_save_edits_a_cell_keeps_unknown_keys_and_writes_bak(routes: Path) -> None:
-    set_key(routes, "[routes.code.default]", "note", '"keep me"')
-    set_key(routes, "[timeouts]", "connect", "10")
-    append(routes, '\n[my_notes]\nowner = "ops team"\nlist = [1, 2]\n')
-    before = routes.read_bytes()
-    table = load_table(routes)
-    edited = table.with_cell("code", "default", Cell("anthropic/claude-haiku-4-5", None, None))
-    saved = save_table(edited)
-
-    assert (routes.parent / "routes.toml.bak").read_bytes() == before
-    reloaded = load_table(routes)
-    assert reloaded == saved == edited
-    assert reloaded.cell("code", "default") == Cell("anthropic/claude-haiku-4-5")
-    raw = reloaded.raw
-    assert raw["routes"]["code"]["default"] == {
-        "primary": "anthropic/claude-haiku-4-5",
-        "note": "keep me",
-    }
-    assert raw["my_notes"] == {"owner": "ops team", "list": [1, 2]}
-    assert "connect = 10\n" in routes.read_text("utf-8")  # an integer stays as it was written
-    assert list(raw)[: len(table.raw)] == list(table.raw)  # sections keep their places
-    assert _leftovers(routes.parent) == []
-    # The returned table carries the new fingerprint: saving it again is no conflict.
-    save_table(saved.with_cell("code", "default", Cell("openai/gpt-5-mini")))
-
-
-def test_save_refuses_to_overwrite_a_changed_file(routes: Path) -> None:
-    table = load_table(routes)
-    append(routes, "\n# edited by hand meanwhile\n")
-    changed = routes.read_bytes()
-    with pytest.raises(ConflictError, match="changed on disk since it was loaded"):
-        save_table(table)
-    assert routes.read_bytes() == changed
-    save_table(table, force=True)
-    assert load_table(routes) == table
-    assert (routes.parent / "routes.toml.bak").read_bytes() == changed
-
-
-def test_save_refuses_to_overwrite_another_file(routes: Path, tmp_path: Path) -> None:
-    table = load_table(routes)
-    other = tmp_path / "other.toml"
-    other.write_text("x = 1\n", encoding="utf-8")
-    with pytest.raises(ConflictError, match="already exists"):
-        save_table(table, other)
-    assert other.read_text("utf-8") == "x = 1\n"
-    saved = save_table(table, other, force=True)
-    assert saved.path == other and load_table(other) == table
-    fresh = tmp_path / "new.toml"
-    assert save_table(table, fresh).path == fresh
-
-
-def test_save_validates_before_writing(routes: Path) -> None:
-    table = load_table(routes)
-    before = routes.read_bytes()
-    broken = table.with_cell("code", "default", Cell("antropic/claude", None, 100))
-    assert [p.key for p in table_problems(broken)] == [
-        "routes.code.default.primary",
-        "routes.code.default.hedge_after_ms",
-    ]
-    assert table_problems(table) == []
-    with pytest.raises(TableError):
-        save_table(broken)
-    assert routes.read_bytes() == before
-    assert not (routes.parent / "routes.toml.bak").exists()
-
-
-@pytest.mark.parametrize("fail", ["dumps", "fsync", "replace-target", "replace-any"])
-def test_failed_save_leaves_the_original_intact(
-    routes: Path, monkeypatch: pytest.MonkeyPatch, fail: str
-) -> None:
-    table = load_table(routes)
-    before = routes.read_bytes()
-
-    def boom(*args: object, **kwargs: object) -> None:
-        raise OSError("disk full")
-
-    if fail == "dumps":
-        monkeypatch.setattr(tomli_w, "dumps", boom)
-    elif fail == "fsync":
-        monkeypatch.setattr(os, "fsync", boom)
-    else:
-        real_replace = os.replace
-
-        def replace(src: str, dst: str | Path) -> None:
-            if fail == "replace-any" or Path(dst) == routes:
-                boom()
-            real_replace(src, dst)
-
-        monkeypatch.setattr(os, "replace", replace)
-    with pytest.raises(OSError, match="disk full"):
-        save_table(table.with_cell("code", "default", Cell("openai/gpt-5.2")))
-    assert routes.read_bytes() == before
-    assert _leftovers(routes.parent) == []
-    assert load_table(routes) == table
-
-
-def test_symlinked_target_is_replaced_not_written_through(tmp_path: Path) -> None:
-    package = tmp_path / "package"
-    package.mkdir()
-    shipped = package / "routes.toml"
-    shipped.write_text(_default_text(), encoding="utf-8")
-    shipped_bytes = shipped.read_bytes()
-    work = tmp_path / "work"
-    work.mkdir()
-    link = work / "routes.toml"
-    link.symlink_to(shipped)
-
-    table = load_table(link)
-    saved = save_table(table.with_cell("math", "default", Cell("openai/gpt-5.2")))
-    assert saved.path == link
-    assert not link.is_symlink() and link.is_file()
-    assert shipped.read_bytes() == shipped_bytes
-    assert (work / "routes.toml.bak").read_bytes() == shipped_bytes
-    assert load_table(link).cell("math", "default") == Cell("openai/gpt-5.2")
-    assert _leftovers(work) == []
-
-
-def test_table_from_the_packaged_default_is_saved_in_the_current_folder(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    package = tmp_path / "package"
-    package.mkdir()
-    shipped = package / "routes.toml"
-    shipped.write_text(_default_text(), encoding="utf-8")
-    shipped_bytes = shipped.read_bytes()
-    monkeypatch.setattr(paths_mod, "default_routes_path", lambda: shipped)
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
-
-    table = load_table()
-    assert table.path == shipped
-    saved = save_table(table.with_cell("math", "default", Cell("openai/gpt-5.2")))
-    assert saved.path == work / "routes.toml"
-    assert shipped.read_bytes() == shipped_bytes
-    assert load_table().cell("math", "default") == Cell("openai/gpt-5.2")
-
-
-def test_awkward_strings_survive_a_round_trip(routes: Path) -> None:
-    table = load_table(routes)
-    awkward = (
-        'a """ triple quote',
-        'ends with a quote"',
-        "back\\slash\nand a newline",
-        "windows\r\nline ends",
-        "tab\there, ünïcødé ✓",
-        "trailing backslash\\",
-        "```python\nprint('hi')\n```",
-    )
-    code = table.tasks["code"]
-    new_code = type(code)(code.name, code.description, code.examples + awkward, code.rules)
-    edited = replace(table, tasks={**table.tasks, "code": new_code})
-    save_table(edited)
-    assert load_table(routes).tasks["code"].examples[-len(awkward) :] == awkward
-    assert "windows" in dumps_table(edited)
 
 
 def test_big_files_are_parsed_once_then_cached(tmp_path: Path, _private_cache: Path) -> None:
