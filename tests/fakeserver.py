@@ -93,6 +93,12 @@ Clients created without ``http_client=`` share one httpx client per event loop; 
 that uses them can close it with ``await tui.router.providers.registry.aclose_shared_http_client()``
 (see the autouse fixture in tests/test_providers.py).
 
+The server is in three modules: this one (``FakeServer``: starting and stopping, scripting,
+recording, reading requests and choosing replies; ``closed_port_url``; the fixture),
+tests/fakeserver_wire.py (``Reply``, ``RecordedRequest`` and one connection's HTTP/1.1 and SSE
+framing) and tests/fakeserver_replies.py (writing a reply: error bodies, whole responses, the
+OpenAI and Anthropic streams and their faults). Import everything from this one.
+
 By hand: ``python tests/fakeserver.py [--port N] [--delay S]`` serves a slow default answer and
 prints the ``OPENAI_BASE_URL`` / ``ANTHROPIC_BASE_URL`` to point the app at (any key works).
 """
@@ -101,19 +107,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import http
 import json
-import re
 import socket
-import struct
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 import pytest
+from fakeserver_replies import ReplyWriter
+from fakeserver_wire import Conn, Gone, RecordedRequest, Reply
 
 __all__ = [
     "FakeServer",
@@ -123,249 +126,8 @@ __all__ = [
     "fake_server",
 ]
 
-Fault = Literal["stall_headers", "stall", "reset", "hangup", "malformed", "stream_error", "cut"]
 
-
-@dataclass(frozen=True)
-class Reply:
-    """What the server does with one request (see the module docstring)."""
-
-    status: int = 200
-    text: str = "Hello from the fake server. It streams a few words."
-    chunks: tuple[str, ...] | None = None
-    fault: Fault | None = None
-    after: int = 2  # content chunks sent before a mid-stream fault
-    seconds: float = 30.0  # how long a stall lasts at most
-    finish_reason: str = "stop"
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    cached_tokens: int = 0
-    delay: float = 0.0
-    first_delay: float = 0.0
-    comments: bool = True
-    crlf: bool = False
-    framing: Literal["chunked", "close"] = "chunked"
-    logprobs: tuple[tuple[str, float], ...] | None = None
-    usage_steps: int = 1
-    send_usage: bool = True  # OpenAI: the usage chunk (when asked for); off = a server ignoring it
-    headers: tuple[tuple[str, str], ...] = ()
-    message: str | None = None  # error message (http errors, stream errors)
-    error_type: str | None = None
-    body: Any = None  # an http error's body, verbatim
-    as_list: bool = False
-
-    @classmethod
-    def ok(cls, text: str | None = None, **fields: Any) -> Reply:
-        if text is not None:
-            fields["text"] = text
-        if "chunks" in fields and fields["chunks"] is not None:
-            fields["chunks"] = tuple(fields["chunks"])
-        return cls(**_headers_field(fields))
-
-    @classmethod
-    def http(
-        cls,
-        status: int,
-        message: str | None = None,
-        *,
-        retry_after: str | float | None = None,
-        retry_after_ms: float | None = None,
-        error_type: str | None = None,
-        body: Any = None,
-        as_list: bool = False,
-        headers: dict[str, str] | None = None,
-    ) -> Reply:
-        hdrs = dict(headers or {})
-        if retry_after is not None:
-            hdrs["retry-after"] = str(retry_after)
-        if retry_after_ms is not None:
-            hdrs["retry-after-ms"] = f"{retry_after_ms:g}"
-        return cls(
-            status=status,
-            message=message,
-            error_type=error_type,
-            body=body,
-            as_list=as_list,
-            headers=tuple(hdrs.items()),
-        )
-
-    @classmethod
-    def stall_headers(cls, seconds: float = 30.0) -> Reply:
-        return cls(fault="stall_headers", seconds=seconds)
-
-    @classmethod
-    def stall(cls, after: int = 2, seconds: float = 30.0, **fields: Any) -> Reply:
-        return cls(fault="stall", after=after, seconds=seconds, **_headers_field(fields))
-
-    @classmethod
-    def reset(cls, after: int = 2, **fields: Any) -> Reply:
-        return cls(fault="reset", after=after, **_headers_field(fields))
-
-    @classmethod
-    def hangup(cls) -> Reply:
-        return cls(fault="hangup")
-
-    @classmethod
-    def malformed(cls, after: int = 1, **fields: Any) -> Reply:
-        return cls(fault="malformed", after=after, **_headers_field(fields))
-
-    @classmethod
-    def stream_error(
-        cls,
-        after: int = 1,
-        message: str = "The server had an error while processing your request.",
-        error_type: str | None = None,
-        **fields: Any,
-    ) -> Reply:
-        return cls(
-            fault="stream_error",
-            after=after,
-            message=message,
-            error_type=error_type,
-            **_headers_field(fields),
-        )
-
-    @classmethod
-    def cut(cls, after: int = 2, **fields: Any) -> Reply:
-        return cls(fault="cut", after=after, **_headers_field(fields))
-
-    def pieces(self) -> list[str]:
-        if self.chunks is not None:
-            return list(self.chunks)
-        return re.findall(r"\s*\S+", self.text)
-
-
-def _headers_field(fields: dict[str, Any]) -> dict[str, Any]:
-    if isinstance(fields.get("headers"), dict):
-        fields["headers"] = tuple(fields["headers"].items())
-    return fields
-
-
-@dataclass
-class RecordedRequest:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    json: Any = None
-    protocol: Literal["openai", "anthropic", "other"] = "other"
-    reply: Reply | None = None
-    outcome: Literal["pending", "completed", "faulted", "disconnected"] = "pending"
-    received_at: float = field(default_factory=time.monotonic)
-    connection: int = 0  # which TCP connection carried it (1, 2, ...): shows keep-alive reuse
-
-    @property
-    def model(self) -> str | None:
-        return self.json.get("model") if isinstance(self.json, dict) else None
-
-    @property
-    def api_key(self) -> str | None:
-        auth = self.headers.get("authorization", "")
-        if auth.lower().startswith("bearer "):
-            return auth[7:]
-        return self.headers.get("x-api-key")
-
-
-class _Gone(Exception):
-    """The client went away."""
-
-
-_REASONS = {529: "Overloaded"}
-
-_OPENAI_ERROR_TYPES = {
-    400: "invalid_request_error",
-    401: "invalid_request_error",
-    403: "invalid_request_error",
-    404: "invalid_request_error",
-    429: "rate_limit_exceeded",
-}
-_ANTHROPIC_ERROR_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    500: "api_error",
-    529: "overloaded_error",
-}
-
-
-class _Conn:
-    """One client connection: reading requests, writing (chunked) responses, noticing EOF."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.chunked = True
-        self.crlf = False
-
-    async def write(self, data: bytes) -> None:
-        if self.writer.is_closing():
-            raise _Gone
-        try:
-            self.writer.write(data)
-            await self.writer.drain()
-        except (ConnectionError, RuntimeError) as exc:
-            raise _Gone from exc
-
-    async def head(self, status: int, headers: list[tuple[str, str]]) -> None:
-        try:
-            reason = http.HTTPStatus(status).phrase
-        except ValueError:
-            reason = _REASONS.get(status, "Unknown")
-        lines = [f"HTTP/1.1 {status} {reason}"] + [f"{k}: {v}" for k, v in headers]
-        await self.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-
-    async def body_part(self, data: bytes) -> None:
-        if not data:
-            return
-        if self.chunked:
-            await self.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-        else:
-            await self.write(data)
-
-    async def end_body(self) -> None:
-        if self.chunked:
-            await self.write(b"0\r\n\r\n")
-
-    async def sse(
-        self, data: str = "", event: str | None = None, comment: str | None = None
-    ) -> None:
-        nl = "\r\n" if self.crlf else "\n"
-        if comment is not None:
-            text = f": {comment}{nl}{nl}"
-        else:
-            text = (f"event: {event}{nl}" if event else "") + f"data: {data}{nl}{nl}"
-        await self.body_part(text.encode())
-
-    async def pause(self, seconds: float) -> None:
-        """Wait ``seconds``; raise _Gone at once if the client closes or resets meanwhile."""
-        if seconds <= 0:
-            return
-        loop = asyncio.get_running_loop()
-        end = loop.time() + seconds
-        while (left := end - loop.time()) > 0:
-            try:
-                data = await asyncio.wait_for(self.reader.read(1024), left)
-            except TimeoutError:
-                return
-            except ConnectionError as exc:
-                raise _Gone from exc
-            if not data:
-                raise _Gone
-            # A client does not send while a response is under way; ignore stray bytes.
-
-    def abort(self) -> None:
-        """Reset the connection (RST, not FIN)."""
-        sock = self.writer.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.writer.transport.abort()
-
-
-class FakeServer:
+class FakeServer(ReplyWriter):
     """See the module docstring."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -525,7 +287,7 @@ class FakeServer:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
-        conn = _Conn(reader, writer)
+        conn = Conn(reader, writer)
         self._connections += 1
         conn_id = self._connections
         aborted = False
@@ -537,7 +299,7 @@ class FakeServer:
                 keep_alive, aborted = await self._serve(conn, rec)
                 if not keep_alive:
                     break
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, _Gone):
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, Gone):
             pass
         except asyncio.CancelledError:
             aborted = True
@@ -589,7 +351,7 @@ class FakeServer:
             self._changed.notify_all()
         return rec
 
-    async def _serve(self, conn: _Conn, rec: RecordedRequest) -> tuple[bool, bool]:
+    async def _serve(self, conn: Conn, rec: RecordedRequest) -> tuple[bool, bool]:
         """Answer one request; return (keep the connection, it was aborted)."""
         wants_close = rec.headers.get("connection", "").lower() == "close"
         bare = rec.path.split("?", 1)[0].rstrip("/")
@@ -649,7 +411,7 @@ class FakeServer:
                 outcome = await self._openai_stream(conn, rec, reply, key)
             else:
                 outcome = await self._anthropic_stream(conn, rec, reply, key)
-        except _Gone:
+        except Gone:
             self._set_outcome(rec, "disconnected")
             return False, False
         if outcome == "reset":
@@ -662,294 +424,6 @@ class FakeServer:
             return False, False
         self._set_outcome(rec, "faulted" if reply.fault else "completed")
         return conn.chunked and not wants_close, False
-
-    async def _json(
-        self,
-        conn: _Conn,
-        status: int,
-        data: Any,
-        headers: tuple[tuple[str, str], ...] = (),
-    ) -> None:
-        if isinstance(data, bytes):
-            payload = data
-        elif isinstance(data, str):
-            payload = data.encode()
-        else:
-            payload = json.dumps(data).encode()
-        ctype = "text/plain" if isinstance(data, (bytes, str)) else "application/json"
-        await conn.head(
-            status,
-            [("content-type", ctype), ("content-length", str(len(payload))), *headers],
-        )
-        await conn.write(payload)
-
-    async def _error(self, conn: _Conn, rec: RecordedRequest, reply: Reply, key: str) -> None:
-        status = reply.status
-        if reply.body is not None:
-            body = reply.body
-            if isinstance(body, str):
-                body = body.replace("{key}", key)
-        else:
-            message = (reply.message or f"fake {status} error").replace("{key}", key)
-            if rec.protocol == "anthropic":
-                etype = reply.error_type or _ANTHROPIC_ERROR_TYPES.get(
-                    status, "api_error" if status >= 500 else "invalid_request_error"
-                )
-                body = {"type": "error", "error": {"type": etype, "message": message}}
-            else:
-                etype = reply.error_type or _OPENAI_ERROR_TYPES.get(
-                    status, "server_error" if status >= 500 else "invalid_request_error"
-                )
-                body = {"error": {"message": message, "type": etype, "param": None, "code": None}}
-            if reply.as_list:
-                body = [body]
-        await self._json(conn, status, body, reply.headers)
-
-    def _usage(self, rec: RecordedRequest, reply: Reply, pieces: list[str]) -> tuple[int, int, int]:
-        if reply.input_tokens is not None:
-            inp = reply.input_tokens
-        else:
-            chars = 0
-            if isinstance(rec.json, dict):
-                for m in rec.json.get("messages") or ():
-                    content = m.get("content") if isinstance(m, dict) else None
-                    chars += len(content) if isinstance(content, str) else 0
-                system = rec.json.get("system")
-                chars += len(system) if isinstance(system, str) else 0
-            inp = max(1, (chars + 3) // 4)
-        out = reply.output_tokens if reply.output_tokens is not None else len(pieces)
-        return inp, out, reply.cached_tokens
-
-    def _next_id(self) -> int:
-        self._counter += 1
-        return self._counter
-
-    async def _whole(self, conn: _Conn, rec: RecordedRequest, reply: Reply) -> None:
-        pieces = reply.pieces()
-        inp, out, cached = self._usage(rec, reply, pieces)
-        text = "".join(pieces)
-        if rec.protocol == "anthropic":
-            data: dict[str, Any] = {
-                "id": f"msg_fake{self._next_id()}",
-                "type": "message",
-                "role": "assistant",
-                "model": rec.model,
-                "content": [{"type": "text", "text": text}],
-                "stop_reason": _anthropic_reason(reply.finish_reason),
-                "stop_sequence": None,
-                "usage": {
-                    "input_tokens": inp - cached,
-                    "cache_read_input_tokens": cached,
-                    "cache_creation_input_tokens": 0,
-                    "output_tokens": out,
-                },
-            }
-        else:
-            data = {
-                "id": f"chatcmpl-fake{self._next_id()}",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": rec.model,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": text},
-                        "finish_reason": reply.finish_reason,
-                    }
-                ],
-                "usage": _openai_usage(inp, out, cached),
-            }
-        await self._json(conn, 200, data, reply.headers)
-
-    async def _openai_stream(
-        self, conn: _Conn, rec: RecordedRequest, reply: Reply, key: str
-    ) -> str:
-        body = rec.json if isinstance(rec.json, dict) else {}
-        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        want_logprobs = bool(body.get("logprobs"))
-        pieces = reply.pieces()
-        inp, out, cached = self._usage(rec, reply, pieces)
-        base = {
-            "id": f"chatcmpl-fake{self._next_id()}",
-            "object": "chat.completion.chunk",
-            "created": int(time.time()),
-            "model": rec.model,
-            "system_fingerprint": "fp_fake",
-        }
-
-        def chunk(delta: dict[str, Any], finish: str | None = None, logprobs: Any = None) -> str:
-            data: dict[str, Any] = {
-                **base,
-                "choices": [
-                    {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
-                ],
-            }
-            if include_usage:
-                data["usage"] = None
-            return json.dumps(data)
-
-        if reply.comments:
-            await conn.sse(comment="keep-alive")
-        await conn.sse(chunk({"role": "assistant", "content": "", "refusal": None}))
-        await conn.pause(reply.first_delay)
-        limit = reply.after if reply.fault else len(pieces)
-        for i, piece in enumerate(pieces[:limit]):
-            if i:
-                await conn.pause(reply.delay)
-            logprobs = None
-            if want_logprobs:
-                top = reply.logprobs if (i == 0 and reply.logprobs) else ((piece, -0.01),)
-                logprobs = {
-                    "content": [
-                        {
-                            "token": top[0][0],
-                            "logprob": top[0][1],
-                            "bytes": list(top[0][0].encode()),
-                            "top_logprobs": [
-                                {"token": t, "logprob": lp, "bytes": list(t.encode())}
-                                for t, lp in top
-                            ],
-                        }
-                    ],
-                    "refusal": None,
-                }
-            await conn.sse(chunk({"content": piece}, logprobs=logprobs))
-            if i == 0 and reply.comments:
-                await conn.sse(comment="OPENROUTER PROCESSING")
-
-        if reply.fault == "stall":
-            await conn.pause(reply.seconds)
-            return "stalled"
-        if reply.fault == "reset":
-            return "reset"
-        if reply.fault == "malformed":
-            await conn.sse(
-                '{"id": "chatcmpl-fake", "choices": [{"index": 0, "delta": {"content": "oo'
-            )
-            await conn.sse("[DONE]")
-            await conn.end_body()
-            return "done"
-        if reply.fault == "stream_error":
-            message = (reply.message or "stream error").replace("{key}", key)
-            error = {
-                "message": message,
-                "type": reply.error_type or "server_error",
-                "param": None,
-                "code": None,
-            }
-            await conn.sse(json.dumps({"error": error}))
-            await conn.end_body()
-            return "done"
-        if reply.fault == "cut":
-            await conn.end_body()
-            return "done"
-
-        await conn.sse(chunk({}, finish=reply.finish_reason))
-        if include_usage and reply.send_usage:
-            await conn.sse(
-                json.dumps({**base, "choices": [], "usage": _openai_usage(inp, out, cached)})
-            )
-        await conn.sse("[DONE]")
-        await conn.end_body()
-        return "done"
-
-    async def _anthropic_stream(
-        self, conn: _Conn, rec: RecordedRequest, reply: Reply, key: str
-    ) -> str:
-        pieces = reply.pieces()
-        inp, out, cached = self._usage(rec, reply, pieces)
-
-        async def event(name: str, data: dict[str, Any]) -> None:
-            await conn.sse(json.dumps({"type": name, **data}), event=name)
-
-        await event(
-            "message_start",
-            {
-                "message": {
-                    "id": f"msg_fake{self._next_id()}",
-                    "type": "message",
-                    "role": "assistant",
-                    "model": rec.model,
-                    "content": [],
-                    "stop_reason": None,
-                    "stop_sequence": None,
-                    "usage": {
-                        "input_tokens": inp - cached,
-                        "cache_creation_input_tokens": 0,
-                        "cache_read_input_tokens": cached,
-                        "output_tokens": 1,
-                    },
-                }
-            },
-        )
-        await event(
-            "content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}
-        )
-        await event("ping", {})
-        await conn.pause(reply.first_delay)
-        limit = reply.after if reply.fault else len(pieces)
-        for i, piece in enumerate(pieces[:limit]):
-            if i:
-                await conn.pause(reply.delay)
-            await event(
-                "content_block_delta",
-                {"index": 0, "delta": {"type": "text_delta", "text": piece}},
-            )
-            if i == 0:
-                await event("ping", {})
-
-        if reply.fault == "stall":
-            await conn.pause(reply.seconds)
-            return "stalled"
-        if reply.fault == "reset":
-            return "reset"
-        if reply.fault == "malformed":
-            await conn.sse(
-                '{"type": "content_block_delta", "index": 0, "delta": {"ty',
-                event="content_block_delta",
-            )
-            await conn.end_body()
-            return "done"
-        if reply.fault == "stream_error":
-            message = (reply.message or "Overloaded").replace("{key}", key)
-            await event(
-                "error",
-                {"error": {"type": reply.error_type or "overloaded_error", "message": message}},
-            )
-            await conn.end_body()
-            return "done"
-        if reply.fault == "cut":
-            await conn.end_body()
-            return "done"
-
-        await event("content_block_stop", {"index": 0})
-        steps = max(1, reply.usage_steps)
-        for step in range(1, steps + 1):
-            # Cumulative: each message_delta carries the total so far, the last one the final.
-            partial = out * step // steps
-            data: dict[str, Any] = {"usage": {"output_tokens": partial}}
-            data["delta"] = {
-                "stop_reason": _anthropic_reason(reply.finish_reason) if step == steps else None,
-                "stop_sequence": None,
-            }
-            await event("message_delta", data)
-        await event("message_stop", {})
-        await conn.end_body()
-        return "done"
-
-
-def _openai_usage(inp: int, out: int, cached: int) -> dict[str, Any]:
-    return {
-        "prompt_tokens": inp,
-        "completion_tokens": out,
-        "total_tokens": inp + out,
-        "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
-        "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
-    }
-
-
-def _anthropic_reason(finish: str) -> str:
-    return {"stop": "end_turn", "length": "max_tokens"}.get(finish, finish)
 
 
 def closed_port_url() -> str:
