@@ -91,7 +91,7 @@ included.
 
 Clients created without ``http_client=`` share one httpx client per event loop; an async test
 that uses them can close it with ``await tui.router.providers.registry.aclose_shared_http_client()``
-(see the autouse fixture in tests/test_providers.py).
+(see the autouse fixture in tests/provider_helpers.py).
 
 The server is in three modules: this one (``FakeServer``: starting and stopping, scripting,
 recording, reading requests and choosing replies; ``closed_port_url``; the fixture),

@@ -47,14 +47,15 @@ def test_cli_classify_and_eval_paths_never_import_textual(tmp_path, monkeypatch)
 
 
 def test_no_module_of_the_product_is_longer_than_a_reader_can_hold():
-    """Issue 17: no module over 800 lines (ruff holds functions to complexity 20). A module that
+    """Issue 17: no module over 800 lines, tests included (ruff holds functions to complexity 20). A module that
     grows past it is split by responsibility within its folder, as the README's map shows."""
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1] / "tui"
+    root = Path(__file__).resolve().parents[1]
     lines = {
         path.relative_to(root).as_posix(): len(path.read_text(encoding="utf-8").splitlines())
-        for path in root.rglob("*.py")
+        for folder in ("tui", "tests")
+        for path in (root / folder).rglob("*.py")
     }
-    assert len(lines) > 50
+    assert len(lines) > 100
     assert {name: n for name, n in lines.items() if n > 800} == {}
