@@ -327,7 +327,13 @@ async def test_model_names_with_markup_and_escapes_from_routes_toml(
         picker = app.screen
         assert isinstance(picker, ModelPicker)
         picker.dismiss(f"evil/{CLOSE_TAG}{CLICK}{CLEAR}")
-        await settle(pilot)
+        # Look while the notification is up (3 s): settling would also wait out the run's
+        # workers, which on a busy machine can outlast it.
+        await until(
+            pilot,
+            lambda: any(f"next runs use {primary_shown}" in line
+                        for line in assert_terminal_safe(app)),
+            "the pin's notification, safe",
+        )
         lines = assert_terminal_safe(app)
-        assert any(f"next runs use {primary_shown}" in line for line in lines)
         assert any(f"pinned: {primary_shown}" in line for line in lines)  # the header
