@@ -239,12 +239,23 @@ def cumulative_chart(
     out.append(" " * axis_w + "└" + "─" * len(cols) + "\n", style="dim")
     out.append(" " * (axis_w + 1) + x_axis_text(cols[-1][0], len(cols)), style="dim")
     out.append("\n")
-    out.append(" " * (axis_w + 1))
-    out.append("█", style=ROUTED_STYLE)
-    out.append(f" routed {short_usd(cols[-1][1])}   ")
-    out.append("█", style=BASELINE_STYLE)
-    out.append(f" baseline {short_usd(cols[-1][2])}")
+    _append_legend(out, short_usd(cols[-1][1]), short_usd(cols[-1][2]), width, axis_w + 1)
     return out
+
+
+def _append_legend(out: Text, routed: str, baseline: str, width: int, indent: int) -> None:
+    """``█ routed $0.330   █ baseline $1.75`` under the plot, tightened (smaller indent and
+    gap) rather than cropped when the panel is narrow, so both totals stay readable."""
+    body = len(f"█ routed {routed}") + len(f"█ baseline {baseline}")
+    gap = 3
+    if indent + body + gap > width:
+        gap = 2 if body + 2 <= width else 1
+        indent = max(0, min(indent, width - body - gap))
+    out.append(" " * indent)
+    out.append("█", style=ROUTED_STYLE)
+    out.append(f" routed {routed}" + " " * gap)
+    out.append("█", style=BASELINE_STYLE)
+    out.append(f" baseline {baseline}")
 
 
 def x_axis_text(n: int, width: int) -> str:
