@@ -478,6 +478,15 @@ def test_bar_chart_fits_a_narrow_panel():
     assert "n=45" in narrow and "$0.552 saves 90%" in narrow and "2 unpriced" in narrow
 
 
+def test_the_cumulative_legend_keeps_both_totals_in_a_narrow_panel():
+    # The savings screen's right-hand panel at 80x24 leaves the chart 36 cells.
+    points = [(i, i * 0.0011, i * 0.0062) for i in range(1, 301)]
+    for width in (34, 36, 40, 60):
+        legend = cumulative_chart(points, width, 6).plain.splitlines()[-1]
+        assert len(legend) <= width
+        assert "routed $0.33" in legend and legend.endswith("baseline $1.86"), (width, legend)
+
+
 def test_charts_show_markup_labels_as_text():
     rows = [BarRow("[/b]", 3, 0.02, 0.05), BarRow("[@click=app.quit]x[/]", 1, 0.0, 0.01, 1)]
     out = _plain(bar_chart(rows, 90))
