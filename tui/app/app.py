@@ -189,8 +189,8 @@ class RouteDeckApp(App):
             self.save_failed(exc)
             return "failed"
         self.last_save_error = None
-        self.session.set_table(saved)
         self.saved_table = saved
+        self.apply_table(saved)
         self._refresh_dirty_views()
         self.notify(Text(f"saved {saved.path}"), timeout=3)
         return "saved"

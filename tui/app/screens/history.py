@@ -80,7 +80,7 @@ def _saving(record) -> Text:
         return Text("n/a", style="yellow")
     base = record.baseline.cost_usd
     style = "green" if saved >= 0 else "red"
-    out = Text(("" if saved >= 0 else "-") + dollars(abs(saved)), style=style)
+    out = Text(dollars(saved), style=style)
     if base:
         out.append(f" {share(saved / base)}", style=style)
     return out
@@ -229,7 +229,7 @@ def render_totals(totals, task: str | None) -> Text:
         style = "bold green" if pct >= 0 else "bold red"
         saved = totals.savings_usd
         out.append("   saved ", style="dim")
-        out.append(("" if saved >= 0 else "-") + dollars(abs(saved)), style=style)
+        out.append(dollars(saved), style=style)
         out.append(f" ({percent(pct, 1)})", style=style)
     unpriced = totals.runs - totals.priced_runs
     if unpriced:

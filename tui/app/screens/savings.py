@@ -8,8 +8,8 @@ classifications (``projection.reproject``), so editing a grid cell, moving the t
 applying it redraws in milliseconds, with the session's CURRENT table, saved or not (what-if).
 
 The screen notices a new table on resume (back from the grid), through :meth:`table_changed`
-(on the app's :class:`~tui.app.messages.TableChanged`), and by a cheap identity check twice a second (so an
-edit made anywhere, e.g. from the command palette, is never missed). When the task types change
+(on the app's :class:`~tui.app.messages.TableChanged`, which every change of the session's table
+posts: an edit, a save, a correction, the command palette). When the task types change
 (a label correction retrained the classifier) the workload is classified again.
 """
 
@@ -55,7 +55,6 @@ Source = Literal["workload", "runlog"]
 THRESHOLD_STEP = 0.05
 RUNLOG_LIMIT = 5_000  # newest runs replayed from the run log
 CHART_SAMPLES = 400  # cumulative points kept for the chart (it resamples to its width)
-TABLE_POLL_S = 0.5  # how often the screen checks whether the session's table changed
 
 
 def demo_workload_path() -> Path:
@@ -321,7 +320,6 @@ class SavingsScreen(DeckScreen):
         self.query_one("#savings-explorer-panel").border_title = (
             "threshold explorer: share sent to the uncertain route, cost, accuracy"
         )
-        self.set_interval(TABLE_POLL_S, self._poll_table)
         self.load()
         self.load_quality()
 
@@ -481,10 +479,6 @@ class SavingsScreen(DeckScreen):
         ):
             return
         self.recompute()
-
-    def _poll_table(self) -> None:
-        if self.classified is not None and self.session.table is not self.shown_table:
-            self.table_changed()
 
     def on_screen_resume(self) -> None:
         self.table_changed()

@@ -91,6 +91,11 @@ def bar_chart(rows: Sequence[BarRow], width: int = 80) -> Text:
 
         code      n=52  routed   ██████▍          $0.041
                         baseline ████████████████ $0.120  saves 66%
+
+    and in a panel too narrow for that, the count under the name::
+
+        code       ██▍       $0.041
+        n=52       ████████  $0.120 saves 66%
     """
     out = Text(no_wrap=True, overflow="crop")
     if not rows:
@@ -102,32 +107,45 @@ def bar_chart(rows: Sequence[BarRow], width: int = 80) -> Text:
     tail_w = len("  saves -100%")
     bar_w = width - label_w - 1 - count_w - 1 - len("baseline ") - 1 - money_w - tail_w
     scale = max(max(r.routed, r.baseline) for r in rows)
-    if bar_w < 4:  # a narrow panel (the savings screen at 80x24): the count under the name
-        return _narrow_bar_chart(out, rows, width, label_w, count_w, money_w, scale)
+    wide = bar_w >= 4
+    if not wide:  # a narrow panel (the savings screen at 80x24): the count under the name
+        label_w = max(label_w, count_w)
+        bar_w = max(1, width - label_w - 1 - 1 - money_w - len(" saves -100%"))
+    sep = "  " if wide else " "
     for i, r in enumerate(rows):
         if i:
             out.append("\n")
         name = clean(r.label)
         if len(name) > label_w:
             name = name[: label_w - 1] + "…"
+        count = f"n={r.count}"
         out.append(name.ljust(label_w), style="bold")
         out.append(" ")
-        out.append(f"n={r.count}".ljust(count_w), style="dim")
-        out.append(" ")
-        out.append("routed   ", style="dim")
-        out.append(_hbar(r.routed, scale, bar_w), style=ROUTED_STYLE)
-        out.append(" ")
-        out.append(short_usd(r.routed).rjust(money_w))
+        if wide:
+            out.append(count.ljust(count_w), style="dim")
+            out.append(" ")
+            out.append("routed   ", style="dim")
+        _append_bar(out, r.routed, scale, bar_w, money_w, ROUTED_STYLE)
         if r.unpriced:
-            out.append(f"  {r.unpriced} unpriced", style="yellow")
+            out.append(f"{sep}{r.unpriced} unpriced", style="yellow")
         out.append("\n")
-        out.append(" " * (label_w + 1 + count_w + 1))
-        out.append("baseline ", style="dim")
-        out.append(_hbar(r.baseline, scale, bar_w), style=BASELINE_STYLE)
-        out.append(" ")
-        out.append(short_usd(r.baseline).rjust(money_w))
-        _append_savings(out, r.savings_pct, "  ")
+        if wide:
+            out.append(" " * (label_w + 1 + count_w + 1))
+            out.append("baseline ", style="dim")
+        else:
+            # The narrow layout: the bars' colours say which is which (green routed, orange
+            # baseline, as in the cumulative chart's legend).
+            out.append(count.ljust(label_w), style="dim")
+            out.append(" ")
+        _append_bar(out, r.baseline, scale, bar_w, money_w, BASELINE_STYLE)
+        _append_savings(out, r.savings_pct, sep)
     return out
+
+
+def _append_bar(out: Text, value: float, scale: float, bar_w: int, money_w: int, style: str) -> None:
+    out.append(_hbar(value, scale, bar_w), style=style)
+    out.append(" ")
+    out.append(short_usd(value).rjust(money_w))
 
 
 def _append_savings(out: Text, pct: float | None, sep: str) -> None:
@@ -136,41 +154,6 @@ def _append_savings(out: Text, pct: float | None, sep: str) -> None:
         style = "bold green" if pct > 0 else ("bold red" if pct < 0 else "dim")
         word = "saves" if pct >= 0 else "costs"
         out.append(f"{sep}{word} {percent(abs(pct))}", style=style)
-
-
-def _narrow_bar_chart(out: Text, rows: Sequence[BarRow], width: int, label_w: int, count_w: int,
-                      money_w: int, scale: float) -> Text:
-    """:func:`bar_chart` for a panel too narrow for its layout (the lines did not fit and
-    wrapped): the count goes under the task's name, and the bars' colours say which is which
-    (green routed, orange baseline, as in the cumulative chart's legend)::
-
-        code       ██▍       $0.041
-        n=52       ████████  $0.120 saves 66%
-    """
-    name_w = max(label_w, count_w)
-    tail_w = len(" saves -100%")
-    bar_w = max(1, width - name_w - 1 - 1 - money_w - tail_w)
-    for i, r in enumerate(rows):
-        if i:
-            out.append("\n")
-        name = clean(r.label)
-        if len(name) > name_w:
-            name = name[: name_w - 1] + "…"
-        out.append(name.ljust(name_w), style="bold")
-        out.append(" ")
-        out.append(_hbar(r.routed, scale, bar_w), style=ROUTED_STYLE)
-        out.append(" ")
-        out.append(short_usd(r.routed).rjust(money_w))
-        if r.unpriced:
-            out.append(f" {r.unpriced} unpriced", style="yellow")
-        out.append("\n")
-        out.append(f"n={r.count}".ljust(name_w), style="dim")
-        out.append(" ")
-        out.append(_hbar(r.baseline, scale, bar_w), style=BASELINE_STYLE)
-        out.append(" ")
-        out.append(short_usd(r.baseline).rjust(money_w))
-        _append_savings(out, r.savings_pct, " ")
-    return out
 
 
 def _resample(points: Sequence[tuple[int, float, float]], columns: int) -> list[tuple[int, float, float]]:

@@ -30,7 +30,7 @@ def _savings(out: Text, pair: PairResult, pinned: str | None) -> None:
         out.append(f"{_usd(pair.routed.cost_usd)} vs baseline {_usd(pair.baseline.cost_usd)}")
         return
     style = "bold green" if saved >= 0 else "bold red"
-    out.append(_usd(saved) if saved >= 0 else "-" + _usd(-saved), style=style)
+    out.append(_usd(saved), style=style)
     if pct is not None:
         out.append(f" ({percent(pct)})", style=style)
 

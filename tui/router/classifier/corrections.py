@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 
 from tui.router.classifier import features as feat
-from tui.router.classifier.build import build_classifier
+from tui.router.classifier.build import build_classifier, local_classifier_of
 from tui.router.classifier.cache import cache_path, load_or_train, prune_cache
 from tui.router.classifier.evaluate import LabelledPrompt, read_labelled, score
 from tui.router.classifier.local import CachingClassifier, LocalClassifier, RuleClassifier
@@ -273,7 +273,8 @@ class CorrectionTrainer:
         if self.state is not None and self.state.key == key and self.state.model is not None:
             return self.state
         state = _TrainState(key, params, vocabularies(table))
-        model = _local_model(classifier) if classifier is not None else None
+        local = local_classifier_of(classifier)
+        model = local.model if local is not None else None
         if model is None or model.key != key:
             model = load_or_train(table, directory=directory, params=params)
         state.training_set(table)  # featurize now: the next retrain only featurizes what is new
@@ -314,16 +315,6 @@ def _fitted(state: _TrainState) -> LinearModel:
     if state.model is None:  # _fit_incremental and _state_for always set it
         raise RuntimeError("training state without a model")
     return state.model
-
-
-def _local_model(classifier: Any) -> LinearModel | None:
-    """The LinearModel inside a classifier stack (cache → rules → local / llm → local)."""
-    c = classifier
-    for _ in range(4):
-        if isinstance(c, LocalClassifier):
-            return c.model
-        c = getattr(c, "inner", None) or getattr(c, "fallback", None)
-    return None
 
 
 def prepare(

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tui.router import settings
+from tui.router.cost.projection import pct_saved
 from tui.router.types import RoutingTable
 
 if TYPE_CHECKING:
@@ -151,7 +152,7 @@ def measured_totals(rows: Sequence[Row], journal: Path) -> dict[str, Any]:
         "n": len(rows),
         "routed_usd": routed,
         "baseline_usd": baseline,
-        "savings_pct": (100.0 * (baseline - routed) / baseline) if baseline else None,
+        "savings_pct": pct_saved(baseline, routed),
         "unpriced": len(rows) - len(priced),
         "errors": sum(1 for r in rows if r.get("error")),
         "simulated": sum(1 for r in rows if r.get("simulated")),

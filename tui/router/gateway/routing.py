@@ -24,7 +24,6 @@ Nothing here imports LiteLLM (``tui.router.gateway.litellm_callback`` does) or T
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import threading
@@ -177,10 +176,6 @@ class _Unavailable:
     def classify(self, prompt: str) -> Classification:
         return Classification(self.label, None, (), "fallback",
                               f"classifier unavailable ({self.why})", 0.0)
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 class Gateway:

@@ -39,7 +39,6 @@ from tui.router.sanitize import env_secrets, redact
 from tui.router.types import AttemptSummary, PairResult, RunResult
 
 ENV_VAR = settings.LOG
-FILE_NAME = settings.LOG_FILE_NAME
 BUSY_TIMEOUT_MS = 10_000
 _BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 # Result codes that mean the file itself is bad: not a database, or a damaged one.

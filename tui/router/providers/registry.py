@@ -54,7 +54,6 @@ __all__ = [
 ]
 
 SIMULATE_ENV = settings.SIMULATE
-SIM_SPEED_ENV = settings.SIM_SPEED
 
 
 @dataclass(frozen=True)
