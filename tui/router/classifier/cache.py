@@ -23,6 +23,7 @@ from tui.router.classifier.training import (
     vocabularies,
 )
 from tui.router.types import RoutingTable
+from tui.router.units import seconds
 
 ProgressFn = Callable[[str], None]
 
@@ -74,7 +75,7 @@ def load_or_train(
     n = sum(len(v) for v in examples.values())
     say(f"training the classifier on {n} examples of {len(examples)} task types…")
     model = train(examples, params, key=key, vocabulary=vocabularies(table)).model
-    say(f"classifier trained in {model.meta['train_s']:.2f} s")
+    say(f"classifier trained in {seconds(model.meta['train_s'], digits=2)}")
     if path is not None:
         try:
             model.save(path)

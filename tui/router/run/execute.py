@@ -79,6 +79,7 @@ from tui.router.types import (
     TextDelta,
     Timeouts,
 )
+from tui.router.units import seconds
 
 if TYPE_CHECKING:
     import httpx
@@ -501,7 +502,7 @@ class _SideRunner:
                 await self.sleep(wait)
                 reason = f"{short_error(err)}: retry {retries + 1} of {self.timeouts.max_retries}"
                 if wait:
-                    reason += f" after {wait:.1f} s"
+                    reason += f" after {seconds(wait)}"
                 self._start(att.model, "retry", att.tier, reason)
                 return retries + 1
         if err.falls_back and can_fall_back:

@@ -45,6 +45,7 @@ from typing import Any, Literal
 
 from tui.router.sanitize import clean, configured_secrets, redact
 from tui.router.types import PairResult, RoutingTable, RunResult
+from tui.router.units import percent
 
 __all__ = [
     "JUDGE_TEXT_CHARS",
@@ -486,16 +487,16 @@ class QualitySummary:
     def sentence(self, savings_pct: float | None) -> str:
         """ "routing saved 71% of the cost; the judge found the routed answer as good or better
         in 93% of 300 prompts (code 88%, math 95%, …)" """
-        saved = "n/a" if savings_pct is None else f"{savings_pct:.0f}%"
+        saved = percent(savings_pct)
         head = f"routing saved {saved} of the cost"
         if not self.total.n:
             return head + "; the judge gave no verdict on any prompt"
         parts = ", ".join(
-            f"{task} {s.win_or_tie_pct:.0f}%" for task, s in self.by_task.items() if s.n
+            f"{task} {percent(s.win_or_tie_pct)}" for task, s in self.by_task.items() if s.n
         )
         return (
             f"{head}; the judge found the routed answer as good or better in "
-            f"{self.total.win_or_tie_pct:.0f}% of {self.total.n} prompts ({parts})"
+            f"{percent(self.total.win_or_tie_pct)} of {self.total.n} prompts ({parts})"
         )
 
 
